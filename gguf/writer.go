@@ -1,0 +1,291 @@
+package gguf
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+)
+
+// Writer streams a GGUF file: declare metadata and tensors first, then hand
+// over each tensor's data in declaration order. Nothing model-sized is
+// buffered. Output is byte-compatible with llama.cpp's writer: offsets are
+// cumulative sizes rounded up to the alignment and every tensor, the last
+// included, is followed by zero padding to the alignment.
+type Writer struct {
+	w         *bufio.Writer
+	Version   uint32 // 3 unless changed before the first WriteTensorData
+	kv        []KV
+	tensors   []TensorInfo
+	alignment uint64
+	size      uint64 // data section size so far (declared)
+	started   bool
+	next      int
+	err       error
+}
+
+// NewWriter returns a Writer for GGUF version 3 writing to w.
+func NewWriter(w io.Writer) *Writer {
+	return &Writer{w: bufio.NewWriterSize(w, 1<<20), Version: 3, alignment: DefaultAlignment}
+}
+
+// AddKV appends a metadata pair. general.alignment (u32, a power of two)
+// also sets the data alignment.
+func (w *Writer) AddKV(key string, v Value) error {
+	if w.started {
+		return errors.New("gguf: AddKV after data was written")
+	}
+	if key == "general.alignment" {
+		a, ok := v.data.(uint32)
+		if !ok || a == 0 || a&(a-1) != 0 {
+			return fmt.Errorf("gguf: general.alignment must be a u32 power of two")
+		}
+		if len(w.tensors) > 0 {
+			return errors.New("gguf: general.alignment must be set before tensors are added")
+		}
+		w.alignment = uint64(a)
+	}
+	w.kv = append(w.kv, KV{Key: key, Value: v})
+	return nil
+}
+
+// AddTensor declares a tensor with dims in ggml order (fastest first) and
+// returns its data offset.
+func (w *Writer) AddTensor(name string, t TensorType, dims ...uint64) (uint64, error) {
+	if w.started {
+		return 0, errors.New("gguf: AddTensor after data was written")
+	}
+	if !t.Known() {
+		return 0, fmt.Errorf("gguf: tensor %q: unknown type %d", name, uint32(t))
+	}
+	if len(dims) > MaxDims {
+		return 0, fmt.Errorf("gguf: tensor %q: %d dims (max %d)", name, len(dims), MaxDims)
+	}
+	if len(dims) > 0 {
+		if _, err := t.RowBytes(dims[0]); err != nil {
+			return 0, fmt.Errorf("gguf: tensor %q: %v", name, err)
+		}
+	}
+	ti := TensorInfo{Name: name, Type: t, Dims: append([]uint64(nil), dims...), Offset: w.size}
+	w.tensors = append(w.tensors, ti)
+	w.size = alignUp(w.size+ti.NumBytes(), w.alignment)
+	return ti.Offset, nil
+}
+
+// WriteTensorData writes the data of the next declared tensor; len(data)
+// must equal its size. The header is written on the first call.
+func (w *Writer) WriteTensorData(data []byte) error {
+	if err := w.start(); err != nil {
+		return err
+	}
+	if w.next >= len(w.tensors) {
+		return errors.New("gguf: more tensor data than declared tensors")
+	}
+	t := &w.tensors[w.next]
+	if uint64(len(data)) != t.NumBytes() {
+		return fmt.Errorf("gguf: tensor %q: got %d bytes, want %d", t.Name, len(data), t.NumBytes())
+	}
+	w.next++
+	if _, err := w.w.Write(data); err != nil {
+		return w.fail(err)
+	}
+	return w.pad(uint64(len(data)))
+}
+
+// Close writes the header if needed and flushes; it fails if some declared
+// tensor got no data. It does not close the underlying writer.
+func (w *Writer) Close() error {
+	if err := w.start(); err != nil {
+		return err
+	}
+	if w.next != len(w.tensors) {
+		return fmt.Errorf("gguf: %d of %d tensors have no data", len(w.tensors)-w.next, len(w.tensors))
+	}
+	return w.fail(w.w.Flush())
+}
+
+func (w *Writer) fail(err error) error {
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return err
+}
+
+func (w *Writer) pad(n uint64) error {
+	var zeros [64]byte
+	p := alignUp(n, w.alignment) - n
+	for p > 0 {
+		k := min(p, uint64(len(zeros)))
+		if _, err := w.w.Write(zeros[:k]); err != nil {
+			return w.fail(err)
+		}
+		p -= k
+	}
+	return nil
+}
+
+func (w *Writer) start() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.started {
+		return nil
+	}
+	w.started = true
+	e := &encoder{}
+	e.b = append(e.b, Magic...)
+	e.u32(w.Version)
+	e.u64(uint64(len(w.tensors)))
+	e.u64(uint64(len(w.kv)))
+	for _, kv := range w.kv {
+		e.str(kv.Key)
+		e.u32(uint32(kv.Value.Type))
+		if err := e.value(kv.Value); err != nil {
+			return w.fail(fmt.Errorf("gguf: metadata %q: %w", kv.Key, err))
+		}
+	}
+	for _, t := range w.tensors {
+		e.str(t.Name)
+		e.u32(uint32(len(t.Dims)))
+		for _, d := range t.Dims {
+			e.u64(d)
+		}
+		e.u32(uint32(t.Type))
+		e.u64(t.Offset)
+	}
+	if _, err := w.w.Write(e.b); err != nil {
+		return w.fail(err)
+	}
+	return w.pad(uint64(len(e.b)))
+}
+
+type encoder struct{ b []byte }
+
+func (e *encoder) u32(x uint32) { e.b = binary.LittleEndian.AppendUint32(e.b, x) }
+func (e *encoder) u64(x uint64) { e.b = binary.LittleEndian.AppendUint64(e.b, x) }
+func (e *encoder) str(s string) { e.u64(uint64(len(s))); e.b = append(e.b, s...) }
+
+func (e *encoder) value(v Value) error {
+	le := binary.LittleEndian
+	switch x := v.data.(type) {
+	case uint8:
+		e.b = append(e.b, x)
+	case int8:
+		e.b = append(e.b, byte(x))
+	case uint16:
+		e.b = le.AppendUint16(e.b, x)
+	case int16:
+		e.b = le.AppendUint16(e.b, uint16(x))
+	case uint32:
+		e.u32(x)
+	case int32:
+		e.u32(uint32(x))
+	case float32:
+		e.u32(math.Float32bits(x))
+	case bool:
+		if x {
+			e.b = append(e.b, 1)
+		} else {
+			e.b = append(e.b, 0)
+		}
+	case string:
+		e.str(x)
+	case uint64:
+		e.u64(x)
+	case int64:
+		e.u64(uint64(x))
+	case float64:
+		e.u64(math.Float64bits(x))
+	default:
+		if v.Type != ValueArray {
+			return fmt.Errorf("value of type %T cannot be encoded", v.data)
+		}
+		return e.array(v)
+	}
+	return nil
+}
+
+func (e *encoder) array(v Value) error {
+	e.u32(uint32(v.ElemType))
+	e.u64(uint64(v.Len()))
+	switch s := v.data.(type) {
+	case []Value:
+		for _, el := range s {
+			if err := e.value(el); err != nil {
+				return err
+			}
+		}
+		return nil
+	case []string:
+		for _, x := range s {
+			e.str(x)
+		}
+		return nil
+	}
+	// Fixed-size elements: encode each via the scalar path.
+	n := v.Len()
+	for i := 0; i < n; i++ {
+		if err := e.value(Value{Type: v.ElemType, data: index(v.data, i)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func index(slice any, i int) any {
+	switch s := slice.(type) {
+	case []uint8:
+		return s[i]
+	case []int8:
+		return s[i]
+	case []uint16:
+		return s[i]
+	case []int16:
+		return s[i]
+	case []uint32:
+		return s[i]
+	case []int32:
+		return s[i]
+	case []float32:
+		return s[i]
+	case []bool:
+		return s[i]
+	case []uint64:
+		return s[i]
+	case []int64:
+		return s[i]
+	case []float64:
+		return s[i]
+	}
+	return nil
+}
+
+// WriteFile writes a copy of f (metadata, tensor infos and data, in file
+// order) to w.
+func WriteFile(w io.Writer, f *File) error {
+	gw := NewWriter(w)
+	gw.Version = f.Version
+	for _, kv := range f.KV {
+		if err := gw.AddKV(kv.Key, kv.Value); err != nil {
+			return err
+		}
+	}
+	for i := range f.Tensors {
+		t := &f.Tensors[i]
+		off, err := gw.AddTensor(t.Name, t.Type, t.Dims...)
+		if err != nil {
+			return err
+		}
+		if off != t.Offset {
+			return fmt.Errorf("gguf: tensor %q: file offset %d is not the packed offset %d; the copy would differ", t.Name, t.Offset, off)
+		}
+	}
+	for i := range f.Tensors {
+		if err := gw.WriteTensorData(f.TensorData(&f.Tensors[i])); err != nil {
+			return err
+		}
+	}
+	return gw.Close()
+}
