@@ -3,18 +3,18 @@ package gguf_test
 import (
 	"bytes"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/glmrun/glmrun/gguf"
+	"github.com/glmrun/glmrun/internal/testdata"
 )
 
 func TestRoundTripGLMTiny(t *testing.T) {
 	for _, name := range []string{"glm-tiny-bf16.gguf", "glm-tiny-q4_k_m.gguf", "glm-tiny-q4_k_m-dequant-f32.gguf"} {
-		path := filepath.Join("..", "..", "shared", "testdata", "glm-tiny", name)
+		path := testdata.GLMTiny(t, name)
 		orig, err := os.ReadFile(path)
 		if err != nil {
-			t.Skip(err)
+			t.Fatal(err)
 		}
 		f, err := gguf.Open(path)
 		if err != nil {
