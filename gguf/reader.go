@@ -125,8 +125,10 @@ func (f *File) Close() error {
 // Size returns the total size of the underlying file in bytes.
 func (f *File) Size() int64 { return int64(len(f.data)) }
 
-// TensorData returns the bytes of t (one of f.Tensors) without copying. The
-// slice aliases a read-only mapping: writing to it faults.
+// TensorData returns the NumBytes() bytes of t, which must be one of
+// f.Tensors (Parse has checked those lie inside the file), without copying.
+// The slice aliases a read-only mapping: writing to it faults. It must not be
+// called after Close.
 func (f *File) TensorData(t *TensorInfo) []byte {
 	start := f.DataOffset + t.Offset
 	return f.data[start : start+t.NumBytes() : start+t.NumBytes()]
@@ -154,6 +156,12 @@ func (f *File) Lookup(key string) (Value, bool) {
 func (f *File) Has(key string) bool { _, ok := f.kvIndex[key]; return ok }
 
 // Parse parses a GGUF file held in data. The returned File aliases data.
+//
+// Every error about the bytes themselves wraps ErrFormat and names the field
+// or tensor at fault. Counts and lengths read from the header are checked
+// against the bytes that remain before anything is allocated from them, and
+// preallocation is capped, so memory use follows the bytes actually parsed,
+// never a claimed count.
 func Parse(data []byte) (*File, error) {
 	r := &reader{b: data}
 	magic, err := r.bytes(4, "magic")
@@ -168,6 +176,9 @@ func Parse(data []byte) (*File, error) {
 		return nil, err
 	}
 	if f.Version != 2 && f.Version != 3 {
+		if sw := bits.ReverseBytes32(f.Version); sw == 2 || sw == 3 {
+			return nil, fmt.Errorf("%w: version field reads %d: a big-endian GGUF v%d, which is not supported", ErrFormat, f.Version, sw)
+		}
 		return nil, fmt.Errorf("%w: unsupported version %d (want 2 or 3)", ErrFormat, f.Version)
 	}
 	nTensors, err := r.u64("tensor count")
@@ -179,14 +190,14 @@ func Parse(data []byte) (*File, error) {
 		return nil, err
 	}
 	// Each KV needs at least 8+4+1 bytes, each tensor info 8+4+4+8.
-	if nKV > uint64(r.remaining())/13 {
+	if nKV > uint64(r.remaining())/minKVBytes {
 		return nil, fmt.Errorf("%w: metadata count %d exceeds what %d remaining bytes can hold", ErrFormat, nKV, r.remaining())
 	}
-	if nTensors > uint64(r.remaining())/24 {
+	if nTensors > uint64(r.remaining())/minTensorInfoBytes {
 		return nil, fmt.Errorf("%w: tensor count %d exceeds what %d remaining bytes can hold", ErrFormat, nTensors, r.remaining())
 	}
-	f.KV = make([]KV, 0, nKV)
-	for i := uint64(0); i < nKV; i++ {
+	f.KV = make([]KV, 0, min(nKV, maxPrealloc))
+	for i := range nKV {
 		key, err := r.str(fmt.Sprintf("metadata key #%d", i))
 		if err != nil {
 			return nil, err
@@ -210,7 +221,7 @@ func Parse(data []byte) (*File, error) {
 	if v, ok := f.Lookup("general.alignment"); ok {
 		a, isU32 := v.data.(uint32)
 		if !isU32 {
-			return nil, fmt.Errorf("%w: general.alignment has type %s, want u32", ErrFormat, v.Type)
+			return nil, fmt.Errorf("%w: general.alignment has type %s, want u32", ErrFormat, typeName(v))
 		}
 		if a == 0 || a&(a-1) != 0 {
 			return nil, fmt.Errorf("%w: general.alignment %d is not a power of two", ErrFormat, a)
@@ -218,8 +229,8 @@ func Parse(data []byte) (*File, error) {
 		f.Alignment = uint64(a)
 	}
 
-	f.Tensors = make([]TensorInfo, 0, nTensors)
-	for i := uint64(0); i < nTensors; i++ {
+	f.Tensors = make([]TensorInfo, 0, min(nTensors, maxPrealloc))
+	for i := range nTensors {
 		t, err := r.tensorInfo(i, f.Alignment)
 		if err != nil {
 			return nil, err
@@ -241,35 +252,95 @@ func Parse(data []byte) (*File, error) {
 	return f, nil
 }
 
-// checkTensorBounds verifies every tensor lies inside the file and no two
-// tensors overlap.
+const (
+	minKVBytes         = 8 + 4 + 1     // empty key, type, 1-byte value
+	minTensorInfoBytes = 8 + 4 + 4 + 8 // empty name, n_dims 0, type, offset
+	// maxPrealloc caps slice capacity taken from a count in the file; longer
+	// lists grow by append as their elements are actually read.
+	maxPrealloc = 1 << 12
+)
+
+// typeName is a value's type as the dump and errors print it: "u32",
+// "arr[str]", "arr[arr]".
+func typeName(v Value) string {
+	if v.Type == ValueArray {
+		return "arr[" + v.ElemType.String() + "]"
+	}
+	return v.Type.String()
+}
+
+// checkTensorBounds verifies every tensor lies inside the file and that no
+// two tensors of non-zero size overlap.
 func (f *File) checkTensorBounds() error {
 	var dataLen uint64
 	if uint64(len(f.data)) > f.DataOffset {
 		dataLen = uint64(len(f.data)) - f.DataOffset
 	}
-	order := make([]int, len(f.Tensors))
-	for i := range order {
-		order[i] = i
-	}
-	for _, i := range order {
+	order := make([]int, 0, len(f.Tensors))
+	for i := range f.Tensors {
 		t := &f.Tensors[i]
 		size := t.NumBytes()
+		// Offset <= dataLen first, so dataLen-Offset cannot wrap.
 		if t.Offset > dataLen || size > dataLen-t.Offset {
-			return fmt.Errorf("%w: tensor %q: data [%d, +%d) lies past the end of the data section (%d bytes; file truncated?)", ErrFormat, t.Name, t.Offset, size, dataLen)
+			return fmt.Errorf("%w: tensor %q: data [%d, +%d) relative to the data section at %d lies past its end (%d bytes; file truncated?)", ErrFormat, t.Name, t.Offset, size, f.DataOffset, dataLen)
+		}
+		if size > 0 {
+			order = append(order, i)
 		}
 	}
 	sort.Slice(order, func(a, b int) bool { return f.Tensors[order[a]].Offset < f.Tensors[order[b]].Offset })
 	for k := 1; k < len(order); k++ {
 		prev, cur := &f.Tensors[order[k-1]], &f.Tensors[order[k]]
+		// Both ends are <= dataLen, so the sum cannot wrap.
 		if prev.Offset+prev.NumBytes() > cur.Offset {
-			return fmt.Errorf("%w: tensor %q overlaps tensor %q", ErrFormat, cur.Name, prev.Name)
+			return fmt.Errorf("%w: tensor %q (data [%d, +%d)) overlaps tensor %q (data [%d, +%d))", ErrFormat, cur.Name, cur.Offset, cur.NumBytes(), prev.Name, prev.Offset, prev.NumBytes())
 		}
 	}
 	return nil
 }
 
+// alignUp rounds x up to a multiple of a (a power of two). x is a file
+// offset and a at most 2^31, so the sum cannot wrap.
 func alignUp(x, a uint64) uint64 { return (x + a - 1) / a * a }
+
+// checkShape validates a tensor's type and ggml dims (fastest first) and
+// returns its data size in bytes. A tensor with no dims holds one element.
+// The element count and the byte size must each fit in an int64, as in ggml.
+func checkShape(name string, t TensorType, dims []uint64) (uint64, error) {
+	if !t.Known() {
+		return 0, fmt.Errorf("tensor %q has unknown tensor type %d", name, uint32(t))
+	}
+	if len(dims) > MaxDims {
+		return 0, fmt.Errorf("tensor %q has %d dimensions (max %d)", name, len(dims), MaxDims)
+	}
+	n := uint64(1)
+	for d, x := range dims {
+		if x > math.MaxInt64 {
+			return 0, fmt.Errorf("tensor %q: dimension %d = %d overflows int64", name, d, x)
+		}
+		hi, lo := bits.Mul64(n, x)
+		if hi != 0 || lo > math.MaxInt64 {
+			return 0, fmt.Errorf("tensor %q: shape %v overflows the element count", name, dims)
+		}
+		n = lo
+	}
+	ne0 := uint64(1)
+	if len(dims) > 0 {
+		ne0 = dims[0]
+	}
+	size, err := t.RowBytes(ne0)
+	if err != nil {
+		return 0, fmt.Errorf("tensor %q: ne0: %v", name, err)
+	}
+	for _, x := range dims[min(1, len(dims)):] {
+		hi, lo := bits.Mul64(size, x)
+		if hi != 0 || lo > math.MaxInt64 {
+			return 0, fmt.Errorf("tensor %q: byte size of shape %v (%s) overflows", name, dims, t)
+		}
+		size = lo
+	}
+	return size, nil
+}
 
 type reader struct {
 	b   []byte
@@ -309,22 +380,41 @@ func (r *reader) str(what string) (string, error) {
 		return "", err
 	}
 	if n > uint64(r.remaining()) {
-		return "", fmt.Errorf("%w: %s: string length %d exceeds the %d bytes that remain", ErrFormat, what, n, r.remaining())
+		r.off -= 8
+		return "", fmt.Errorf("%w: %s at offset %d: string length %d exceeds the %d bytes that remain", ErrFormat, what, r.off, n, r.remaining()-8)
 	}
 	b, _ := r.bytes(n, what)
 	return string(b), nil
 }
 
-// maxArrayDepth bounds nesting of arrays of arrays.
+// rawStr is str without an error message, for long arrays: on failure it
+// reads nothing and the caller calls str to describe the fault.
+func (r *reader) rawStr() (string, bool) {
+	if r.remaining() < 8 {
+		return "", false
+	}
+	n := binary.LittleEndian.Uint64(r.b[r.off:])
+	if n > uint64(r.remaining()-8) {
+		return "", false
+	}
+	start := r.off + 8
+	r.off = start + int(n)
+	return string(r.b[start:r.off]), true
+}
+
+// maxArrayDepth bounds nesting of arrays of arrays: a top-level array is at
+// depth 1, so arrays may be nested maxArrayDepth deep.
 const maxArrayDepth = 8
 
+// value reads a value of type t for metadata key; depth is the number of
+// arrays enclosing it.
 func (r *reader) value(t ValueType, key string, depth int) (Value, error) {
-	what := fmt.Sprintf("value of %q", key)
 	if t == ValueArray {
 		if depth >= maxArrayDepth {
 			return Value{}, fmt.Errorf("%w: metadata %q: arrays nested deeper than %d", ErrFormat, key, maxArrayDepth)
 		}
-		et32, err := r.u32("array type of " + what)
+		what := fmt.Sprintf("value of %q", key)
+		et32, err := r.u32("array element type of " + what)
 		if err != nil {
 			return Value{}, err
 		}
@@ -346,17 +436,17 @@ func (r *reader) value(t ValueType, key string, depth int) (Value, error) {
 		if n > uint64(r.remaining())/minElem {
 			return Value{}, fmt.Errorf("%w: metadata %q: array length %d exceeds what %d remaining bytes can hold", ErrFormat, key, n, r.remaining())
 		}
-		return r.array(et, int(n), key, depth)
+		return r.array(et, int(n), key, depth+1)
 	}
-	size := t.scalarSize()
 	if t == ValueString {
-		s, err := r.str(what)
+		s, err := r.str(fmt.Sprintf("value of %q", key))
 		return String(s), err
 	}
+	size := t.scalarSize()
 	if size == 0 {
 		return Value{}, fmt.Errorf("%w: metadata %q: unknown value type %d", ErrFormat, key, uint32(t))
 	}
-	b, err := r.bytes(uint64(size), what)
+	b, err := r.bytes(uint64(size), fmt.Sprintf("value of %q", key))
 	if err != nil {
 		return Value{}, err
 	}
@@ -395,32 +485,35 @@ func scalarFromBytes(t ValueType, b []byte, key string) (Value, error) {
 	return Value{}, fmt.Errorf("%w: metadata %q: unknown value type %d", ErrFormat, key, uint32(t))
 }
 
+// array reads n elements of type et; n has been checked against the bytes
+// that remain. depth counts the enclosing arrays, this one included.
 func (r *reader) array(et ValueType, n int, key string, depth int) (Value, error) {
 	le := binary.LittleEndian
-	what := fmt.Sprintf("array %q", key)
 	switch et {
 	case ValueString:
-		s := make([]string, n)
-		for i := range s {
-			var err error
-			if s[i], err = r.str(fmt.Sprintf("element %d of %s", i, what)); err != nil {
+		s := make([]string, 0, min(n, maxPrealloc))
+		for i := range n {
+			x, ok := r.rawStr()
+			if !ok {
+				_, err := r.str(fmt.Sprintf("element %d of array %q", i, key))
 				return Value{}, err
 			}
+			s = append(s, x)
 		}
 		return Array(s), nil
 	case ValueArray:
-		s := make([]Value, n)
-		for i := range s {
-			v, err := r.value(ValueArray, key, depth+1)
+		s := make([]Value, 0, min(n, maxPrealloc))
+		for range n {
+			v, err := r.value(ValueArray, key, depth)
 			if err != nil {
 				return Value{}, err
 			}
-			s[i] = v
+			s = append(s, v)
 		}
 		return Value{Type: ValueArray, ElemType: ValueArray, data: s}, nil
 	}
 	size := et.scalarSize()
-	b, err := r.bytes(uint64(n)*uint64(size), what)
+	b, err := r.bytes(uint64(n)*uint64(size), fmt.Sprintf("elements of array %q", key))
 	if err != nil {
 		return Value{}, err
 	}
@@ -437,7 +530,7 @@ func (r *reader) array(et ValueType, n int, key string, depth int) (Value, error
 		s := make([]bool, n)
 		for i := range s {
 			if b[i] > 1 {
-				return Value{}, fmt.Errorf("%w: %s: bool byte %d is neither 0 nor 1", ErrFormat, what, b[i])
+				return Value{}, fmt.Errorf("%w: array %q: element %d: bool byte %d is neither 0 nor 1", ErrFormat, key, i, b[i])
 			}
 			s[i] = b[i] == 1
 		}
@@ -491,7 +584,7 @@ func (r *reader) array(et ValueType, n int, key string, depth int) (Value, error
 		}
 		return Array(s), nil
 	}
-	return Value{}, fmt.Errorf("%w: %s: unknown element type %d", ErrFormat, what, uint32(et))
+	return Value{}, fmt.Errorf("%w: array %q: unknown element type %d", ErrFormat, key, uint32(et))
 }
 
 func (r *reader) tensorInfo(i uint64, align uint64) (TensorInfo, error) {
@@ -507,40 +600,18 @@ func (r *reader) tensorInfo(i uint64, align uint64) (TensorInfo, error) {
 		return TensorInfo{}, fmt.Errorf("%w: tensor %q has %d dimensions (max %d)", ErrFormat, name, nd, MaxDims)
 	}
 	t := TensorInfo{Name: name, Dims: make([]uint64, nd)}
-	total := uint64(1)
 	for d := range t.Dims {
 		if t.Dims[d], err = r.u64(fmt.Sprintf("dimension %d of tensor %q", d, name)); err != nil {
 			return TensorInfo{}, err
 		}
-		if t.Dims[d] > math.MaxInt64 {
-			return TensorInfo{}, fmt.Errorf("%w: tensor %q: dimension %d = %d overflows int64", ErrFormat, name, d, t.Dims[d])
-		}
-		hi, lo := bits.Mul64(total, t.Dims[d])
-		if hi != 0 || lo > math.MaxInt64 {
-			return TensorInfo{}, fmt.Errorf("%w: tensor %q: shape %v overflows the element count", ErrFormat, name, t.Dims)
-		}
-		total = lo
 	}
 	ty, err := r.u32(fmt.Sprintf("type of tensor %q", name))
 	if err != nil {
 		return TensorInfo{}, err
 	}
 	t.Type = TensorType(ty)
-	if !t.Type.Known() {
-		return TensorInfo{}, fmt.Errorf("%w: tensor %q has unknown tensor type %d", ErrFormat, name, ty)
-	}
-	if nd > 0 {
-		if _, err := t.Type.RowBytes(t.Dims[0]); err != nil {
-			return TensorInfo{}, fmt.Errorf("%w: tensor %q: %v", ErrFormat, name, err)
-		}
-	}
-	// Byte size must not overflow either.
-	if total > 0 {
-		bs, ts := uint64(t.Type.BlockSize()), uint64(t.Type.TypeSize())
-		hi, lo := bits.Mul64(total/bs, ts)
-		if hi != 0 || lo > math.MaxInt64 {
-			return TensorInfo{}, fmt.Errorf("%w: tensor %q: byte size of shape %v overflows", ErrFormat, name, t.Dims)
-		}
+	if _, err := checkShape(name, t.Type, t.Dims); err != nil {
+		return TensorInfo{}, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
 	if t.Offset, err = r.u64(fmt.Sprintf("offset of tensor %q", name)); err != nil {
 		return TensorInfo{}, err

@@ -141,43 +141,52 @@ func Float64(x float64) Value { return Value{Type: ValueFloat64, data: x} }
 // []Value for nested arrays, whose elements must all be arrays). It panics on
 // a slice type that GGUF cannot hold: that is a programming error.
 func Array(slice any) Value {
-	var et ValueType
-	switch s := slice.(type) {
-	case []uint8:
-		et = ValueUint8
-	case []int8:
-		et = ValueInt8
-	case []uint16:
-		et = ValueUint16
-	case []int16:
-		et = ValueInt16
-	case []uint32:
-		et = ValueUint32
-	case []int32:
-		et = ValueInt32
-	case []float32:
-		et = ValueFloat32
-	case []bool:
-		et = ValueBool
-	case []string:
-		et = ValueString
-	case []uint64:
-		et = ValueUint64
-	case []int64:
-		et = ValueInt64
-	case []float64:
-		et = ValueFloat64
-	case []Value:
-		et = ValueArray
+	et, ok := elemTypeOf(slice)
+	if !ok {
+		panic(fmt.Sprintf("gguf.Array: unsupported slice type %T", slice))
+	}
+	if s, nested := slice.([]Value); nested {
 		for _, e := range s {
 			if e.Type != ValueArray {
 				panic("gguf.Array: []Value elements must be arrays")
 			}
 		}
-	default:
-		panic(fmt.Sprintf("gguf.Array: unsupported slice type %T", slice))
 	}
 	return Value{Type: ValueArray, ElemType: et, data: slice}
+}
+
+// elemTypeOf returns the element type of a slice that an array value can
+// hold, and false for any other Go value.
+func elemTypeOf(slice any) (ValueType, bool) {
+	switch slice.(type) {
+	case []uint8:
+		return ValueUint8, true
+	case []int8:
+		return ValueInt8, true
+	case []uint16:
+		return ValueUint16, true
+	case []int16:
+		return ValueInt16, true
+	case []uint32:
+		return ValueUint32, true
+	case []int32:
+		return ValueInt32, true
+	case []float32:
+		return ValueFloat32, true
+	case []bool:
+		return ValueBool, true
+	case []string:
+		return ValueString, true
+	case []uint64:
+		return ValueUint64, true
+	case []int64:
+		return ValueInt64, true
+	case []float64:
+		return ValueFloat64, true
+	case []Value:
+		return ValueArray, true
+	}
+	return 0, false
 }
 
 // Uint returns the value as an unsigned integer if it is any integer type

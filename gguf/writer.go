@@ -16,9 +16,11 @@ import (
 // included, is followed by zero padding to the alignment.
 type Writer struct {
 	w         *bufio.Writer
-	Version   uint32 // 3 unless changed before the first WriteTensorData
+	Version   uint32 // 3 unless changed (to 2) before the first WriteTensorData
 	kv        []KV
 	tensors   []TensorInfo
+	keys      map[string]bool
+	names     map[string]bool
 	alignment uint64
 	size      uint64 // data section size so far (declared)
 	started   bool
@@ -28,14 +30,23 @@ type Writer struct {
 
 // NewWriter returns a Writer for GGUF version 3 writing to w.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{w: bufio.NewWriterSize(w, 1<<20), Version: 3, alignment: DefaultAlignment}
+	return &Writer{w: bufio.NewWriterSize(w, 1<<20), Version: 3, alignment: DefaultAlignment,
+		keys: map[string]bool{}, names: map[string]bool{}}
 }
 
 // AddKV appends a metadata pair. general.alignment (u32, a power of two)
-// also sets the data alignment.
+// also sets the data alignment. It fails on a duplicate key and on a value
+// that Parse could not read back: one not built by this package's
+// constructors, or arrays nested deeper than 8.
 func (w *Writer) AddKV(key string, v Value) error {
 	if w.started {
 		return errors.New("gguf: AddKV after data was written")
+	}
+	if w.keys[key] {
+		return fmt.Errorf("gguf: duplicate metadata key %q", key)
+	}
+	if err := checkValue(v, 0); err != nil {
+		return fmt.Errorf("gguf: metadata %q: %w", key, err)
 	}
 	if key == "general.alignment" {
 		a, ok := v.data.(uint32)
@@ -47,7 +58,66 @@ func (w *Writer) AddKV(key string, v Value) error {
 		}
 		w.alignment = uint64(a)
 	}
+	w.keys[key] = true
 	w.kv = append(w.kv, KV{Key: key, Value: v})
+	return nil
+}
+
+// checkValue reports whether v is encodable and readable back: its Go value
+// matches its type tag and arrays nest at most maxArrayDepth deep. depth is
+// the number of arrays enclosing v.
+func checkValue(v Value, depth int) error {
+	if v.Type != ValueArray {
+		want := Value{Type: v.Type}
+		switch v.data.(type) {
+		case uint8:
+			want.Type = ValueUint8
+		case int8:
+			want.Type = ValueInt8
+		case uint16:
+			want.Type = ValueUint16
+		case int16:
+			want.Type = ValueInt16
+		case uint32:
+			want.Type = ValueUint32
+		case int32:
+			want.Type = ValueInt32
+		case float32:
+			want.Type = ValueFloat32
+		case bool:
+			want.Type = ValueBool
+		case string:
+			want.Type = ValueString
+		case uint64:
+			want.Type = ValueUint64
+		case int64:
+			want.Type = ValueInt64
+		case float64:
+			want.Type = ValueFloat64
+		default:
+			return fmt.Errorf("value of type %s holds %T, which GGUF cannot encode (use the gguf value constructors)", v.Type, v.data)
+		}
+		if want.Type != v.Type {
+			return fmt.Errorf("value tagged %s holds a %T", v.Type, v.data)
+		}
+		return nil
+	}
+	if depth+1 > maxArrayDepth {
+		return fmt.Errorf("arrays nested deeper than %d", maxArrayDepth)
+	}
+	if et, ok := elemTypeOf(v.data); !ok || et != v.ElemType {
+		return fmt.Errorf("array tagged arr[%s] holds a %T (use gguf.Array)", v.ElemType, v.data)
+	}
+	if s, ok := v.data.([]Value); ok {
+		for i, e := range s {
+			if e.Type != ValueArray {
+				return fmt.Errorf("element %d of an array of arrays is a %s", i, e.Type)
+			}
+			if err := checkValue(e, depth+1); err != nil {
+				return fmt.Errorf("element %d: %w", i, err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -57,20 +127,20 @@ func (w *Writer) AddTensor(name string, t TensorType, dims ...uint64) (uint64, e
 	if w.started {
 		return 0, errors.New("gguf: AddTensor after data was written")
 	}
-	if !t.Known() {
-		return 0, fmt.Errorf("gguf: tensor %q: unknown type %d", name, uint32(t))
+	if w.names[name] {
+		return 0, fmt.Errorf("gguf: duplicate tensor name %q", name)
 	}
-	if len(dims) > MaxDims {
-		return 0, fmt.Errorf("gguf: tensor %q: %d dims (max %d)", name, len(dims), MaxDims)
+	size, err := checkShape(name, t, dims)
+	if err != nil {
+		return 0, fmt.Errorf("gguf: %w", err)
 	}
-	if len(dims) > 0 {
-		if _, err := t.RowBytes(dims[0]); err != nil {
-			return 0, fmt.Errorf("gguf: tensor %q: %v", name, err)
-		}
+	if w.size > math.MaxInt64-w.alignment || size > math.MaxInt64-w.alignment-w.size {
+		return 0, fmt.Errorf("gguf: tensor %q: data section would exceed 2^63 bytes", name)
 	}
 	ti := TensorInfo{Name: name, Type: t, Dims: append([]uint64(nil), dims...), Offset: w.size}
+	w.names[name] = true
 	w.tensors = append(w.tensors, ti)
-	w.size = alignUp(w.size+ti.NumBytes(), w.alignment)
+	w.size = alignUp(w.size+size, w.alignment)
 	return ti.Offset, nil
 }
 
@@ -134,6 +204,9 @@ func (w *Writer) start() error {
 		return nil
 	}
 	w.started = true
+	if w.Version != 2 && w.Version != 3 {
+		return w.fail(fmt.Errorf("gguf: cannot write version %d (only 2 and 3)", w.Version))
+	}
 	e := &encoder{}
 	e.b = append(e.b, Magic...)
 	e.u32(w.Version)
