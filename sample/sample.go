@@ -1,0 +1,264 @@
+// Package sample turns a row of logits into a token id with llama.cpp's
+// sampler chain and semantics: repetition penalties -> top-k -> top-p ->
+// min-p -> temperature -> a seeded random draw. A temperature <= 0 picks the
+// most likely token after the penalties (greedy).
+package sample
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// Params configures a Sampler. The zero value is not useful; start from
+// DefaultParams.
+type Params struct {
+	Temp             float32 // <= 0: greedy
+	TopK             int     // <= 0: off
+	TopP             float32 // >= 1: off
+	MinP             float32 // <= 0: off
+	RepeatPenalty    float32 // 1: off; logits > 0 are divided by it, others multiplied
+	RepeatLastN      int     // tokens of history the penalties look at (0: off, -1: all)
+	PresencePenalty  float32 // subtracted once from every token seen in the window
+	FrequencyPenalty float32 // subtracted per occurrence in the window
+	Seed             uint64  // RNG seed: the same seed and inputs give the same tokens
+}
+
+// DefaultParams returns llama.cpp's defaults: temp 0.8, top-k 40, top-p 0.95,
+// min-p 0.05, repeat penalty 1.0 over the last 64 tokens, no presence or
+// frequency penalty.
+func DefaultParams() Params {
+	return Params{Temp: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, RepeatPenalty: 1, RepeatLastN: 64}
+}
+
+// Sampler draws tokens. It keeps the token history for the penalties (fed by
+// Accept) and its own RNG. It is not safe for concurrent use.
+type Sampler struct {
+	p       Params
+	rng     *rand.Rand
+	history []int32
+	cands   []Candidate
+}
+
+// Candidate is one token and its (possibly modified) logit.
+type Candidate struct {
+	ID    int32
+	Logit float32
+}
+
+// New returns a Sampler for p.
+func New(p Params) *Sampler {
+	return &Sampler{p: p, rng: rand.New(rand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15))}
+}
+
+// Params returns the sampler's parameters.
+func (s *Sampler) Params() Params { return s.p }
+
+// Accept records id in the history used by the penalties. Call it for every
+// prompt token (llama.cpp does) and every generated token.
+func (s *Sampler) Accept(id int32) {
+	s.history = append(s.history, id)
+	// Keep the history bounded.
+	if keep := s.p.RepeatLastN; keep >= 0 && len(s.history) > 4*max(keep, 64) {
+		s.history = append(s.history[:0], s.history[len(s.history)-keep:]...)
+	}
+}
+
+// Reset clears the history (the RNG state is kept).
+func (s *Sampler) Reset() { s.history = s.history[:0] }
+
+// Sample returns the next token id for logits (one row of vocabulary size).
+// logits is not modified.
+func (s *Sampler) Sample(logits []float32) int32 {
+	c := s.cands[:0]
+	for i, v := range logits {
+		c = append(c, Candidate{ID: int32(i), Logit: v})
+	}
+	s.cands = c
+	s.penalize(c)
+	if s.p.Temp <= 0 {
+		return argmax(c)
+	}
+	c = TopK(c, s.p.TopK)
+	c = TopP(c, s.p.TopP)
+	c = MinP(c, s.p.MinP)
+	for i := range c {
+		c[i].Logit /= s.p.Temp
+	}
+	return s.draw(c)
+}
+
+// penalize applies the repetition, presence and frequency penalties to the
+// tokens of the last RepeatLastN history entries (llama.cpp semantics).
+func (s *Sampler) penalize(c []Candidate) {
+	n := s.p.RepeatLastN
+	if n < 0 || n > len(s.history) {
+		n = len(s.history)
+	}
+	if n == 0 || (s.p.RepeatPenalty == 1 && s.p.PresencePenalty == 0 && s.p.FrequencyPenalty == 0) {
+		return
+	}
+	counts := map[int32]int{}
+	for _, id := range s.history[len(s.history)-n:] {
+		counts[id]++
+	}
+	for id, cnt := range counts {
+		if id < 0 || int(id) >= len(c) {
+			continue
+		}
+		l := &c[id].Logit
+		if *l <= 0 {
+			*l *= s.p.RepeatPenalty
+		} else {
+			*l /= s.p.RepeatPenalty
+		}
+		*l -= float32(cnt)*s.p.FrequencyPenalty + s.p.PresencePenalty
+	}
+}
+
+func argmax(c []Candidate) int32 {
+	best := 0
+	for i := range c {
+		if c[i].Logit > c[best].Logit {
+			best = i
+		}
+	}
+	return c[best].ID
+}
+
+// sortDesc sorts candidates by logit, highest first (ties by id).
+func sortDesc(c []Candidate) {
+	slices.SortFunc(c, func(a, b Candidate) int {
+		switch {
+		case a.Logit > b.Logit:
+			return -1
+		case a.Logit < b.Logit:
+			return 1
+		}
+		return int(a.ID - b.ID)
+	})
+}
+
+func isSorted(c []Candidate) bool {
+	for i := 1; i < len(c); i++ {
+		if c[i].Logit > c[i-1].Logit {
+			return false
+		}
+	}
+	return true
+}
+
+// TopK keeps the k highest-logit candidates, sorted highest first; k <= 0
+// keeps all (sorted).
+func TopK(c []Candidate, k int) []Candidate {
+	if k > 0 && k < len(c) {
+		// Partial selection: find the k-th largest by quickselect, then sort k.
+		quickselect(c, k)
+		c = c[:k]
+	}
+	if !isSorted(c) {
+		sortDesc(c)
+	}
+	return c
+}
+
+// quickselect rearranges c so that its first k entries are the k largest.
+func quickselect(c []Candidate, k int) {
+	lo, hi := 0, len(c)-1
+	for lo < hi {
+		p := c[(lo+hi)/2].Logit
+		i, j := lo, hi
+		for i <= j {
+			for c[i].Logit > p {
+				i++
+			}
+			for c[j].Logit < p {
+				j--
+			}
+			if i <= j {
+				c[i], c[j] = c[j], c[i]
+				i++
+				j--
+			}
+		}
+		if k-1 <= j {
+			hi = j
+		} else if k-1 >= i {
+			lo = i
+		} else {
+			return
+		}
+	}
+}
+
+// probs returns the softmax of the candidates' logits.
+func probs(c []Candidate) []float64 {
+	m := math.Inf(-1)
+	for _, x := range c {
+		m = math.Max(m, float64(x.Logit))
+	}
+	p := make([]float64, len(c))
+	var sum float64
+	for i, x := range c {
+		p[i] = math.Exp(float64(x.Logit) - m)
+		sum += p[i]
+	}
+	for i := range p {
+		p[i] /= sum
+	}
+	return p
+}
+
+// TopP keeps the smallest prefix of c (sorted highest first) whose
+// probabilities sum to at least p (at least one candidate); p >= 1 keeps all.
+func TopP(c []Candidate, p float32) []Candidate {
+	if p >= 1 || len(c) <= 1 {
+		return c
+	}
+	if !isSorted(c) {
+		sortDesc(c)
+	}
+	pr := probs(c)
+	var cum float64
+	for i, q := range pr {
+		cum += q
+		if cum >= float64(p) {
+			return c[:i+1]
+		}
+	}
+	return c
+}
+
+// MinP keeps the candidates whose probability is at least p times the
+// largest probability; p <= 0 keeps all.
+func MinP(c []Candidate, p float32) []Candidate {
+	if p <= 0 || len(c) <= 1 {
+		return c
+	}
+	m := float32(math.Inf(-1))
+	for _, x := range c {
+		m = max(m, x.Logit)
+	}
+	thr := m + float32(math.Log(float64(p)))
+	out := c[:0]
+	for _, x := range c {
+		if x.Logit >= thr {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// draw samples one candidate from the softmax of the logits.
+func (s *Sampler) draw(c []Candidate) int32 {
+	pr := probs(c)
+	u := s.rng.Float64()
+	var cum float64
+	for i, q := range pr {
+		cum += q
+		if u < cum {
+			return c[i].ID
+		}
+	}
+	return c[len(c)-1].ID
+}

@@ -1,0 +1,185 @@
+package sample
+
+import (
+	"math"
+	"testing"
+)
+
+func logitsFromProbs(p ...float64) []float32 {
+	out := make([]float32, len(p))
+	for i, q := range p {
+		out[i] = float32(math.Log(q))
+	}
+	return out
+}
+
+func ids(c []Candidate) map[int32]bool {
+	m := map[int32]bool{}
+	for _, x := range c {
+		m[x.ID] = true
+	}
+	return m
+}
+
+func cands(l []float32) []Candidate {
+	c := make([]Candidate, len(l))
+	for i, v := range l {
+		c[i] = Candidate{int32(i), v}
+	}
+	return c
+}
+
+func TestGreedy(t *testing.T) {
+	p := DefaultParams()
+	p.Temp = 0
+	s := New(p)
+	l := []float32{0.1, 3, -2, 2.9, 1}
+	for i := 0; i < 5; i++ {
+		if got := s.Sample(l); got != 1 {
+			t.Fatalf("greedy picked %d, want 1", got)
+		}
+	}
+}
+
+func TestSeedDeterminism(t *testing.T) {
+	l := make([]float32, 1000)
+	for i := range l {
+		l[i] = float32(math.Sin(float64(i)*0.37)) * 3
+	}
+	p := DefaultParams()
+	p.Temp, p.TopK, p.TopP, p.MinP = 1.5, 0, 1, 0
+	run := func(seed uint64) []int32 {
+		p.Seed = seed
+		s := New(p)
+		var out []int32
+		for i := 0; i < 64; i++ {
+			out = append(out, s.Sample(l))
+		}
+		return out
+	}
+	a, b, c := run(42), run(42), run(43)
+	same, diff := true, false
+	for i := range a {
+		same = same && a[i] == b[i]
+		diff = diff || a[i] != c[i]
+	}
+	if !same {
+		t.Fatalf("same seed gave different tokens: %v vs %v", a, b)
+	}
+	if !diff {
+		t.Fatalf("different seeds gave identical sequences %v", a)
+	}
+}
+
+func TestTopK(t *testing.T) {
+	l := []float32{5, 1, 4, 2, 3, 0}
+	got := TopK(cands(l), 3)
+	if len(got) != 3 || got[0].ID != 0 || got[1].ID != 2 || got[2].ID != 4 {
+		t.Fatalf("TopK(3) = %v", got)
+	}
+	if got := TopK(cands(l), 0); len(got) != 6 || got[0].ID != 0 || got[5].ID != 5 {
+		t.Fatalf("TopK(0) should keep all sorted, got %v", got)
+	}
+}
+
+func TestTopP(t *testing.T) {
+	l := logitsFromProbs(0.5, 0.3, 0.15, 0.05)
+	if got := ids(TopP(cands(l), 0.75)); len(got) != 2 || !got[0] || !got[1] {
+		t.Fatalf("TopP(0.75) kept %v, want {0,1}", got)
+	}
+	if got := TopP(cands(l), 0.1); len(got) != 1 {
+		t.Fatalf("TopP(0.1) kept %d, want 1", len(got))
+	}
+	if got := TopP(cands(l), 1); len(got) != 4 {
+		t.Fatalf("TopP(1) kept %d, want 4", len(got))
+	}
+}
+
+func TestMinP(t *testing.T) {
+	l := logitsFromProbs(0.5, 0.3, 0.15, 0.05)
+	// threshold 0.2*0.5 = 0.1: keeps 0.5, 0.3, 0.15
+	if got := ids(MinP(cands(l), 0.2)); len(got) != 3 || got[3] {
+		t.Fatalf("MinP(0.2) kept %v", got)
+	}
+	if got := MinP(cands(l), 0); len(got) != 4 {
+		t.Fatalf("MinP(0) kept %d", len(got))
+	}
+}
+
+func TestPenalties(t *testing.T) {
+	p := DefaultParams()
+	p.Temp = 0
+	p.RepeatPenalty = 2
+	s := New(p)
+	l := []float32{2, 1.5, -1}
+	if s.Sample(l) != 0 {
+		t.Fatal("before history, token 0 should win")
+	}
+	s.Accept(0) // 2 -> 1 < 1.5
+	if got := s.Sample(l); got != 1 {
+		t.Fatalf("repeat penalty: got %d, want 1", got)
+	}
+	// Presence/frequency penalties subtract.
+	p = DefaultParams()
+	p.Temp = 0
+	p.FrequencyPenalty = 0.3
+	s = New(p)
+	s.Accept(0)
+	if got := s.Sample(l); got != 0 { // 2 - 0.3 = 1.7 > 1.5
+		t.Fatalf("one occurrence: got %d, want 0", got)
+	}
+	s.Accept(0) // 2 - 0.6 = 1.4 < 1.5
+	if got := s.Sample(l); got != 1 {
+		t.Fatalf("two occurrences: got %d, want 1", got)
+	}
+	p = DefaultParams()
+	p.Temp = 0
+	p.PresencePenalty = 1
+	p.RepeatLastN = 1
+	s = New(p)
+	s.Accept(0)
+	s.Accept(2) // only the last token is in the window: token 0 is not penalized
+	if got := s.Sample(l); got != 0 {
+		t.Fatalf("repeat-last-n window: got %d, want 0", got)
+	}
+	// Negative logits are multiplied by the repeat penalty.
+	p = DefaultParams()
+	p.Temp = 0
+	p.RepeatPenalty = 3
+	s = New(p)
+	s.Accept(1)
+	s.Accept(0)
+	if got := s.Sample([]float32{-1, -0.5, -1.2}); got != 2 { // -1*3=-3, -0.5*3=-1.5, -1.2 wins
+		t.Fatalf("negative logits: got %d, want 2", got)
+	}
+}
+
+func TestDistribution(t *testing.T) {
+	// With top-k 2 only ids 0 and 1 may appear, in about a 2:1 ratio.
+	l := logitsFromProbs(0.5, 0.25, 0.2, 0.05)
+	p := Params{Temp: 1, TopK: 2, TopP: 1, MinP: 0, RepeatPenalty: 1, Seed: 7}
+	s := New(p)
+	cnt := map[int32]int{}
+	for i := 0; i < 3000; i++ {
+		cnt[s.Sample(l)]++
+	}
+	if cnt[2] != 0 || cnt[3] != 0 {
+		t.Fatalf("top-k 2 sampled excluded ids: %v", cnt)
+	}
+	r := float64(cnt[0]) / float64(cnt[1])
+	if r < 1.7 || r > 2.35 {
+		t.Fatalf("ratio %v, want about 2 (counts %v)", r, cnt)
+	}
+	// Temperature sharpens: at temp 0.1 token 0 dominates.
+	p.Temp, p.TopK = 0.1, 0
+	s = New(p)
+	n0 := 0
+	for i := 0; i < 500; i++ {
+		if s.Sample(l) == 0 {
+			n0++
+		}
+	}
+	if n0 < 490 {
+		t.Fatalf("temp 0.1: token 0 drawn %d/500 times", n0)
+	}
+}
