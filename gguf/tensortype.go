@@ -1,6 +1,10 @@
 package gguf
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"math/bits"
+)
 
 // TensorType is a ggml tensor element type as stored in a GGUF tensor-info
 // record. Values equal ggml's `enum ggml_type` ids; MMFP4 is this project's
@@ -108,7 +112,8 @@ func (t TensorType) BlockSize() int { return traits[t].blockSize }
 func (t TensorType) TypeSize() int { return traits[t].typeSize }
 
 // RowBytes returns the bytes of one row of ne0 elements, or an error if ne0
-// is not a multiple of the block size or the type is unknown.
+// is not a multiple of the block size, the type is unknown, or the size
+// exceeds 2^63-1 bytes.
 func (t TensorType) RowBytes(ne0 uint64) (uint64, error) {
 	tr, ok := traits[t]
 	if !ok {
@@ -117,7 +122,11 @@ func (t TensorType) RowBytes(ne0 uint64) (uint64, error) {
 	if ne0%uint64(tr.blockSize) != 0 {
 		return 0, fmt.Errorf("row of %d elements is not a multiple of the %s block size %d", ne0, tr.name, tr.blockSize)
 	}
-	return ne0 / uint64(tr.blockSize) * uint64(tr.typeSize), nil
+	hi, lo := bits.Mul64(ne0/uint64(tr.blockSize), uint64(tr.typeSize))
+	if hi != 0 || lo > math.MaxInt64 {
+		return 0, fmt.Errorf("row of %d %s elements overflows the byte size", ne0, tr.name)
+	}
+	return lo, nil
 }
 
 // TypeByName returns the tensor type named name (as String prints it,
