@@ -1,0 +1,46 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/glmrun/glmrun/backend/quant"
+	"github.com/glmrun/glmrun/gguf"
+)
+
+// DotFunc returns the dot product of one weight row w (n elements of the
+// weight type) with one activation row xq (n elements quantized to the
+// weight type's vec-dot type, quant.VecDotType).
+type DotFunc func(n int, w, xq []byte) float32
+
+// dotKernels holds one DotFunc per weight type. Faster (SIMD) kernels replace
+// entries here; every entry must agree with quant.VecDot.
+var dotKernels = map[gguf.TensorType]DotFunc{
+	gguf.TypeQ4_0: quant.DotQ4_0Q8_0,
+	gguf.TypeQ5_0: quant.DotQ5_0Q8_0,
+	gguf.TypeQ8_0: quant.DotQ8_0Q8_0,
+	gguf.TypeQ4_K: quant.DotQ4KQ8K,
+	gguf.TypeQ5_K: quant.DotQ5KQ8K,
+	gguf.TypeQ6_K: quant.DotQ6KQ8K,
+}
+
+// DotKernel returns the dot kernel for weight type t: the registered fast
+// kernel if there is one, else quant's reference VecDot.
+func DotKernel(t gguf.TensorType) (DotFunc, error) {
+	if f, ok := dotKernels[t]; ok {
+		return f, nil
+	}
+	if err := CheckType(t); err != nil {
+		return nil, err
+	}
+	return func(n int, w, xq []byte) float32 {
+		v, _ := quant.VecDot(t, n, w, xq)
+		return v
+	}, nil
+}
+
+func quantizeRow(t gguf.TensorType, src []float32, dst []byte) error {
+	if t.BlockSize() == 0 {
+		return fmt.Errorf("unknown type %d", uint32(t))
+	}
+	return quant.Quantize(t, src, dst)
+}

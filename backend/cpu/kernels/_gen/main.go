@@ -1,0 +1,35 @@
+// Command _gen generates the amd64 assembly of package kernels with avo.
+//
+// It lives in its own module so that avo stays out of the root go.mod. Run it
+// through `go generate ./backend/cpu/kernels/` (see ../gen.go); the output,
+// kernels_amd64.s and stubs_amd64.go, is committed and must equal a fresh run.
+package main
+
+import (
+	"github.com/mmcloughlin/avo/ir"
+	"github.com/mmcloughlin/avo/operand"
+
+	. "github.com/mmcloughlin/avo/build"
+)
+
+func main() {
+	genCPUID()
+	genF32()
+	genQuantize()
+	genQ8_0()
+	genQ5_0()
+	genQ4K()
+	genQ6K()
+	Generate()
+}
+
+// raw emits an instruction avo's table lacks (the AVX-512 VNNI family): the
+// last operand is the accumulator, read and written; all others are read.
+func raw(op string, ops ...operand.Op) {
+	Instruction(&ir.Instruction{
+		Opcode:   op,
+		Operands: ops,
+		Inputs:   ops,
+		Outputs:  ops[len(ops)-1:],
+	})
+}
