@@ -70,7 +70,15 @@ func wantFormatErr(t *testing.T, b []byte, subs ...string) {
 	}
 }
 
-func TestParseHostileHeaders(t *testing.T) {
+// hostileCase is a malformed file and the substrings its error must hold.
+type hostileCase struct {
+	name string
+	b    []byte
+	subs []string
+}
+
+// hostileCases are hand-crafted malformed headers; FuzzParse seeds from them.
+func hostileCases() []hostileCase {
 	const huge = uint64(1) << 60
 	nest := func(depth int) []byte {
 		h := header(3, 0, 1).kv("deep", gguf.ValueArray)
@@ -79,11 +87,7 @@ func TestParseHostileHeaders(t *testing.T) {
 		}
 		return h.u32(uint32(gguf.ValueUint8)).u64(1).u8(7).bytes()
 	}
-	cases := []struct {
-		name string
-		b    []byte
-		subs []string
-	}{
+	return []hostileCase{
 		{"empty", nil, []string{"truncated reading magic"}},
 		{"short magic", []byte("GG"), []string{"magic"}},
 		{"bad magic", append([]byte("GGML"), make([]byte, 20)...), []string{"bad magic", `"GGML"`}},
@@ -150,7 +154,10 @@ func TestParseHostileHeaders(t *testing.T) {
 		{"same offset", header(3, 2, 0).tensor("a", gguf.TypeF32, 32, 8).tensor("b", gguf.TypeF32, 32, 8).pad(32, 128).bytes(), []string{"overlaps"}},
 		{"overlap out of order", header(3, 3, 0).tensor("c", gguf.TypeF32, 64, 8).tensor("a", gguf.TypeF32, 0, 8).tensor("b", gguf.TypeF32, 32, 9).pad(32, 128).bytes(), []string{`tensor "c"`, `overlaps tensor "b"`}},
 	}
-	for _, c := range cases {
+}
+
+func TestParseHostileHeaders(t *testing.T) {
+	for _, c := range hostileCases() {
 		t.Run(c.name, func(t *testing.T) { wantFormatErr(t, c.b, c.subs...) })
 	}
 }
