@@ -118,7 +118,7 @@ func TestBF16(t *testing.T) {
 		want uint16
 	}{
 		{0x3f800000, 0x3f80}, {0x3f808000, 0x3f80}, // tie, even stays
-		{0x3f818000, 0x3f82}, // tie, odd rounds up
+		{0x3f818000, 0x3f82},                       // tie, odd rounds up
 		{0x3f808001, 0x3f81}, {0x7f7fffff, 0x7f80}, // rounds to Inf
 		{0x80000000, 0x8000}, {0x7f800000, 0x7f80},
 		{0x7f800001, 0x7fc0}, // signalling NaN made quiet
