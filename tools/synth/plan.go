@@ -1,0 +1,227 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/glmrun/glmrun/gguf"
+)
+
+// Shape holds the GLM-4.7-Flash hyperparameters that decide tensor shapes
+// and metadata (spec model-glm47-flash.md §1). RealShape is the released
+// model; tests use smaller ones so that a whole file fits in a test budget.
+type Shape struct {
+	Layers       int // block_count; layer 0 is dense, 1..Layers-1 are MoE
+	Embd         int // embedding_length (d)
+	FF           int // feed_forward_length (dense FFN of layer 0)
+	FFExp        int // expert_feed_forward_length (routed and shared experts)
+	Heads        int // attention.head_count (H)
+	QLora        int // attention.q_lora_rank
+	KVLora       int // attention.kv_lora_rank
+	NopeDim      int // qk_nope_head_dim
+	RopeDim      int // rope.dimension_count (qk_rope_head_dim)
+	VDim         int // value_length_mla (v_head_dim)
+	Experts      int // expert_count
+	ExpertsUsed  int // expert_used_count
+	SharedExp    int // expert_shared_count
+	Vocab        int // vocab_size (tokenizer.ggml.tokens length)
+	ContextTrain int // context_length
+}
+
+// RealShape returns the released GLM-4.7-Flash shape with the given number
+// of layers (47 in the real model).
+func RealShape(layers int) Shape {
+	return Shape{
+		Layers: layers, Embd: 2048, FF: 10240, FFExp: 1536, Heads: 20,
+		QLora: 768, KVLora: 512, NopeDim: 192, RopeDim: 64, VDim: 256,
+		Experts: 64, ExpertsUsed: 4, SharedExp: 1, Vocab: 154880, ContextTrain: 202752,
+	}
+}
+
+// validate rejects shapes the generator cannot lay out.
+func (s Shape) validate() error {
+	switch {
+	case s.Layers < 1:
+		return fmt.Errorf("layers must be >= 1, got %d", s.Layers)
+	case s.Embd <= 0 || s.FF <= 0 || s.FFExp <= 0 || s.Heads <= 0 || s.QLora <= 0 || s.KVLora <= 0 ||
+		s.NopeDim <= 0 || s.RopeDim <= 0 || s.VDim <= 0 || s.Experts <= 0 || s.ContextTrain <= 0:
+		return fmt.Errorf("every dimension must be positive: %+v", s)
+	case s.ExpertsUsed <= 0 || s.ExpertsUsed > s.Experts:
+		return fmt.Errorf("expert_used_count %d must be in 1..%d", s.ExpertsUsed, s.Experts)
+	case s.Vocab < minVocab:
+		return fmt.Errorf("vocabulary of %d tokens is below the minimum %d", s.Vocab, minVocab)
+	}
+	return nil
+}
+
+// Quant names the weight type mix of the generated file.
+type Quant string
+
+// Supported type mixes (the --type flag).
+const (
+	QuantQ4KM  Quant = "q4_k_m" // stock llama-quantize Q4_K_M rules
+	QuantMMFP4 Quant = "mmfp4"  // matrices in blocks MMFP4 (gguf.TypeMMFP4); embeddings/head as Q4_K_M
+	QuantBF16  Quant = "bf16"   // every matrix bf16
+)
+
+// fileType returns general.file_type for q: llama.cpp's llama_ftype ids
+// (15 = MOSTLY_Q4_K_M, 32 = MOSTLY_BF16); MMFP4 has no llama.cpp id, so the
+// file records the project's private tensor type id 4160.
+func (q Quant) fileType() uint32 {
+	switch q {
+	case QuantBF16:
+		return 32
+	case QuantMMFP4:
+		return uint32(gguf.TypeMMFP4)
+	}
+	return 15
+}
+
+// tensorKind says how a tensor's random values are drawn.
+type tensorKind int
+
+const (
+	kindMatrix tensorKind = iota // weight matrix, std = 1/sqrt(ne0)
+	kindNorm                     // RMSNorm gain, around 1.0
+	kindRouter                   // ffn_gate_inp (f32), std = 1/sqrt(ne0)
+	kindBias                     // exp_probs_b (f32), small
+)
+
+// TensorSpec is one tensor of the plan: name, ggml dims (fastest first),
+// storage type, how its values are drawn, and the target standard deviation
+// of its (dequantized) weights.
+type TensorSpec struct {
+	Name  string
+	Dims  []uint64
+	Type  gguf.TensorType
+	Kind  tensorKind
+	Sigma float64
+}
+
+// Elements returns the number of elements of the tensor.
+func (t TensorSpec) Elements() uint64 {
+	n := uint64(1)
+	for _, d := range t.Dims {
+		n *= d
+	}
+	return n
+}
+
+// Bytes returns the tensor's data size in bytes.
+func (t TensorSpec) Bytes() uint64 {
+	rb, err := t.Type.RowBytes(t.Dims[0])
+	if err != nil {
+		return 0
+	}
+	return rb * (t.Elements() / t.Dims[0])
+}
+
+// useMoreBits is llama.cpp's use_more_bits (src/llama-quant.cpp): the layers
+// whose ffn_down tensors Q4_K_M stores as q6_K.
+func useMoreBits(layer, nLayers int) bool {
+	return layer < nLayers/8 || layer >= 7*nLayers/8 || (layer-nLayers/8)%3 == 2
+}
+
+// Plan returns the tensors of a GLM-4.7-Flash-shaped file in the order the
+// llama.cpp converter writes them: output, output_norm, token_embd, then each
+// block's tensors sorted by name.
+func Plan(s Shape, q Quant) ([]TensorSpec, error) {
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	if q != QuantQ4KM && q != QuantMMFP4 && q != QuantBF16 {
+		return nil, fmt.Errorf("unknown type mix %q (want q4_k_m, mmfp4 or bf16)", q)
+	}
+	d, v := uint64(s.Embd), uint64(s.Vocab)
+	kqk := uint64(s.NopeDim + s.RopeDim)
+	var out []TensorSpec
+	matrix := func(name string, t gguf.TensorType, dims ...uint64) {
+		out = append(out, TensorSpec{Name: name, Dims: dims, Type: t, Kind: kindMatrix, Sigma: 1 / math.Sqrt(float64(dims[0]))})
+	}
+	f32 := func(name string, k tensorKind, dims ...uint64) {
+		sigma := 0.0
+		if k == kindRouter {
+			sigma = 1 / math.Sqrt(float64(dims[0]))
+		}
+		out = append(out, TensorSpec{Name: name, Dims: dims, Type: gguf.TypeF32, Kind: k, Sigma: sigma})
+	}
+	// pick applies the mix to a matrix whose Q4_K_M type is base.
+	pick := func(base gguf.TensorType, ne0 uint64, inBlock bool) gguf.TensorType {
+		switch q {
+		case QuantBF16:
+			return gguf.TypeBF16
+		case QuantMMFP4:
+			if inBlock && ne0%128 == 0 {
+				return gguf.TypeMMFP4
+			}
+		}
+		return fallback(base, ne0)
+	}
+
+	matrix("output.weight", pick(gguf.TypeQ6_K, d, false), d, v)
+	f32("output_norm.weight", kindNorm, d)
+	matrix("token_embd.weight", pick(gguf.TypeQ4_K, d, false), d, v)
+
+	for l := 0; l < s.Layers; l++ {
+		start := len(out)
+		p := func(n string) string { return fmt.Sprintf("blk.%d.%s", l, n) }
+		down := gguf.TypeQ4_K
+		if useMoreBits(l, s.Layers) {
+			down = gguf.TypeQ6_K
+		}
+		f32(p("attn_norm.weight"), kindNorm, d)
+		matrix(p("attn_q_a.weight"), pick(gguf.TypeQ4_K, d, true), d, uint64(s.QLora))
+		f32(p("attn_q_a_norm.weight"), kindNorm, uint64(s.QLora))
+		matrix(p("attn_q_b.weight"), pick(gguf.TypeQ4_K, uint64(s.QLora), true), uint64(s.QLora), uint64(s.Heads)*kqk)
+		matrix(p("attn_kv_a_mqa.weight"), pick(gguf.TypeQ4_K, d, true), d, uint64(s.KVLora+s.RopeDim))
+		f32(p("attn_kv_a_norm.weight"), kindNorm, uint64(s.KVLora))
+		matrix(p("attn_k_b.weight"), pick(gguf.TypeQ4_K, uint64(s.NopeDim), true), uint64(s.NopeDim), uint64(s.KVLora), uint64(s.Heads))
+		matrix(p("attn_v_b.weight"), pick(gguf.TypeQ4_K, uint64(s.KVLora), true), uint64(s.KVLora), uint64(s.VDim), uint64(s.Heads))
+		matrix(p("attn_output.weight"), pick(gguf.TypeQ4_K, uint64(s.Heads*s.VDim), true), uint64(s.Heads*s.VDim), d)
+		f32(p("ffn_norm.weight"), kindNorm, d)
+		if l == 0 {
+			matrix(p("ffn_gate.weight"), pick(gguf.TypeQ4_K, d, true), d, uint64(s.FF))
+			matrix(p("ffn_up.weight"), pick(gguf.TypeQ4_K, d, true), d, uint64(s.FF))
+			matrix(p("ffn_down.weight"), pick(down, uint64(s.FF), true), uint64(s.FF), d)
+		} else {
+			e, fe := uint64(s.Experts), uint64(s.FFExp)
+			f32(p("ffn_gate_inp.weight"), kindRouter, d, e)
+			f32(p("exp_probs_b.bias"), kindBias, e)
+			matrix(p("ffn_gate_exps.weight"), pick(gguf.TypeQ4_K, d, true), d, fe, e)
+			matrix(p("ffn_up_exps.weight"), pick(gguf.TypeQ4_K, d, true), d, fe, e)
+			matrix(p("ffn_down_exps.weight"), pick(down, fe, true), fe, d, e)
+			sh := fe * uint64(s.SharedExp)
+			matrix(p("ffn_gate_shexp.weight"), pick(gguf.TypeQ4_K, d, true), d, sh)
+			matrix(p("ffn_up_shexp.weight"), pick(gguf.TypeQ4_K, d, true), d, sh)
+			matrix(p("ffn_down_shexp.weight"), pick(down, sh, true), sh, d)
+		}
+		blk := out[start:]
+		sort.Slice(blk, func(i, j int) bool { return blk[i].Name < blk[j].Name })
+	}
+	for _, t := range out {
+		if _, err := t.Type.RowBytes(t.Dims[0]); err != nil {
+			return nil, fmt.Errorf("tensor %s: %v", t.Name, err)
+		}
+	}
+	return out, nil
+}
+
+// fallback is llama.cpp's tensor_type_fallback for the types Q4_K_M uses:
+// a row that is not a multiple of 256 turns q4_K into q5_0 and q6_K into
+// q8_0; if even 32 does not divide it, f16.
+func fallback(t gguf.TensorType, ne0 uint64) gguf.TensorType {
+	if ne0%uint64(t.BlockSize()) == 0 {
+		return t
+	}
+	switch t {
+	case gguf.TypeQ4_K:
+		t = gguf.TypeQ5_0
+	case gguf.TypeQ6_K:
+		t = gguf.TypeQ8_0
+	}
+	if ne0%uint64(t.BlockSize()) != 0 {
+		return gguf.TypeF16
+	}
+	return t
+}
