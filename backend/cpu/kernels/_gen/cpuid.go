@@ -7,6 +7,7 @@ import (
 
 func genCPUID() {
 	TEXT("cpuid", NOSPLIT, "func(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)")
+	Pragma("noescape")
 	Doc("cpuid executes CPUID with EAX=leaf, ECX=subleaf.")
 	Load(Param("leaf"), EAX)
 	Load(Param("subleaf"), ECX)
@@ -18,6 +19,7 @@ func genCPUID() {
 	RET()
 
 	TEXT("xgetbv0", NOSPLIT, "func() (eax, edx uint32)")
+	Pragma("noescape")
 	Doc("xgetbv0 reads XCR0 (the OS-enabled register state) with XGETBV, ECX=0.",
 		"Call it only when CPUID.1:ECX.OSXSAVE is set.")
 	XORL(ECX, ECX)
