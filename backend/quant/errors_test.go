@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -97,6 +98,23 @@ func TestUnsupportedTypesNameTheType(t *testing.T) {
 	for _, ty := range []gguf.TensorType{gguf.TypeQ8_K, gguf.TypeQ8_1} {
 		if _, err := VecDot(ty, 256, make([]byte, rowBytes(ty, 256)), make([]byte, rowBytes(ty, 256))); err == nil || !strings.Contains(err.Error(), ty.String()) {
 			t.Errorf("VecDot(%s): %v", ty, err)
+		}
+	}
+}
+
+// TestNonFiniteInputsDoNotPanic: ggml leaves NaN/Inf inputs undefined; this
+// package must at least not crash on them.
+func TestNonFiniteInputsDoNotPanic(t *testing.T) {
+	x := make([]float32, 512)
+	for i := range x {
+		x[i] = float32(i%7) - 3
+	}
+	x[3] = float32(math.NaN())
+	x[300] = float32(math.Inf(1))
+	x[301] = float32(math.Inf(-1))
+	for _, ty := range allTypes {
+		if _, _, err := roundTrip(ty, x); err != nil {
+			t.Errorf("%s: %v", ty, err)
 		}
 	}
 }

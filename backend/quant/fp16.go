@@ -10,7 +10,20 @@ import (
 // representable in float32. A NaN keeps its sign and payload (shifted into
 // the top mantissa bits) and is made quiet, as x86 F16C and ggml's software
 // conversion both do.
-func FP16ToFloat32(h uint16) float32 {
+func FP16ToFloat32(h uint16) float32 { return fp16Table[h] }
+
+// fp16Table holds FP16ToFloat32 for every bit pattern (256 KiB), so the
+// conversion in hot loops is one load.
+var fp16Table = func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for i := range t {
+		t[i] = fp16ToFloat32Bits(uint16(i))
+	}
+	return &t
+}()
+
+// fp16ToFloat32Bits is the bit-level conversion that fills fp16Table.
+func fp16ToFloat32Bits(h uint16) float32 {
 	sign := uint32(h&0x8000) << 16
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h & 0x3ff)

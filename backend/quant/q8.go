@@ -172,3 +172,31 @@ func QuantizeRowQ8K(src []float32, dst []byte) {
 		binary.LittleEndian.PutUint32(b, math.Float32bits(1/iscale))
 	}
 }
+
+// QuantizeRowQ8_0Even quantizes src (a multiple of 32 elements) into dst
+// (len(src)/32*34 bytes) exactly as llama.cpp's x86 AVX/AVX2
+// quantize_row_q8_0 (its activation path on x86): d = amax/127 stored as
+// fp16, codes = round-half-to-even(x * (127/amax)). It differs from
+// QuantizeRowQ8_0 (ggml's reference: roundf of x*(1/d)) in the last code
+// bit for a small fraction of elements. Use it to mirror llama.cpp's x86
+// fast path; the reference stays QuantizeRowQ8_0.
+func QuantizeRowQ8_0Even(src []float32, dst []byte) {
+	nb := len(src) / 32
+	dst = dst[:nb*blockQ8_0]
+	for i := 0; i < nb; i++ {
+		x := src[i*32 : i*32+32]
+		b := dst[i*blockQ8_0 : (i+1)*blockQ8_0]
+		var amax float32
+		for _, v := range x {
+			amax = max(amax, abs32(v))
+		}
+		putFP16(b, amax/127)
+		var id float32
+		if amax != 0 {
+			id = 127 / amax
+		}
+		for j, v := range x {
+			b[2+j] = byte(int8(math.RoundToEven(float64(float32(v * id)))))
+		}
+	}
+}

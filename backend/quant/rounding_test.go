@@ -109,3 +109,25 @@ func TestMXFP4Codes(t *testing.T) {
 		t.Error("E8M0ToFloat32Half")
 	}
 }
+
+func TestQ8_0EvenRoundsHalfToEven(t *testing.T) {
+	x := make([]float32, 32)
+	x[0] = -127 // id = 1
+	x[1], x[2], x[3] = 2.5, -2.5, 3.5
+	b := make([]byte, blockQ8_0)
+	QuantizeRowQ8_0Even(x, b)
+	ref := make([]byte, blockQ8_0)
+	QuantizeRowQ8_0(x, ref)
+	if fp16At(b) != 1 || fp16At(ref) != 1 {
+		t.Fatalf("d = %g / %g, want 1", fp16At(b), fp16At(ref))
+	}
+	want := []int8{-127, 2, -2, 4}
+	for i, w := range want {
+		if got := int8(b[2+i]); got != w {
+			t.Errorf("q[%d] = %d, want %d", i, got, w)
+		}
+	}
+	if int8(ref[3]) != 3 {
+		t.Errorf("reference quantizer gave %d for 2.5, want 3", int8(ref[3]))
+	}
+}
