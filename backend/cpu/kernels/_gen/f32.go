@@ -63,6 +63,11 @@ func hsumPS(l level, v VecVirtual) VecVirtual {
 	x := XMM()
 	VEXTRACTF128(U8(1), v, x)
 	VADDPS(x, v.AsX(), x)
+	return hsumX(x)
+}
+
+// hsumX adds the 4 float32 lanes of x into its lowest lane (clobbers x).
+func hsumX(x VecVirtual) VecVirtual {
 	t := XMM()
 	VMOVHLPS(x, x, t)
 	VADDPS(t, x, x)

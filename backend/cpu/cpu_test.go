@@ -1,0 +1,136 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/glmrun/glmrun/backend/quant"
+	"github.com/glmrun/glmrun/gguf"
+)
+
+func TestPoolForCoversRange(t *testing.T) {
+	for _, threads := range []int{1, 2, 3, 8} {
+		p := NewPool(threads)
+		for _, n := range []int{0, 1, 5, 64, 1001} {
+			hits := make([]int32, n)
+			p.For(n, 4, func(w, lo, hi int) {
+				if w < 0 || w >= p.Threads() {
+					t.Errorf("worker %d out of range", w)
+				}
+				for i := lo; i < hi; i++ {
+					hits[i]++
+				}
+			})
+			for i, h := range hits {
+				if h != 1 {
+					t.Fatalf("threads %d n %d: index %d visited %d times", threads, n, i, h)
+				}
+			}
+		}
+	}
+}
+
+func randMat(rng *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
+// TestMatMulModes checks both math modes against a float64 product of the
+// dequantized weight, and the fast path's kernels against quant.VecDot.
+func TestMatMulModes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const rows, cols, n = 13, 512, 5
+	types := []gguf.TensorType{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeQ8_0, gguf.TypeQ5_0, gguf.TypeQ4_0, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K}
+	for _, typ := range types {
+		vals := randMat(rng, rows*cols)
+		rb, _ := typ.RowBytes(cols)
+		data := make([]byte, rows*int(rb))
+		if err := quant.Quantize(typ, vals, data); err != nil {
+			t.Fatal(err)
+		}
+		w, err := NewWeight(typ, rows, cols, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deq := make([]float32, rows*cols)
+		if err := quant.Dequantize(typ, data, deq); err != nil {
+			t.Fatal(err)
+		}
+		x := randMat(rng, n*cols)
+		want := make([]float64, n*rows)
+		for i := 0; i < n; i++ {
+			for r := 0; r < rows; r++ {
+				var acc float64
+				for c := 0; c < cols; c++ {
+					acc += float64(deq[r*cols+c]) * float64(x[i*cols+c])
+				}
+				want[i*rows+r] = acc
+			}
+		}
+		for _, mode := range []Mode{Exact, Fast} {
+			out := make([]float32, n*rows)
+			if err := MatMul(NewPool(3), mode, out, w, x, n); err != nil {
+				t.Fatal(err)
+			}
+			var num, den float64
+			for i := range out {
+				d := float64(out[i]) - want[i]
+				num += d * d
+				den += want[i] * want[i]
+			}
+			rel := math.Sqrt(num / den)
+			tol := 1e-6
+			if mode == Fast && typ != gguf.TypeF32 && typ != gguf.TypeF16 && typ != gguf.TypeBF16 {
+				tol = 2e-2 // activations quantized to 8 bits
+			}
+			if rel > tol {
+				t.Errorf("%s %s: rel_l2 %.3g > %.g", typ, mode, rel, tol)
+			}
+		}
+		// The registered kernel must agree with the reference VecDot.
+		dot, err := DotKernel(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vt := quant.VecDotType(typ)
+		xq, qb, err := QuantizeRows(nil, vt, x, 1, cols)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := quant.VecDot(typ, cols, w.Row(0), xq[:qb])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dot(cols, w.Row(0), xq[:qb]); got != ref {
+			t.Errorf("%s: kernel %v != quant.VecDot %v", typ, got, ref)
+		}
+	}
+}
+
+func TestNewWeightChecksSize(t *testing.T) {
+	if _, err := NewWeight(gguf.TypeQ4_K, 2, 256, make([]byte, 144)); err == nil {
+		t.Error("short data accepted")
+	}
+	if _, err := NewWeight(gguf.TypeQ4_K, 2, 100, make([]byte, 288)); err == nil {
+		t.Error("row not a multiple of the block size accepted")
+	}
+	if err := CheckType(gguf.TensorType(999)); err == nil {
+		t.Error("unknown type accepted")
+	}
+}
+
+func TestRoPENormRotatesPairs(t *testing.T) {
+	x := []float32{1, 0, 0, 1}
+	RoPENorm(x, 1, 10000)
+	// pair 0: theta = 1; pair 1: theta = 10000^(-2/4) = 0.01
+	want := []float64{math.Cos(1), math.Sin(1), -math.Sin(0.01), math.Cos(0.01)}
+	for i := range x {
+		if math.Abs(float64(x[i])-want[i]) > 1e-6 {
+			t.Fatalf("RoPENorm = %v, want %v", x, want)
+		}
+	}
+}
