@@ -1,0 +1,45 @@
+// Package cuda runs GLM-4.7-Flash kernels on NVIDIA GPUs through the CUDA
+// driver API, loaded at run time.
+//
+// # Building
+//
+// Nothing from the CUDA toolkit is needed to build or to run. On linux with
+// cgo, driver_cgo.go dlopens "libcuda.so.1" (shipped with the NVIDIA driver)
+// and "libnvidia-ml.so.1" (NVML, optional), declares its own minimal typedefs
+// and calls the driver through small C trampolines. Everywhere else
+// driver_stub.go provides the same functions returning ErrNoDevice, so
+// `go build ./...` and `go vet ./...` work with CGO_ENABLED=0 and on any OS.
+//
+// The kernels live in kernels/*.cu. tools/cuda/build_kernels.sh compiles them
+// with nvcc (on a machine that has it) into kernels/kernels.fatbin, which is
+// committed and embedded with go:embed; kernels/kernels.sum holds the SHA-256
+// of the sources the fatbin was built from, and an ordinary test fails with
+// "stale fatbin" when the sources no longer match. The environment variable
+// GLMRUN_CUDA_FATBIN names a fatbin file that replaces the embedded one (used
+// to test freshly built kernels without rebuilding the Go binary).
+//
+// # Threading model
+//
+// A CUDA context is current per OS thread, and goroutines migrate between
+// threads. A Device therefore owns one goroutine that calls
+// runtime.LockOSThread, makes the device's primary context current once, and
+// then executes submitted work in order. All driver calls happen on that
+// goroutine:
+//
+//   - Device.Do(fn) runs fn(ctx) on the owner goroutine and returns its error.
+//     The *Ctx handed to fn is valid only during that call; its methods are the
+//     direct (channel-free) driver operations and kernel launchers. Do is
+//     safe for concurrent use: calls are serialised.
+//   - Convenience methods on Device (Alloc, Free, Upload, Download, Sync) are
+//     each one Do round trip. Never call Device methods from inside Do: that
+//     deadlocks; use the *Ctx instead.
+//   - Every Ctx launch is enqueued on the context's one stream, in order.
+//     Ctx.Sync is the only wait point. A sequence of launches may be captured
+//     into a CUDA graph (Ctx.BeginCapture / EndCapture) and replayed with
+//     Ctx.LaunchGraph; values that change between replays (positions, cache
+//     lengths) are therefore read by the kernels from device buffers, never
+//     passed by value.
+//
+// NVML telemetry (Device.Telemetry) is thread-safe and does not go through
+// the owner goroutine; each field is reported only when NVML answered.
+package cuda

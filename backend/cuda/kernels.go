@@ -1,0 +1,456 @@
+package cuda
+
+import (
+	_ "embed"
+	"fmt"
+	"math"
+
+	"github.com/glmrun/glmrun/gguf"
+)
+
+// embeddedFatbin is kernels/*.cu compiled by tools/cuda/build_kernels.sh
+// (SASS for sm_80, sm_86, sm_89, sm_90 plus compute_90 PTX).
+//
+//go:embed kernels/kernels.fatbin
+var embeddedFatbin []byte
+
+// kernelNames lists every kernel the module must provide; Open fails if one
+// is missing.
+var kernelNames = []string{
+	"quantize_q8_1",
+	"matvec_q4_K", "matvec_q6_K", "matvec_q5_0", "matvec_q8_0",
+	"matvec_f32", "matvec_f16", "matvec_bf16",
+	"rmsnorm_f32", "rope_norm_f32", "swiglu_f32", "add_f32", "weighted_sum_f32",
+	"cache_store_f16", "argmax_f32",
+	"router_topk_sigmoid",
+	"mla_decode_partial", "mla_decode_combine",
+}
+
+// Q81BlockBytes is the size of one Q8_1 activation block (32 values):
+// {f16 d, f16 sum(x)} then 32 int8.
+const Q81BlockBytes = 36
+
+// Q81Bytes returns the bytes QuantizeQ81 writes for rows x cols values.
+func Q81Bytes(rows, cols int) int64 { return int64(rows) * int64(cols/32) * Q81BlockBytes }
+
+func ptrArg(b Buffer) uint64              { return uint64(b.ptr) }
+func i32Arg(v int) uint64                 { return uint64(uint32(int32(v))) }
+func i64Arg(v int) uint64                 { return uint64(int64(v)) }
+func f32Arg(v float32) uint64             { return uint64(math.Float32bits(v)) }
+func grid1(x int) [3]uint32               { return [3]uint32{uint32(x), 1, 1} }
+func grid2(x, y int) [3]uint32            { return [3]uint32{uint32(x), uint32(y), 1} }
+func optPtr(b Buffer) uint64              { return uint64(b.ptr) } // zero Buffer -> NULL
+func ceilDiv(a, b int) int                { return (a + b - 1) / b }
+func f32Bytes(n int) int64                { return 4 * int64(n) }
+func isZero(b Buffer) bool                { return b.ptr == 0 && b.bytes == 0 }
+func errArg(op, f string, a ...any) error { return fmt.Errorf("cuda: "+op+": "+f, a...) }
+
+// need checks that buffer `what` holds at least n bytes.
+func need(op, what string, b Buffer, n int64) error {
+	if b.ptr == 0 {
+		return errArg(op, "%s is a nil buffer", what)
+	}
+	if b.bytes < n {
+		return errArg(op, "%s holds %d bytes, needs %d", what, b.bytes, n)
+	}
+	return nil
+}
+
+func positive(op string, kv ...any) error {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if v := kv[i+1].(int); v <= 0 {
+			return errArg(op, "%s = %d, must be > 0", kv[i], v)
+		}
+	}
+	return nil
+}
+
+// QuantizeQ81 enqueues quantisation of rows x cols f32 values (row r at
+// element r*xStride of x) into Q8_1 blocks in out (row r at block
+// r*cols/32): d = max|x|/127, q = round(x/d), sum = Σx (f16). cols must be
+// a multiple of 32.
+func (c *Ctx) QuantizeQ81(x Buffer, xStride, rows, cols int, out Buffer) error {
+	const op = "QuantizeQ81"
+	if err := positive(op, "rows", rows, "cols", cols); err != nil {
+		return err
+	}
+	if cols%32 != 0 || xStride < cols {
+		return errArg(op, "cols %d must be a multiple of 32 and <= xStride %d", cols, xStride)
+	}
+	if err := need(op, "x", x, f32Bytes((rows-1)*xStride+cols)); err != nil {
+		return err
+	}
+	if err := need(op, "out", out, Q81Bytes(rows, cols)); err != nil {
+		return err
+	}
+	return c.launch("quantize_q8_1", grid2(ceilDiv(cols, 256), rows), grid1(256), 0,
+		ptrArg(x), i64Arg(xStride), ptrArg(out), i32Arg(cols))
+}
+
+// MatVec describes y = W·x for decode, optionally per expert.
+//
+// W is [NExperts][Rows][Cols] of Type, each row Type.RowBytes(Cols) bytes,
+// experts contiguous. For slot s (0 <= s < Slots) the kernel uses expert
+// IDs[s] (int32 on the device; when IDs is the zero Buffer, expert 0) and
+// writes Y[s*Rows : (s+1)*Rows] (f32). An id outside [0, NExperts) makes
+// that slot's outputs NaN. X is the activation: for Q4_K, Q5_0, Q6_K and
+// Q8_0 weights Q8_1 blocks from QuantizeQ81 (Cols/32 blocks per row), for
+// F32, F16 and BF16 weights f32 values (Cols per row); slot s reads row s,
+// or row 0 for every slot when XShared.
+type MatVec struct {
+	W        Buffer
+	Type     gguf.TensorType
+	Rows     int
+	Cols     int
+	NExperts int // 0 means 1
+	IDs      Buffer
+	Slots    int // 0 means 1
+	X        Buffer
+	XShared  bool
+	Y        Buffer
+}
+
+var matvecKernels = map[gguf.TensorType]string{
+	gguf.TypeQ4_K: "matvec_q4_K", gguf.TypeQ6_K: "matvec_q6_K", gguf.TypeQ5_0: "matvec_q5_0",
+	gguf.TypeQ8_0: "matvec_q8_0", gguf.TypeF32: "matvec_f32", gguf.TypeF16: "matvec_f16",
+	gguf.TypeBF16: "matvec_bf16",
+}
+
+// IsQuantized reports whether MatVec takes Q8_1 activations for weight type t.
+func IsQuantized(t gguf.TensorType) bool {
+	return t == gguf.TypeQ4_K || t == gguf.TypeQ6_K || t == gguf.TypeQ5_0 || t == gguf.TypeQ8_0
+}
+
+// SupportsMatVec reports whether MatVec has a kernel for weight type t.
+func SupportsMatVec(t gguf.TensorType) bool { _, ok := matvecKernels[t]; return ok }
+
+// MatVec enqueues the product described by m.
+func (c *Ctx) MatVec(m MatVec) error {
+	const op = "MatVec"
+	name, ok := matvecKernels[m.Type]
+	if !ok {
+		return errArg(op, "no kernel for weight type %s", m.Type)
+	}
+	ne, slots := max(m.NExperts, 1), max(m.Slots, 1)
+	if err := positive(op, "Rows", m.Rows, "Cols", m.Cols); err != nil {
+		return err
+	}
+	if m.Rows > math.MaxInt32/2 || slots > 65535 || ne > math.MaxInt32 {
+		return errArg(op, "Rows %d or Slots %d out of range", m.Rows, slots)
+	}
+	rowBytes, err := m.Type.RowBytes(uint64(m.Cols))
+	if err != nil {
+		return errArg(op, "%v", err)
+	}
+	expertBytes := int64(rowBytes) * int64(m.Rows)
+	if err := need(op, "W", m.W, expertBytes*int64(ne)); err != nil {
+		return err
+	}
+	if isZero(m.IDs) {
+		if ne != 1 {
+			return errArg(op, "NExperts = %d needs IDs", ne)
+		}
+	} else if err := need(op, "IDs", m.IDs, 4*int64(slots)); err != nil {
+		return err
+	}
+	xRows := slots
+	if m.XShared {
+		xRows = 1
+	}
+	xBytes, xStride := f32Bytes(xRows*m.Cols), m.Cols
+	if IsQuantized(m.Type) {
+		xBytes, xStride = Q81Bytes(xRows, m.Cols), m.Cols/32
+	}
+	if m.XShared {
+		xStride = 0
+	}
+	if err := need(op, "X", m.X, xBytes); err != nil {
+		return err
+	}
+	if err := need(op, "Y", m.Y, f32Bytes(slots*m.Rows)); err != nil {
+		return err
+	}
+	return c.launch(name, grid2(m.Rows, slots), grid1(128), 0,
+		ptrArg(m.W), uint64(expertBytes), optPtr(m.IDs), i32Arg(ne),
+		ptrArg(m.X), i64Arg(xStride), ptrArg(m.Y), i64Arg(m.Rows), i32Arg(m.Rows), i32Arg(m.Cols))
+}
+
+// RMSNorm enqueues y[r] = x[r] / sqrt(mean(x[r]²) + eps) ⊙ w for rows r
+// (row r at element r*xStride of x and r*yStride of y; cols values each).
+// w (cols f32) may be the zero Buffer for no weight; y may equal x.
+func (c *Ctx) RMSNorm(x Buffer, xStride int, w Buffer, y Buffer, yStride, rows, cols int, eps float32) error {
+	const op = "RMSNorm"
+	if err := positive(op, "rows", rows, "cols", cols); err != nil {
+		return err
+	}
+	if xStride < cols || yStride < cols {
+		return errArg(op, "strides %d, %d smaller than cols %d", xStride, yStride, cols)
+	}
+	if err := need(op, "x", x, f32Bytes((rows-1)*xStride+cols)); err != nil {
+		return err
+	}
+	if err := need(op, "y", y, f32Bytes((rows-1)*yStride+cols)); err != nil {
+		return err
+	}
+	if !isZero(w) {
+		if err := need(op, "w", w, f32Bytes(cols)); err != nil {
+			return err
+		}
+	}
+	return c.launch("rmsnorm_f32", grid1(rows), grid1(256), 0,
+		ptrArg(x), i64Arg(xStride), optPtr(w), ptrArg(y), i64Arg(yStride), i32Arg(cols), f32Arg(eps))
+}
+
+// RoPE enqueues interleaved-pair ("NORM") rotary embedding, in place, on
+// nDims values starting at column offset of each of nHeads heads of each of
+// nTokens tokens: head h of token t starts at element t*tokStride +
+// h*headStride of x. Pair i of token t is rotated by pos[t]·base^(-2i/nDims)
+// (pos: nTokens int32 on the device).
+func (c *Ctx) RoPE(x Buffer, tokStride, headStride, nHeads, nTokens, offset, nDims int, pos Buffer, base float32) error {
+	const op = "RoPE"
+	if err := positive(op, "nHeads", nHeads, "nTokens", nTokens, "nDims", nDims); err != nil {
+		return err
+	}
+	if nDims%2 != 0 || offset < 0 || tokStride < 0 || headStride < 0 {
+		return errArg(op, "nDims %d must be even, offset and strides >= 0", nDims)
+	}
+	last := (nTokens-1)*tokStride + (nHeads-1)*headStride + offset + nDims
+	if err := need(op, "x", x, f32Bytes(last)); err != nil {
+		return err
+	}
+	if err := need(op, "pos", pos, 4*int64(nTokens)); err != nil {
+		return err
+	}
+	return c.launch("rope_norm_f32", grid2(nHeads, nTokens), grid1(min(256, max(32, ceilDiv(nDims/2, 32)*32))), 0,
+		ptrArg(x), i64Arg(tokStride), i64Arg(headStride), i32Arg(offset), i32Arg(nDims), ptrArg(pos), f32Arg(base))
+}
+
+func elementwiseGrid(n int) [3]uint32 { return grid1(min(ceilDiv(n, 256), 4096)) }
+
+// SwiGLU enqueues out[i] = silu(gate[i]) · up[i] for n values (out may
+// alias gate or up).
+func (c *Ctx) SwiGLU(gate, up, out Buffer, n int) error {
+	const op = "SwiGLU"
+	if err := positive(op, "n", n); err != nil {
+		return err
+	}
+	for _, b := range []struct {
+		name string
+		b    Buffer
+	}{{"gate", gate}, {"up", up}, {"out", out}} {
+		if err := need(op, b.name, b.b, f32Bytes(n)); err != nil {
+			return err
+		}
+	}
+	return c.launch("swiglu_f32", elementwiseGrid(n), grid1(256), 0, ptrArg(gate), ptrArg(up), ptrArg(out), i64Arg(n))
+}
+
+// Add enqueues out[i] = a[i] + b[i] for n values (out may alias a or b).
+func (c *Ctx) Add(a, b, out Buffer, n int) error {
+	const op = "Add"
+	if err := positive(op, "n", n); err != nil {
+		return err
+	}
+	for _, x := range []struct {
+		name string
+		b    Buffer
+	}{{"a", a}, {"b", b}, {"out", out}} {
+		if err := need(op, x.name, x.b, f32Bytes(n)); err != nil {
+			return err
+		}
+	}
+	return c.launch("add_f32", elementwiseGrid(n), grid1(256), 0, ptrArg(a), ptrArg(b), ptrArg(out), i64Arg(n))
+}
+
+// WeightedSum enqueues out[i] = base[i] + Σ_s w[s]·y[s*yStride + i] for
+// i < n, s < nSlots (the MoE combine; w: nSlots f32 on the device). base
+// may be the zero Buffer (treated as 0) and may alias out.
+func (c *Ctx) WeightedSum(base, y Buffer, yStride int, w Buffer, nSlots int, out Buffer, n int) error {
+	const op = "WeightedSum"
+	if err := positive(op, "n", n, "nSlots", nSlots); err != nil {
+		return err
+	}
+	if yStride < n {
+		return errArg(op, "yStride %d < n %d", yStride, n)
+	}
+	if err := need(op, "y", y, f32Bytes((nSlots-1)*yStride+n)); err != nil {
+		return err
+	}
+	if err := need(op, "w", w, f32Bytes(nSlots)); err != nil {
+		return err
+	}
+	if err := need(op, "out", out, f32Bytes(n)); err != nil {
+		return err
+	}
+	if !isZero(base) {
+		if err := need(op, "base", base, f32Bytes(n)); err != nil {
+			return err
+		}
+	}
+	return c.launch("weighted_sum_f32", elementwiseGrid(n), grid1(256), 0,
+		optPtr(base), ptrArg(y), i64Arg(yStride), ptrArg(w), i32Arg(nSlots), ptrArg(out), i32Arg(n))
+}
+
+// CacheStoreF16 enqueues, for each of nTokens tokens t, the rounding of
+// `width` f32 values at element t*srcStride of src to f16 and their store
+// into row pos[t] of cache (row p at element p*cacheStride; pos: int32 on
+// the device). The cache holds cache.Bytes()/(2*cacheStride) rows; a
+// position outside that range is skipped by the kernel.
+func (c *Ctx) CacheStoreF16(src Buffer, srcStride int, cache Buffer, cacheStride, width int, pos Buffer, nTokens int) error {
+	const op = "CacheStoreF16"
+	if err := positive(op, "width", width, "nTokens", nTokens); err != nil {
+		return err
+	}
+	if srcStride < width || cacheStride < width {
+		return errArg(op, "strides %d, %d smaller than width %d", srcStride, cacheStride, width)
+	}
+	if err := need(op, "src", src, f32Bytes((nTokens-1)*srcStride+width)); err != nil {
+		return err
+	}
+	if err := need(op, "pos", pos, 4*int64(nTokens)); err != nil {
+		return err
+	}
+	capacity := cache.bytes / (2 * int64(cacheStride))
+	if cache.ptr == 0 || capacity < 1 || capacity > math.MaxInt32 {
+		return errArg(op, "cache of %d bytes holds %d rows of stride %d", cache.bytes, capacity, cacheStride)
+	}
+	return c.launch("cache_store_f16", grid1(nTokens), grid1(256), 0,
+		ptrArg(src), i64Arg(srcStride), ptrArg(cache), i64Arg(cacheStride), i32Arg(width), ptrArg(pos), i32Arg(int(capacity)))
+}
+
+// Argmax enqueues out[r] = the index of the largest of the n values of row
+// r (row r at element r*stride of x), for rows rows; lowest index on ties,
+// NaN ignored, -1 when every value is NaN. out: rows int32.
+func (c *Ctx) Argmax(x Buffer, stride, n, rows int, out Buffer) error {
+	const op = "Argmax"
+	if err := positive(op, "n", n, "rows", rows); err != nil {
+		return err
+	}
+	if stride < n {
+		return errArg(op, "stride %d < n %d", stride, n)
+	}
+	if err := need(op, "x", x, f32Bytes((rows-1)*stride+n)); err != nil {
+		return err
+	}
+	if err := need(op, "out", out, 4*int64(rows)); err != nil {
+		return err
+	}
+	return c.launch("argmax_f32", grid1(rows), grid1(1024), 0, ptrArg(x), i64Arg(stride), i32Arg(n), ptrArg(out))
+}
+
+// Router enqueues sigmoid top-k expert selection for `tokens` tokens: for
+// token t with nExperts logits at element t*logitStride,
+// s = sigmoid(logit), the k experts with the largest s + bias are chosen
+// (bias: nExperts f32, or the zero Buffer), their unbiased s are divided by
+// max(Σs, 6.1035e-5) when norm, then multiplied by scale. Writes
+// ids[t*k + j] (int32, in descending biased score) and weights[t*k + j]
+// (f32). k <= min(nExperts, 64), nExperts <= 1024.
+func (c *Ctx) Router(logits Buffer, logitStride int, bias Buffer, nExperts, k int, norm bool, scale float32, tokens int, ids, weights Buffer) error {
+	const op = "Router"
+	if err := positive(op, "nExperts", nExperts, "k", k, "tokens", tokens); err != nil {
+		return err
+	}
+	if nExperts > 1024 || k > nExperts || k > 64 || logitStride < nExperts {
+		return errArg(op, "nExperts %d (<= 1024), k %d (<= nExperts, <= 64), logitStride %d", nExperts, k, logitStride)
+	}
+	if err := need(op, "logits", logits, f32Bytes((tokens-1)*logitStride+nExperts)); err != nil {
+		return err
+	}
+	if !isZero(bias) {
+		if err := need(op, "bias", bias, f32Bytes(nExperts)); err != nil {
+			return err
+		}
+	}
+	if err := need(op, "ids", ids, 4*int64(tokens*k)); err != nil {
+		return err
+	}
+	if err := need(op, "weights", weights, 4*int64(tokens*k)); err != nil {
+		return err
+	}
+	n := 0
+	if norm {
+		n = 1
+	}
+	return c.launch("router_topk_sigmoid", grid1(tokens), grid1(ceilDiv(nExperts, 32)*32), 0,
+		ptrArg(logits), i64Arg(logitStride), optPtr(bias), i32Arg(nExperts), i32Arg(k), i32Arg(n), f32Arg(scale),
+		ptrArg(ids), ptrArg(weights))
+}
+
+// MLA decode attention limits (kernels/attention.cu).
+const (
+	mlaTile    = 32
+	mlaThreads = 256
+	mlaMaxH    = 32
+)
+
+// MLADecode describes one decode step of absorbed MLA attention (see
+// kernels/attention.cu): H query heads of D values (Q, head h at element
+// h*QStride, f32) against the first NKV rows of an f16 latent cache (row j
+// at element j*KVStride of KV; the cache holds KV.Bytes()/(2*KVStride)
+// rows), V = the first Dv values of each row. NKV is an int32 on the device
+// (so a captured graph can be replayed as the cache grows), clamped to the
+// cache's rows. Out (head h at element h*OutStride, Dv f32) =
+// softmax(Scale·Q_h·K^T)·V. Splits is the number of sequence splits of the
+// first pass (e.g. 2×SMs); Scratch must hold MLAScratchBytes(Splits, H, Dv).
+type MLADecode struct {
+	Q         Buffer
+	QStride   int
+	H, D, Dv  int
+	KV        Buffer
+	KVStride  int
+	NKV       Buffer
+	Scale     float32
+	Splits    int
+	Scratch   Buffer
+	Out       Buffer
+	OutStride int
+}
+
+// MLAScratchBytes returns the scratch size MLADecode needs.
+func MLAScratchBytes(splits, h, dv int) int64 {
+	return 4 * (int64(splits)*int64(h)*int64(dv) + int64(splits)*int64(h)*2)
+}
+
+func mlaSharedBytes(h, d int) int {
+	return 4*(h*d+h*mlaTile+3*mlaMaxH) + 4*mlaTile*(d/2+1)
+}
+
+// MLADecode enqueues the two passes of the attention described by a.
+func (c *Ctx) MLADecode(a MLADecode) error {
+	const op = "MLADecode"
+	if err := positive(op, "H", a.H, "D", a.D, "Dv", a.Dv, "Splits", a.Splits); err != nil {
+		return err
+	}
+	if a.H > mlaMaxH || a.D%2 != 0 || a.Dv%2 != 0 || a.Dv > a.D || a.Dv > 2*mlaThreads || a.KVStride < a.D || a.KVStride%2 != 0 {
+		return errArg(op, "H %d (<= %d), D %d, Dv %d (even, Dv <= D, Dv <= %d), KVStride %d (even, >= D)",
+			a.H, mlaMaxH, a.D, a.Dv, 2*mlaThreads, a.KVStride)
+	}
+	if a.QStride < a.D || a.OutStride < a.Dv || a.Splits > 65535 {
+		return errArg(op, "QStride %d < D, OutStride %d < Dv, or Splits %d > 65535", a.QStride, a.OutStride, a.Splits)
+	}
+	if err := need(op, "Q", a.Q, f32Bytes((a.H-1)*a.QStride+a.D)); err != nil {
+		return err
+	}
+	if err := need(op, "Out", a.Out, f32Bytes((a.H-1)*a.OutStride+a.Dv)); err != nil {
+		return err
+	}
+	if err := need(op, "NKV", a.NKV, 4); err != nil {
+		return err
+	}
+	if err := need(op, "Scratch", a.Scratch, MLAScratchBytes(a.Splits, a.H, a.Dv)); err != nil {
+		return err
+	}
+	capacity := a.KV.bytes / (2 * int64(a.KVStride))
+	if a.KV.ptr == 0 || capacity < 1 || capacity > math.MaxInt32 {
+		return errArg(op, "cache of %d bytes holds %d rows of stride %d", a.KV.bytes, capacity, a.KVStride)
+	}
+	partO := a.Scratch
+	partML, _ := a.Scratch.Slice(4*int64(a.Splits)*int64(a.H)*int64(a.Dv), 4*int64(a.Splits)*int64(a.H)*2)
+	if err := c.launch("mla_decode_partial", grid1(a.Splits), grid1(mlaThreads), mlaSharedBytes(a.H, a.D),
+		ptrArg(a.Q), i64Arg(a.QStride), ptrArg(a.KV), i64Arg(a.KVStride), ptrArg(a.NKV), i32Arg(int(capacity)),
+		i32Arg(a.H), i32Arg(a.D), i32Arg(a.Dv), f32Arg(a.Scale), ptrArg(partO), ptrArg(partML)); err != nil {
+		return err
+	}
+	return c.launch("mla_decode_combine", grid1(a.H), grid1(256), 4*a.Splits,
+		ptrArg(partO), ptrArg(partML), i32Arg(a.Splits), i32Arg(a.H), i32Arg(a.Dv), ptrArg(a.Out), i64Arg(a.OutStride))
+}

@@ -1,0 +1,116 @@
+// elementwise.cu: RMSNorm, interleaved RoPE, SwiGLU, add, weighted sum,
+// latent-cache store and argmax. All f32 unless named otherwise.
+#include "common.cuh"
+#include <limits.h>
+
+// y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w   (w may be NULL: no weight)
+// Rows r = blockIdx.x at x + r*x_stride and y + r*y_stride; in place is fine.
+// Block: 256 threads.
+extern "C" __global__ void __launch_bounds__(256)
+rmsnorm_f32(const float *x, long long x_stride, const float *__restrict__ w, float *y, long long y_stride, int cols, float eps) {
+	__shared__ float scratch[32];
+	const float *xr = x + (size_t)blockIdx.x * x_stride;
+	float *yr = y + (size_t)blockIdx.x * y_stride;
+	float ss = 0.0f;
+	for (int i = threadIdx.x; i < cols; i += blockDim.x) ss += xr[i] * xr[i];
+	ss = block_sum(ss, scratch);
+	const float scale = rsqrtf(ss / (float)cols + eps);
+	for (int i = threadIdx.x; i < cols; i += blockDim.x) yr[i] = w ? xr[i] * scale * w[i] : xr[i] * scale;
+}
+
+// Interleaved ("NORM") RoPE, in place, on n_dims values starting at column
+// `offset` of every head: pairs (2i, 2i+1), theta_i = pos * base^(-2i/n_dims).
+// Head h of token t at x + t*tok_stride + h*head_stride. Positions are read
+// from pos[t] on the device. The angle and its sine/cosine are computed in
+// double precision (exact to f32 rounding at any position; llama.cpp uses
+// f32 angles, which differ by up to ~1e-2 rad at position 1e5).
+// Grid: (n_heads, n_tokens); block: 32..256 threads.
+extern "C" __global__ void rope_norm_f32(float *x, long long tok_stride, long long head_stride, int offset, int n_dims,
+                                         const int *__restrict__ pos, float freq_base) {
+	const int h = blockIdx.x, t = blockIdx.y;
+	float *p = x + (size_t)t * tok_stride + (size_t)h * head_stride + offset;
+	const double ps = (double)pos[t];
+	for (int i = threadIdx.x; i < n_dims / 2; i += blockDim.x) {
+		const double theta = ps * pow((double)freq_base, -2.0 * (double)i / (double)n_dims);
+		double s, c;
+		sincos(theta, &s, &c);
+		const float x0 = p[2 * i], x1 = p[2 * i + 1];
+		p[2 * i] = (float)((double)x0 * c - (double)x1 * s);
+		p[2 * i + 1] = (float)((double)x0 * s + (double)x1 * c);
+	}
+}
+
+// out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). In place ok.
+extern "C" __global__ void swiglu_f32(const float *gate, const float *up, float *out, long long n) {
+	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+		const float g = gate[i];
+		out[i] = g / (1.0f + expf(-g)) * up[i];
+	}
+}
+
+// out[i] = a[i] + b[i]. In place ok.
+extern "C" __global__ void add_f32(const float *a, const float *b, float *out, long long n) {
+	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+		out[i] = a[i] + b[i];
+}
+
+// out[i] = (base ? base[i] : 0) + sum_s w[s] * y[s*y_stride + i], s < n_slots.
+// The MoE combine: y holds the experts' down projections, w their router
+// weights (on the device). out may alias base.
+extern "C" __global__ void weighted_sum_f32(const float *base, const float *__restrict__ y, long long y_stride,
+                                            const float *__restrict__ w, int n_slots, float *out, int n) {
+	for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+		float acc = base ? base[i] : 0.0f;
+		for (int s = 0; s < n_slots; s++) acc += w[s] * y[(size_t)s * y_stride + i];
+		out[i] = acc;
+	}
+}
+
+// Latent cache store: for token t = blockIdx.x, the `width` f32 values at
+// src + t*src_stride are rounded (to nearest even) to f16 and written to
+// cache row pos[t] (at cache + pos[t]*cache_stride). Rows outside
+// [0, capacity) are not written.
+extern "C" __global__ void cache_store_f16(const float *__restrict__ src, long long src_stride, __half *cache,
+                                           long long cache_stride, int width, const int *__restrict__ pos, int capacity) {
+	const int t = blockIdx.x;
+	const int p = pos[t];
+	if (p < 0 || p >= capacity) return;
+	const float *s = src + (size_t)t * src_stride;
+	__half *d = cache + (size_t)p * cache_stride;
+	for (int i = threadIdx.x; i < width; i += blockDim.x) d[i] = __float2half_rn(s[i]);
+}
+
+// out[r] = index of the largest x[r*stride + i], i < n (lowest index on
+// ties; NaN ignored; -1 if every value is NaN). Grid: rows; block: 1024.
+extern "C" __global__ void __launch_bounds__(1024) argmax_f32(const float *__restrict__ x, long long stride, int n, int *out) {
+	__shared__ float sv[32];
+	__shared__ int si[32];
+	const float *xr = x + (size_t)blockIdx.x * stride;
+	float bv = -INFINITY;
+	int bi = INT_MAX;
+	for (int i = threadIdx.x; i < n; i += blockDim.x) {
+		const float v = xr[i];
+		if (v > bv || (v == bv && i < bi)) { bv = v; bi = i; }
+	}
+#pragma unroll
+	for (int o = WARP / 2; o > 0; o >>= 1) {
+		const float ov = __shfl_xor_sync(0xffffffff, bv, o);
+		const int oi = __shfl_xor_sync(0xffffffff, bi, o);
+		if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+	}
+	const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+	if (lane == 0) { sv[warp] = bv; si[warp] = bi; }
+	__syncthreads();
+	if (warp == 0) {
+		const int nw = blockDim.x / WARP;
+		bv = lane < nw ? sv[lane] : -INFINITY;
+		bi = lane < nw ? si[lane] : INT_MAX;
+#pragma unroll
+		for (int o = WARP / 2; o > 0; o >>= 1) {
+			const float ov = __shfl_xor_sync(0xffffffff, bv, o);
+			const int oi = __shfl_xor_sync(0xffffffff, bi, o);
+			if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+		}
+		if (lane == 0) out[blockIdx.x] = bi == INT_MAX ? -1 : bi;
+	}
+}
