@@ -49,5 +49,13 @@
 // results do not depend on GOARCH. The Dot functions mirror
 // ggml_vec_dot_*_generic (same integer sums, same float32 operation order),
 // so they match llama.cpp's scalar path bit for bit and its SIMD paths to
-// rounding.
+// rounding. golden_test.go pins all of this against digests produced by
+// llama.cpp's own C code (built without FMA contraction, as ggml-base is on
+// x86-64). A build of ggml with FMA contraction (e.g. -march=native) gives
+// different K-quant bytes and dot results in the last bits; the glm-tiny
+// reference files match the non-contracted arithmetic implemented here.
+//
+// Known ggml behaviour mirrored on purpose: blocks of very small values
+// (|x| ~ 1e-6) lose their fp16 super-scales to underflow, so Q8_0/Q4_0/Q5_0/
+// K-quant round trips of such data are poor (error of the order of |x|).
 package quant
