@@ -6,8 +6,9 @@
 // Generic entry points: Dequantize, Quantize, VecDot, VecDotType,
 // CanDequantize, CanQuantize, CanVecDot. Hot loops call the allocation-free
 // per-type functions directly (DequantizeRowQ4K, QuantizeRowQ8K,
-// DotQ4KQ8K, ...); those assume correct sizes (the generic functions check
-// them and return errors).
+// DotQ4KQ8K, ...); those assume correct sizes: n a multiple of the block
+// size and slices at least that long (a short slice panics; the generic
+// functions check sizes and return errors instead).
 //
 // # Block layouts (all multi-byte fields little-endian; quantization runs
 // along ne0 and blocks never straddle rows)
