@@ -10,8 +10,7 @@ import (
 )
 
 // TestEncodeWikiSpeed encodes WikiText-2's test split (1.3 MB) with the
-// glm-tiny vocabulary and checks it round-trips and takes well under the
-// budget (a few seconds for 1 MB, even on a slow CI core).
+// glm-tiny vocabulary and checks that it round-trips and is fast.
 func TestEncodeWikiSpeed(t *testing.T) {
 	tok := tiny(t)
 	raw, err := os.ReadFile(testdata.Shared(t, "data", "wiki.test.raw"))
@@ -23,7 +22,9 @@ func TestEncodeWikiSpeed(t *testing.T) {
 	ids := tok.Encode(text, false)
 	el := time.Since(start)
 	t.Logf("encoded %d bytes to %d tokens in %v (%.1f MB/s)", len(text), len(ids), el, float64(len(text))/1e6/el.Seconds())
-	if el > 5*time.Second {
+	// The limit is loose: it catches accidental quadratic behaviour, not
+	// slow machines (about 70 ms of CPU time on one 2026 core).
+	if el > 10*time.Second && !raceEnabled {
 		t.Errorf("encoding 1.3 MB took %v", el)
 	}
 	if back := tok.Decode(ids); back != text {
@@ -66,7 +67,7 @@ func TestLoadSpeed(t *testing.T) {
 	}
 	el := time.Since(start)
 	t.Logf("built a %d-token, %d-merge tokenizer in %v", len(c.Tokens), len(c.Merges), el)
-	if el > 3*time.Second {
+	if el > 10*time.Second && !raceEnabled {
 		t.Errorf("construction took %v", el)
 	}
 }

@@ -63,6 +63,10 @@ func classOf(r rune) uint8 {
 // code point i in norm and offs[len(cpts)] == len(norm). For valid UTF-8,
 // norm == text.
 func decodeText(text string, cpts []rune, offs []int32) ([]rune, []int32, string) {
+	if cap(cpts) < len(text) {
+		cpts = make([]rune, 0, len(text))
+		offs = make([]int32, 0, len(text)+1)
+	}
 	cpts, offs = cpts[:0], offs[:0]
 	if utf8.ValidString(text) {
 		for i, r := range text {
@@ -143,6 +147,9 @@ func asciiLower(r rune) rune {
 // input. cls is scratch space for the class flags.
 func splitWords(cpts []rune, cls []uint8, emit func(start, end int)) []uint8 {
 	n := len(cpts)
+	if cap(cls) < n {
+		cls = make([]uint8, 0, n)
+	}
 	cls = cls[:0]
 	for _, r := range cpts {
 		cls = append(cls, classOf(r))

@@ -299,3 +299,33 @@ func FuzzEncode(f *testing.F) {
 		}
 	})
 }
+
+// TestConcurrentEncode: Encode may be called from several goroutines (the
+// word cache is shared).
+func TestConcurrentEncode(t *testing.T) {
+	tok := synthetic(t)
+	r := rand.New(rand.NewSource(4))
+	texts := make([]string, 200)
+	want := make([][]int32, len(texts))
+	for i := range texts {
+		texts[i] = randomText(r, 30)
+		want[i] = tok.Encode(texts[i], true)
+	}
+	errs := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i := range texts {
+				if got := tok.Encode(texts[i], true); !slices.Equal(got, want[i]) {
+					errs <- texts[i]
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if s := <-errs; s != "" {
+			t.Errorf("concurrent Encode(%q) differs", s)
+		}
+	}
+}
