@@ -601,3 +601,1606 @@ one12:
 done12:
 	VZEROUPPER
 	RET
+
+// func dotQ8_0Q8_0AVX2(nb int, w *byte, x *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ8_0Q8_0AVX2(SB), NOSPLIT, $0-28
+	MOVQ   nb+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   x+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+loop13:
+	CMPQ         AX, $0x02
+	JL           one13
+	VPMOVSXBW    2(CX), Y2
+	VPMOVSXBW    18(CX), Y3
+	VPMOVSXBW    2(DX), Y4
+	VPMOVSXBW    18(DX), Y5
+	VPMADDWD     Y4, Y2, Y2
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	MOVWLZX      (CX), BX
+	VMOVD        BX, X3
+	VPINSRW      $0x01, (DX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X3
+	VBROADCASTSS X3, Y3
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y3, Y0
+	VPMOVSXBW    36(CX), Y2
+	VPMOVSXBW    52(CX), Y3
+	VPMOVSXBW    36(DX), Y4
+	VPMOVSXBW    52(DX), Y5
+	VPMADDWD     Y4, Y2, Y2
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	MOVWLZX      34(CX), BX
+	VMOVD        BX, X3
+	VPINSRW      $0x01, 34(DX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X3
+	VBROADCASTSS X3, Y3
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y3, Y1
+	ADDQ         $0x00000044, CX
+	ADDQ         $0x00000044, DX
+	SUBQ         $0x02, AX
+	JMP          loop13
+
+one13:
+	TESTQ        AX, AX
+	JZ           done13
+	VPMOVSXBW    2(CX), Y2
+	VPMOVSXBW    18(CX), Y3
+	VPMOVSXBW    2(DX), Y4
+	VPMOVSXBW    18(DX), Y5
+	VPMADDWD     Y4, Y2, Y2
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	MOVWLZX      (CX), AX
+	VMOVD        AX, X3
+	VPINSRW      $0x01, (DX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X3
+	VBROADCASTSS X3, Y3
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y3, Y0
+
+done13:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VPSHUFD      $0x01, X1, X0
+	VADDSS       X0, X1, X1
+	MOVSS        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotQ8_0Q8_0AVX512(nb int, w *byte, x *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ8_0Q8_0AVX512(SB), NOSPLIT, $0-28
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVL         $0x80808080, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Y2
+
+loop14:
+	CMPQ         AX, $0x02
+	JL           one14
+	VPXOR        2(CX), Y2, Y3
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPDPBUSD     2(DX), Y3, Y4
+	VPDPBUSD     2(DX), Y2, Y5
+	VPSUBD       Y5, Y4, Y4
+	MOVWLZX      (CX), BX
+	VMOVD        BX, X3
+	VPINSRW      $0x01, (DX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X5
+	VMULSS       X5, X3, X3
+	VBROADCASTSS X3, Y3
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y3, Y0
+	VPXOR        36(CX), Y2, Y3
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPDPBUSD     36(DX), Y3, Y4
+	VPDPBUSD     36(DX), Y2, Y5
+	VPSUBD       Y5, Y4, Y4
+	MOVWLZX      34(CX), BX
+	VMOVD        BX, X3
+	VPINSRW      $0x01, 34(DX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X5
+	VMULSS       X5, X3, X3
+	VBROADCASTSS X3, Y3
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y3, Y1
+	ADDQ         $0x00000044, CX
+	ADDQ         $0x00000044, DX
+	SUBQ         $0x02, AX
+	JMP          loop14
+
+one14:
+	TESTQ        AX, AX
+	JZ           done14
+	VPXOR        2(CX), Y2, Y3
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPDPBUSD     2(DX), Y3, Y4
+	VPDPBUSD     2(DX), Y2, Y5
+	VPSUBD       Y5, Y4, Y4
+	MOVWLZX      (CX), AX
+	VMOVD        AX, X2
+	VPINSRW      $0x01, (DX), X2, X2
+	VCVTPH2PS    X2, X2
+	VMOVSHDUP    X2, X3
+	VMULSS       X3, X2, X2
+	VBROADCASTSS X2, Y2
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y2, Y0
+
+done14:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VPSHUFD      $0x01, X1, X0
+	VADDSS       X0, X1, X1
+	MOVSS        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotQ5_0Q8_0AVX2(nb int, w *byte, x *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVL         $0x0f0f0f0f, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Y2
+	MOVL         $0x10101010, BX
+	VMOVD        BX, X5
+	VPBROADCASTD X5, Y5
+	VMOVDQU      q5shuf<>+0(SB), Y3
+	VMOVDQU      q5bits<>+0(SB), Y4
+	MOVL         $0x00010001, BX
+	VMOVD        BX, X6
+	VPBROADCASTD X6, Y6
+
+loop15:
+	CMPQ         AX, $0x02
+	JL           one15
+	VMOVDQU      6(CX), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        Y2, Y8, Y8
+	VPBROADCASTD 2(CX), Y9
+	VPSHUFB      Y3, Y9, Y9
+	VPAND        Y4, Y9, Y9
+	VPCMPEQB     Y4, Y9, Y9
+	VPAND        Y5, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPMADDUBSW   2(DX), Y8, Y8
+	VPMADDUBSW   2(DX), Y5, Y9
+	VPSUBW       Y9, Y8, Y8
+	VPMADDWD     Y6, Y8, Y8
+	MOVWLZX      (CX), BX
+	VMOVD        BX, X7
+	VPINSRW      $0x01, (DX), X7, X7
+	VCVTPH2PS    X7, X7
+	VMOVSHDUP    X7, X9
+	VMULSS       X9, X7, X7
+	VBROADCASTSS X7, Y9
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y9, Y0
+	VMOVDQU      28(CX), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        Y2, Y8, Y8
+	VPBROADCASTD 24(CX), Y9
+	VPSHUFB      Y3, Y9, Y9
+	VPAND        Y4, Y9, Y9
+	VPCMPEQB     Y4, Y9, Y9
+	VPAND        Y5, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPMADDUBSW   36(DX), Y8, Y8
+	VPMADDUBSW   36(DX), Y5, Y9
+	VPSUBW       Y9, Y8, Y8
+	VPMADDWD     Y6, Y8, Y8
+	MOVWLZX      22(CX), BX
+	VMOVD        BX, X7
+	VPINSRW      $0x01, 34(DX), X7, X7
+	VCVTPH2PS    X7, X7
+	VMOVSHDUP    X7, X9
+	VMULSS       X9, X7, X7
+	VBROADCASTSS X7, Y9
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y9, Y1
+	ADDQ         $0x0000002c, CX
+	ADDQ         $0x00000044, DX
+	SUBQ         $0x02, AX
+	JMP          loop15
+
+one15:
+	TESTQ        AX, AX
+	JZ           done15
+	VMOVDQU      6(CX), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y7
+	VPAND        Y2, Y7, Y7
+	VPBROADCASTD 2(CX), Y2
+	VPSHUFB      Y3, Y2, Y2
+	VPAND        Y4, Y2, Y2
+	VPCMPEQB     Y4, Y2, Y2
+	VPAND        Y5, Y2, Y2
+	VPOR         Y2, Y7, Y7
+	VPMADDUBSW   2(DX), Y7, Y2
+	VPMADDUBSW   2(DX), Y5, Y3
+	VPSUBW       Y3, Y2, Y2
+	VPMADDWD     Y6, Y2, Y2
+	MOVWLZX      (CX), AX
+	VMOVD        AX, X3
+	VPINSRW      $0x01, (DX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X3
+	VBROADCASTSS X3, Y3
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y3, Y0
+
+done15:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VPSHUFD      $0x01, X1, X0
+	VADDSS       X0, X1, X1
+	MOVSS        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+DATA q5shuf<>+0(SB)/1, $0x00
+DATA q5shuf<>+1(SB)/1, $0x00
+DATA q5shuf<>+2(SB)/1, $0x00
+DATA q5shuf<>+3(SB)/1, $0x00
+DATA q5shuf<>+4(SB)/1, $0x00
+DATA q5shuf<>+5(SB)/1, $0x00
+DATA q5shuf<>+6(SB)/1, $0x00
+DATA q5shuf<>+7(SB)/1, $0x00
+DATA q5shuf<>+8(SB)/1, $0x01
+DATA q5shuf<>+9(SB)/1, $0x01
+DATA q5shuf<>+10(SB)/1, $0x01
+DATA q5shuf<>+11(SB)/1, $0x01
+DATA q5shuf<>+12(SB)/1, $0x01
+DATA q5shuf<>+13(SB)/1, $0x01
+DATA q5shuf<>+14(SB)/1, $0x01
+DATA q5shuf<>+15(SB)/1, $0x01
+DATA q5shuf<>+16(SB)/1, $0x02
+DATA q5shuf<>+17(SB)/1, $0x02
+DATA q5shuf<>+18(SB)/1, $0x02
+DATA q5shuf<>+19(SB)/1, $0x02
+DATA q5shuf<>+20(SB)/1, $0x02
+DATA q5shuf<>+21(SB)/1, $0x02
+DATA q5shuf<>+22(SB)/1, $0x02
+DATA q5shuf<>+23(SB)/1, $0x02
+DATA q5shuf<>+24(SB)/1, $0x03
+DATA q5shuf<>+25(SB)/1, $0x03
+DATA q5shuf<>+26(SB)/1, $0x03
+DATA q5shuf<>+27(SB)/1, $0x03
+DATA q5shuf<>+28(SB)/1, $0x03
+DATA q5shuf<>+29(SB)/1, $0x03
+DATA q5shuf<>+30(SB)/1, $0x03
+DATA q5shuf<>+31(SB)/1, $0x03
+GLOBL q5shuf<>(SB), RODATA|NOPTR, $32
+
+DATA q5bits<>+0(SB)/1, $0x01
+DATA q5bits<>+1(SB)/1, $0x02
+DATA q5bits<>+2(SB)/1, $0x04
+DATA q5bits<>+3(SB)/1, $0x08
+DATA q5bits<>+4(SB)/1, $0x10
+DATA q5bits<>+5(SB)/1, $0x20
+DATA q5bits<>+6(SB)/1, $0x40
+DATA q5bits<>+7(SB)/1, $0x80
+DATA q5bits<>+8(SB)/1, $0x01
+DATA q5bits<>+9(SB)/1, $0x02
+DATA q5bits<>+10(SB)/1, $0x04
+DATA q5bits<>+11(SB)/1, $0x08
+DATA q5bits<>+12(SB)/1, $0x10
+DATA q5bits<>+13(SB)/1, $0x20
+DATA q5bits<>+14(SB)/1, $0x40
+DATA q5bits<>+15(SB)/1, $0x80
+DATA q5bits<>+16(SB)/1, $0x01
+DATA q5bits<>+17(SB)/1, $0x02
+DATA q5bits<>+18(SB)/1, $0x04
+DATA q5bits<>+19(SB)/1, $0x08
+DATA q5bits<>+20(SB)/1, $0x10
+DATA q5bits<>+21(SB)/1, $0x20
+DATA q5bits<>+22(SB)/1, $0x40
+DATA q5bits<>+23(SB)/1, $0x80
+DATA q5bits<>+24(SB)/1, $0x01
+DATA q5bits<>+25(SB)/1, $0x02
+DATA q5bits<>+26(SB)/1, $0x04
+DATA q5bits<>+27(SB)/1, $0x08
+DATA q5bits<>+28(SB)/1, $0x10
+DATA q5bits<>+29(SB)/1, $0x20
+DATA q5bits<>+30(SB)/1, $0x40
+DATA q5bits<>+31(SB)/1, $0x80
+GLOBL q5bits<>(SB), RODATA|NOPTR, $32
+
+// func dotQ5_0Q8_0AVX512(nb int, w *byte, x *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ5_0Q8_0AVX512(SB), NOSPLIT, $0-28
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVL         $0x0f0f0f0f, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Y2
+	MOVL         $0x10101010, BX
+	VMOVD        BX, X5
+	VPBROADCASTD X5, Y5
+	VMOVDQU      q5shuf<>+0(SB), Y3
+	VMOVDQU      q5bits<>+0(SB), Y4
+
+loop16:
+	CMPQ         AX, $0x02
+	JL           one16
+	VMOVDQU      6(CX), X6
+	VPSRLW       $0x04, X6, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPAND        Y2, Y7, Y7
+	VPBROADCASTD 2(CX), Y8
+	VPSHUFB      Y3, Y8, Y8
+	VPAND        Y4, Y8, Y8
+	VPCMPEQB     Y4, Y8, Y8
+	VPAND        Y5, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPXOR        Y8, Y8, Y8
+	VPXOR        Y9, Y9, Y9
+	VPDPBUSD     2(DX), Y7, Y8
+	VPDPBUSD     2(DX), Y5, Y9
+	VPSUBD       Y9, Y8, Y8
+	MOVWLZX      (CX), BX
+	VMOVD        BX, X6
+	VPINSRW      $0x01, (DX), X6, X6
+	VCVTPH2PS    X6, X6
+	VMOVSHDUP    X6, X7
+	VMULSS       X7, X6, X6
+	VBROADCASTSS X6, Y7
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y7, Y0
+	VMOVDQU      28(CX), X6
+	VPSRLW       $0x04, X6, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPAND        Y2, Y7, Y7
+	VPBROADCASTD 24(CX), Y8
+	VPSHUFB      Y3, Y8, Y8
+	VPAND        Y4, Y8, Y8
+	VPCMPEQB     Y4, Y8, Y8
+	VPAND        Y5, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPXOR        Y8, Y8, Y8
+	VPXOR        Y9, Y9, Y9
+	VPDPBUSD     36(DX), Y7, Y8
+	VPDPBUSD     36(DX), Y5, Y9
+	VPSUBD       Y9, Y8, Y8
+	MOVWLZX      22(CX), BX
+	VMOVD        BX, X6
+	VPINSRW      $0x01, 34(DX), X6, X6
+	VCVTPH2PS    X6, X6
+	VMOVSHDUP    X6, X7
+	VMULSS       X7, X6, X6
+	VBROADCASTSS X6, Y7
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y7, Y1
+	ADDQ         $0x0000002c, CX
+	ADDQ         $0x00000044, DX
+	SUBQ         $0x02, AX
+	JMP          loop16
+
+one16:
+	TESTQ        AX, AX
+	JZ           done16
+	VMOVDQU      6(CX), X6
+	VPSRLW       $0x04, X6, X7
+	VINSERTI128  $0x01, X7, Y6, Y6
+	VPAND        Y2, Y6, Y6
+	VPBROADCASTD 2(CX), Y2
+	VPSHUFB      Y3, Y2, Y2
+	VPAND        Y4, Y2, Y2
+	VPCMPEQB     Y4, Y2, Y2
+	VPAND        Y5, Y2, Y2
+	VPOR         Y2, Y6, Y6
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPDPBUSD     2(DX), Y6, Y2
+	VPDPBUSD     2(DX), Y5, Y3
+	VPSUBD       Y3, Y2, Y2
+	MOVWLZX      (CX), AX
+	VMOVD        AX, X3
+	VPINSRW      $0x01, (DX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X3
+	VBROADCASTSS X3, Y3
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y3, Y0
+
+done16:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VPSHUFD      $0x01, X1, X0
+	VADDSS       X0, X1, X1
+	MOVSS        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotQ4KQ8KAVX2(nb int, w *byte, x *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ4KQ8KAVX2(SB), NOSPLIT, $32-28
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       X1, X1, X1
+	MOVL         $0x0f0f0f0f, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Y2
+
+loop17:
+	TESTQ        AX, AX
+	JZ           done17
+	MOVL         4(CX), BX
+	MOVL         8(CX), SI
+	MOVL         12(CX), DI
+	MOVL         DI, R8
+	ANDL         $0x0f0f0f0f, R8
+	MOVL         BX, R9
+	SHRL         $0x02, R9
+	ANDL         $0x30303030, R9
+	ORL          R9, R8
+	SHRL         $0x04, DI
+	ANDL         $0x0f0f0f0f, DI
+	MOVL         SI, R9
+	SHRL         $0x02, R9
+	ANDL         $0x30303030, R9
+	ORL          R9, DI
+	ANDL         $0x3f3f3f3f, BX
+	ANDL         $0x3f3f3f3f, SI
+	VMOVD        BX, X3
+	VPINSRD      $0x01, R8, X3, X3
+	VPINSRD      $0x02, SI, X3, X3
+	VPINSRD      $0x03, DI, X3, X3
+	VPMOVZXBW    X3, Y3
+	VMOVDQU      260(DX), Y4
+	VEXTRACTI128 $0x01, Y4, X5
+	VPHADDW      X5, X4, X4
+	VEXTRACTI128 $0x01, Y3, X5
+	VPMADDWD     X4, X5, X4
+	VMOVDQU      Y3, (SP)
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      16(CX), Y5
+	VPAND        Y2, Y5, Y6
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y2, Y5, Y5
+	VPMADDUBSW   4(DX), Y6, Y6
+	VPBROADCASTW (SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y3, Y3
+	VPMADDUBSW   36(DX), Y5, Y5
+	VPBROADCASTW 2(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVDQU      48(CX), Y5
+	VPAND        Y2, Y5, Y6
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y2, Y5, Y5
+	VPMADDUBSW   68(DX), Y6, Y6
+	VPBROADCASTW 4(SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y3, Y3
+	VPMADDUBSW   100(DX), Y5, Y5
+	VPBROADCASTW 6(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVDQU      80(CX), Y5
+	VPAND        Y2, Y5, Y6
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y2, Y5, Y5
+	VPMADDUBSW   132(DX), Y6, Y6
+	VPBROADCASTW 8(SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y3, Y3
+	VPMADDUBSW   164(DX), Y5, Y5
+	VPBROADCASTW 10(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVDQU      112(CX), Y5
+	VPAND        Y2, Y5, Y6
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y2, Y5, Y5
+	VPMADDUBSW   196(DX), Y6, Y6
+	VPBROADCASTW 12(SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y3, Y3
+	VPMADDUBSW   228(DX), Y5, Y5
+	VPBROADCASTW 14(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVD        (CX), X5
+	VCVTPH2PS    X5, X5
+	VBROADCASTSS (DX), X6
+	VMULPS       X6, X5, X5
+	VBROADCASTSS X5, Y6
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y3, Y6, Y0
+	VPSHUFD      $0x55, X5, X3
+	VCVTDQ2PS    X4, X4
+	VFMADD231PS  X4, X3, X1
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          loop17
+
+done17:
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VMOVHLPS     X2, X2, X0
+	VADDPS       X0, X2, X2
+	VPSHUFD      $0x01, X2, X0
+	VADDSS       X0, X2, X2
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VPSHUFD      $0x01, X1, X0
+	VADDSS       X0, X1, X1
+	VSUBSS       X1, X2, X2
+	MOVSS        X2, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotQ4KQ8KAVX512(nb int, w *byte, x *byte) float32
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C, FMA3, SSE
+TEXT ·dotQ4KQ8KAVX512(SB), NOSPLIT, $0-28
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	VXORPS       Z0, Z0, Z0
+	VXORPS       X1, X1, X1
+	MOVL         $0x0f0f0f0f, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Z2
+	VMOVDQU64    q4kidx0<>+0(SB), Z3
+	VMOVDQU64    q4kidx1<>+0(SB), Z4
+	VMOVDQU64    q4kidx2<>+0(SB), Z5
+	VMOVDQU64    q4kidx3<>+0(SB), Z6
+
+loop18:
+	TESTQ        AX, AX
+	JZ           done18
+	MOVL         4(CX), BX
+	MOVL         8(CX), SI
+	MOVL         12(CX), DI
+	MOVL         DI, R8
+	ANDL         $0x0f0f0f0f, R8
+	MOVL         BX, R9
+	SHRL         $0x02, R9
+	ANDL         $0x30303030, R9
+	ORL          R9, R8
+	SHRL         $0x04, DI
+	ANDL         $0x0f0f0f0f, DI
+	MOVL         SI, R9
+	SHRL         $0x02, R9
+	ANDL         $0x30303030, R9
+	ORL          R9, DI
+	ANDL         $0x3f3f3f3f, BX
+	ANDL         $0x3f3f3f3f, SI
+	VMOVD        BX, X7
+	VPINSRD      $0x01, R8, X7, X7
+	VPINSRD      $0x02, SI, X7, X7
+	VPINSRD      $0x03, DI, X7, X7
+	VPMOVZXBW    X7, Y7
+	VMOVDQU      260(DX), Y10
+	VEXTRACTI128 $0x01, Y10, X11
+	VPHADDW      X11, X10, X10
+	VEXTRACTI128 $0x01, Y7, X11
+	VPMADDWD     X10, X11, X10
+	VMOVDQA64    Z7, Z11
+	VPXORD       Z8, Z8, Z8
+	VPXORD       Z9, Z9, Z9
+	VMOVDQU64    16(CX), Y12
+	VPSRLW       $0x04, Y12, Y7
+	VINSERTI64X4 $0x01, Y7, Z12, Z12
+	VPANDD       Z2, Z12, Z12
+	VPMADDUBSW   4(DX), Z12, Z13
+	VPERMW       Z11, Z3, Z14
+	VPDPWSSD     Z14, Z13, Z8
+	VMOVDQU64    48(CX), Y15
+	VPSRLW       $0x04, Y15, Y7
+	VINSERTI64X4 $0x01, Y7, Z15, Z15
+	VPANDD       Z2, Z15, Z15
+	VPMADDUBSW   68(DX), Z15, Z13
+	VPERMW       Z11, Z4, Z14
+	VPDPWSSD     Z14, Z13, Z9
+	VMOVDQU64    80(CX), Y16
+	VPSRLW       $0x04, Y16, Y7
+	VINSERTI64X4 $0x01, Y7, Z16, Z16
+	VPANDD       Z2, Z16, Z16
+	VPMADDUBSW   132(DX), Z16, Z13
+	VPERMW       Z11, Z5, Z14
+	VPDPWSSD     Z14, Z13, Z8
+	VMOVDQU64    112(CX), Y17
+	VPSRLW       $0x04, Y17, Y7
+	VINSERTI64X4 $0x01, Y7, Z17, Z17
+	VPANDD       Z2, Z17, Z17
+	VPMADDUBSW   196(DX), Z17, Z13
+	VPERMW       Z11, Z6, Z11
+	VPDPWSSD     Z11, Z13, Z9
+	VPADDD       Z9, Z8, Z8
+	VMOVD        (CX), X7
+	VCVTPH2PS    X7, X7
+	VBROADCASTSS (DX), X11
+	VMULPS       X11, X7, X7
+	VBROADCASTSS X7, Z11
+	VCVTDQ2PS    Z8, Z8
+	VFMADD231PS  Z8, Z11, Z0
+	VPSHUFD      $0x55, X7, X7
+	VCVTDQ2PS    X10, X10
+	VFMADD231PS  X10, X7, X1
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          loop18
+
+done18:
+	VEXTRACTF64X4 $0x01, Z0, Y2
+	VADDPS        Y2, Y0, Y2
+	VEXTRACTF128  $0x01, Y2, X0
+	VADDPS        X0, X2, X0
+	VMOVHLPS      X0, X0, X2
+	VADDPS        X2, X0, X0
+	VPSHUFD       $0x01, X0, X2
+	VADDSS        X2, X0, X0
+	VMOVHLPS      X1, X1, X2
+	VADDPS        X2, X1, X1
+	VPSHUFD       $0x01, X1, X2
+	VADDSS        X2, X1, X1
+	VSUBSS        X1, X0, X0
+	MOVSS         X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+DATA q4kidx0<>+0(SB)/1, $0x00
+DATA q4kidx0<>+1(SB)/1, $0x00
+DATA q4kidx0<>+2(SB)/1, $0x00
+DATA q4kidx0<>+3(SB)/1, $0x00
+DATA q4kidx0<>+4(SB)/1, $0x00
+DATA q4kidx0<>+5(SB)/1, $0x00
+DATA q4kidx0<>+6(SB)/1, $0x00
+DATA q4kidx0<>+7(SB)/1, $0x00
+DATA q4kidx0<>+8(SB)/1, $0x00
+DATA q4kidx0<>+9(SB)/1, $0x00
+DATA q4kidx0<>+10(SB)/1, $0x00
+DATA q4kidx0<>+11(SB)/1, $0x00
+DATA q4kidx0<>+12(SB)/1, $0x00
+DATA q4kidx0<>+13(SB)/1, $0x00
+DATA q4kidx0<>+14(SB)/1, $0x00
+DATA q4kidx0<>+15(SB)/1, $0x00
+DATA q4kidx0<>+16(SB)/1, $0x00
+DATA q4kidx0<>+17(SB)/1, $0x00
+DATA q4kidx0<>+18(SB)/1, $0x00
+DATA q4kidx0<>+19(SB)/1, $0x00
+DATA q4kidx0<>+20(SB)/1, $0x00
+DATA q4kidx0<>+21(SB)/1, $0x00
+DATA q4kidx0<>+22(SB)/1, $0x00
+DATA q4kidx0<>+23(SB)/1, $0x00
+DATA q4kidx0<>+24(SB)/1, $0x00
+DATA q4kidx0<>+25(SB)/1, $0x00
+DATA q4kidx0<>+26(SB)/1, $0x00
+DATA q4kidx0<>+27(SB)/1, $0x00
+DATA q4kidx0<>+28(SB)/1, $0x00
+DATA q4kidx0<>+29(SB)/1, $0x00
+DATA q4kidx0<>+30(SB)/1, $0x00
+DATA q4kidx0<>+31(SB)/1, $0x00
+DATA q4kidx0<>+32(SB)/1, $0x01
+DATA q4kidx0<>+33(SB)/1, $0x00
+DATA q4kidx0<>+34(SB)/1, $0x01
+DATA q4kidx0<>+35(SB)/1, $0x00
+DATA q4kidx0<>+36(SB)/1, $0x01
+DATA q4kidx0<>+37(SB)/1, $0x00
+DATA q4kidx0<>+38(SB)/1, $0x01
+DATA q4kidx0<>+39(SB)/1, $0x00
+DATA q4kidx0<>+40(SB)/1, $0x01
+DATA q4kidx0<>+41(SB)/1, $0x00
+DATA q4kidx0<>+42(SB)/1, $0x01
+DATA q4kidx0<>+43(SB)/1, $0x00
+DATA q4kidx0<>+44(SB)/1, $0x01
+DATA q4kidx0<>+45(SB)/1, $0x00
+DATA q4kidx0<>+46(SB)/1, $0x01
+DATA q4kidx0<>+47(SB)/1, $0x00
+DATA q4kidx0<>+48(SB)/1, $0x01
+DATA q4kidx0<>+49(SB)/1, $0x00
+DATA q4kidx0<>+50(SB)/1, $0x01
+DATA q4kidx0<>+51(SB)/1, $0x00
+DATA q4kidx0<>+52(SB)/1, $0x01
+DATA q4kidx0<>+53(SB)/1, $0x00
+DATA q4kidx0<>+54(SB)/1, $0x01
+DATA q4kidx0<>+55(SB)/1, $0x00
+DATA q4kidx0<>+56(SB)/1, $0x01
+DATA q4kidx0<>+57(SB)/1, $0x00
+DATA q4kidx0<>+58(SB)/1, $0x01
+DATA q4kidx0<>+59(SB)/1, $0x00
+DATA q4kidx0<>+60(SB)/1, $0x01
+DATA q4kidx0<>+61(SB)/1, $0x00
+DATA q4kidx0<>+62(SB)/1, $0x01
+DATA q4kidx0<>+63(SB)/1, $0x00
+GLOBL q4kidx0<>(SB), RODATA|NOPTR, $64
+
+DATA q4kidx1<>+0(SB)/1, $0x02
+DATA q4kidx1<>+1(SB)/1, $0x00
+DATA q4kidx1<>+2(SB)/1, $0x02
+DATA q4kidx1<>+3(SB)/1, $0x00
+DATA q4kidx1<>+4(SB)/1, $0x02
+DATA q4kidx1<>+5(SB)/1, $0x00
+DATA q4kidx1<>+6(SB)/1, $0x02
+DATA q4kidx1<>+7(SB)/1, $0x00
+DATA q4kidx1<>+8(SB)/1, $0x02
+DATA q4kidx1<>+9(SB)/1, $0x00
+DATA q4kidx1<>+10(SB)/1, $0x02
+DATA q4kidx1<>+11(SB)/1, $0x00
+DATA q4kidx1<>+12(SB)/1, $0x02
+DATA q4kidx1<>+13(SB)/1, $0x00
+DATA q4kidx1<>+14(SB)/1, $0x02
+DATA q4kidx1<>+15(SB)/1, $0x00
+DATA q4kidx1<>+16(SB)/1, $0x02
+DATA q4kidx1<>+17(SB)/1, $0x00
+DATA q4kidx1<>+18(SB)/1, $0x02
+DATA q4kidx1<>+19(SB)/1, $0x00
+DATA q4kidx1<>+20(SB)/1, $0x02
+DATA q4kidx1<>+21(SB)/1, $0x00
+DATA q4kidx1<>+22(SB)/1, $0x02
+DATA q4kidx1<>+23(SB)/1, $0x00
+DATA q4kidx1<>+24(SB)/1, $0x02
+DATA q4kidx1<>+25(SB)/1, $0x00
+DATA q4kidx1<>+26(SB)/1, $0x02
+DATA q4kidx1<>+27(SB)/1, $0x00
+DATA q4kidx1<>+28(SB)/1, $0x02
+DATA q4kidx1<>+29(SB)/1, $0x00
+DATA q4kidx1<>+30(SB)/1, $0x02
+DATA q4kidx1<>+31(SB)/1, $0x00
+DATA q4kidx1<>+32(SB)/1, $0x03
+DATA q4kidx1<>+33(SB)/1, $0x00
+DATA q4kidx1<>+34(SB)/1, $0x03
+DATA q4kidx1<>+35(SB)/1, $0x00
+DATA q4kidx1<>+36(SB)/1, $0x03
+DATA q4kidx1<>+37(SB)/1, $0x00
+DATA q4kidx1<>+38(SB)/1, $0x03
+DATA q4kidx1<>+39(SB)/1, $0x00
+DATA q4kidx1<>+40(SB)/1, $0x03
+DATA q4kidx1<>+41(SB)/1, $0x00
+DATA q4kidx1<>+42(SB)/1, $0x03
+DATA q4kidx1<>+43(SB)/1, $0x00
+DATA q4kidx1<>+44(SB)/1, $0x03
+DATA q4kidx1<>+45(SB)/1, $0x00
+DATA q4kidx1<>+46(SB)/1, $0x03
+DATA q4kidx1<>+47(SB)/1, $0x00
+DATA q4kidx1<>+48(SB)/1, $0x03
+DATA q4kidx1<>+49(SB)/1, $0x00
+DATA q4kidx1<>+50(SB)/1, $0x03
+DATA q4kidx1<>+51(SB)/1, $0x00
+DATA q4kidx1<>+52(SB)/1, $0x03
+DATA q4kidx1<>+53(SB)/1, $0x00
+DATA q4kidx1<>+54(SB)/1, $0x03
+DATA q4kidx1<>+55(SB)/1, $0x00
+DATA q4kidx1<>+56(SB)/1, $0x03
+DATA q4kidx1<>+57(SB)/1, $0x00
+DATA q4kidx1<>+58(SB)/1, $0x03
+DATA q4kidx1<>+59(SB)/1, $0x00
+DATA q4kidx1<>+60(SB)/1, $0x03
+DATA q4kidx1<>+61(SB)/1, $0x00
+DATA q4kidx1<>+62(SB)/1, $0x03
+DATA q4kidx1<>+63(SB)/1, $0x00
+GLOBL q4kidx1<>(SB), RODATA|NOPTR, $64
+
+DATA q4kidx2<>+0(SB)/1, $0x04
+DATA q4kidx2<>+1(SB)/1, $0x00
+DATA q4kidx2<>+2(SB)/1, $0x04
+DATA q4kidx2<>+3(SB)/1, $0x00
+DATA q4kidx2<>+4(SB)/1, $0x04
+DATA q4kidx2<>+5(SB)/1, $0x00
+DATA q4kidx2<>+6(SB)/1, $0x04
+DATA q4kidx2<>+7(SB)/1, $0x00
+DATA q4kidx2<>+8(SB)/1, $0x04
+DATA q4kidx2<>+9(SB)/1, $0x00
+DATA q4kidx2<>+10(SB)/1, $0x04
+DATA q4kidx2<>+11(SB)/1, $0x00
+DATA q4kidx2<>+12(SB)/1, $0x04
+DATA q4kidx2<>+13(SB)/1, $0x00
+DATA q4kidx2<>+14(SB)/1, $0x04
+DATA q4kidx2<>+15(SB)/1, $0x00
+DATA q4kidx2<>+16(SB)/1, $0x04
+DATA q4kidx2<>+17(SB)/1, $0x00
+DATA q4kidx2<>+18(SB)/1, $0x04
+DATA q4kidx2<>+19(SB)/1, $0x00
+DATA q4kidx2<>+20(SB)/1, $0x04
+DATA q4kidx2<>+21(SB)/1, $0x00
+DATA q4kidx2<>+22(SB)/1, $0x04
+DATA q4kidx2<>+23(SB)/1, $0x00
+DATA q4kidx2<>+24(SB)/1, $0x04
+DATA q4kidx2<>+25(SB)/1, $0x00
+DATA q4kidx2<>+26(SB)/1, $0x04
+DATA q4kidx2<>+27(SB)/1, $0x00
+DATA q4kidx2<>+28(SB)/1, $0x04
+DATA q4kidx2<>+29(SB)/1, $0x00
+DATA q4kidx2<>+30(SB)/1, $0x04
+DATA q4kidx2<>+31(SB)/1, $0x00
+DATA q4kidx2<>+32(SB)/1, $0x05
+DATA q4kidx2<>+33(SB)/1, $0x00
+DATA q4kidx2<>+34(SB)/1, $0x05
+DATA q4kidx2<>+35(SB)/1, $0x00
+DATA q4kidx2<>+36(SB)/1, $0x05
+DATA q4kidx2<>+37(SB)/1, $0x00
+DATA q4kidx2<>+38(SB)/1, $0x05
+DATA q4kidx2<>+39(SB)/1, $0x00
+DATA q4kidx2<>+40(SB)/1, $0x05
+DATA q4kidx2<>+41(SB)/1, $0x00
+DATA q4kidx2<>+42(SB)/1, $0x05
+DATA q4kidx2<>+43(SB)/1, $0x00
+DATA q4kidx2<>+44(SB)/1, $0x05
+DATA q4kidx2<>+45(SB)/1, $0x00
+DATA q4kidx2<>+46(SB)/1, $0x05
+DATA q4kidx2<>+47(SB)/1, $0x00
+DATA q4kidx2<>+48(SB)/1, $0x05
+DATA q4kidx2<>+49(SB)/1, $0x00
+DATA q4kidx2<>+50(SB)/1, $0x05
+DATA q4kidx2<>+51(SB)/1, $0x00
+DATA q4kidx2<>+52(SB)/1, $0x05
+DATA q4kidx2<>+53(SB)/1, $0x00
+DATA q4kidx2<>+54(SB)/1, $0x05
+DATA q4kidx2<>+55(SB)/1, $0x00
+DATA q4kidx2<>+56(SB)/1, $0x05
+DATA q4kidx2<>+57(SB)/1, $0x00
+DATA q4kidx2<>+58(SB)/1, $0x05
+DATA q4kidx2<>+59(SB)/1, $0x00
+DATA q4kidx2<>+60(SB)/1, $0x05
+DATA q4kidx2<>+61(SB)/1, $0x00
+DATA q4kidx2<>+62(SB)/1, $0x05
+DATA q4kidx2<>+63(SB)/1, $0x00
+GLOBL q4kidx2<>(SB), RODATA|NOPTR, $64
+
+DATA q4kidx3<>+0(SB)/1, $0x06
+DATA q4kidx3<>+1(SB)/1, $0x00
+DATA q4kidx3<>+2(SB)/1, $0x06
+DATA q4kidx3<>+3(SB)/1, $0x00
+DATA q4kidx3<>+4(SB)/1, $0x06
+DATA q4kidx3<>+5(SB)/1, $0x00
+DATA q4kidx3<>+6(SB)/1, $0x06
+DATA q4kidx3<>+7(SB)/1, $0x00
+DATA q4kidx3<>+8(SB)/1, $0x06
+DATA q4kidx3<>+9(SB)/1, $0x00
+DATA q4kidx3<>+10(SB)/1, $0x06
+DATA q4kidx3<>+11(SB)/1, $0x00
+DATA q4kidx3<>+12(SB)/1, $0x06
+DATA q4kidx3<>+13(SB)/1, $0x00
+DATA q4kidx3<>+14(SB)/1, $0x06
+DATA q4kidx3<>+15(SB)/1, $0x00
+DATA q4kidx3<>+16(SB)/1, $0x06
+DATA q4kidx3<>+17(SB)/1, $0x00
+DATA q4kidx3<>+18(SB)/1, $0x06
+DATA q4kidx3<>+19(SB)/1, $0x00
+DATA q4kidx3<>+20(SB)/1, $0x06
+DATA q4kidx3<>+21(SB)/1, $0x00
+DATA q4kidx3<>+22(SB)/1, $0x06
+DATA q4kidx3<>+23(SB)/1, $0x00
+DATA q4kidx3<>+24(SB)/1, $0x06
+DATA q4kidx3<>+25(SB)/1, $0x00
+DATA q4kidx3<>+26(SB)/1, $0x06
+DATA q4kidx3<>+27(SB)/1, $0x00
+DATA q4kidx3<>+28(SB)/1, $0x06
+DATA q4kidx3<>+29(SB)/1, $0x00
+DATA q4kidx3<>+30(SB)/1, $0x06
+DATA q4kidx3<>+31(SB)/1, $0x00
+DATA q4kidx3<>+32(SB)/1, $0x07
+DATA q4kidx3<>+33(SB)/1, $0x00
+DATA q4kidx3<>+34(SB)/1, $0x07
+DATA q4kidx3<>+35(SB)/1, $0x00
+DATA q4kidx3<>+36(SB)/1, $0x07
+DATA q4kidx3<>+37(SB)/1, $0x00
+DATA q4kidx3<>+38(SB)/1, $0x07
+DATA q4kidx3<>+39(SB)/1, $0x00
+DATA q4kidx3<>+40(SB)/1, $0x07
+DATA q4kidx3<>+41(SB)/1, $0x00
+DATA q4kidx3<>+42(SB)/1, $0x07
+DATA q4kidx3<>+43(SB)/1, $0x00
+DATA q4kidx3<>+44(SB)/1, $0x07
+DATA q4kidx3<>+45(SB)/1, $0x00
+DATA q4kidx3<>+46(SB)/1, $0x07
+DATA q4kidx3<>+47(SB)/1, $0x00
+DATA q4kidx3<>+48(SB)/1, $0x07
+DATA q4kidx3<>+49(SB)/1, $0x00
+DATA q4kidx3<>+50(SB)/1, $0x07
+DATA q4kidx3<>+51(SB)/1, $0x00
+DATA q4kidx3<>+52(SB)/1, $0x07
+DATA q4kidx3<>+53(SB)/1, $0x00
+DATA q4kidx3<>+54(SB)/1, $0x07
+DATA q4kidx3<>+55(SB)/1, $0x00
+DATA q4kidx3<>+56(SB)/1, $0x07
+DATA q4kidx3<>+57(SB)/1, $0x00
+DATA q4kidx3<>+58(SB)/1, $0x07
+DATA q4kidx3<>+59(SB)/1, $0x00
+DATA q4kidx3<>+60(SB)/1, $0x07
+DATA q4kidx3<>+61(SB)/1, $0x00
+DATA q4kidx3<>+62(SB)/1, $0x07
+DATA q4kidx3<>+63(SB)/1, $0x00
+GLOBL q4kidx3<>(SB), RODATA|NOPTR, $64
+
+// func dotQ6KQ8KAVX2(nb int, w *byte, x *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $32-28
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	VXORPS       Y0, Y0, Y0
+	MOVL         $0x0f0f0f0f, BX
+	VMOVD        BX, X1
+	VPBROADCASTD X1, Y1
+	MOVL         $0x30303030, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Y2
+	VMOVDQU      q6kshuf<>+0(SB), Y3
+
+loop19:
+	TESTQ        AX, AX
+	JZ           done19
+	VPMOVSXBW    192(CX), Y4
+	VPMADDWD     260(DX), Y4, Y5
+	VMOVDQU      Y4, (SP)
+	VPXOR        Y4, Y4, Y4
+	VMOVDQU      128(CX), Y6
+	VMOVDQU      (CX), Y7
+	VMOVDQU      32(CX), Y8
+	VPAND        Y1, Y7, Y9
+	VPSLLW       $0x04, Y6, Y10
+	VPAND        Y2, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPMADDUBSW   4(DX), Y9, Y9
+	VPBROADCASTD (SP), Y10
+	VPSHUFB      Y3, Y10, Y10
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPAND        Y1, Y8, Y9
+	VPSLLW       $0x02, Y6, Y10
+	VPAND        Y2, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPMADDUBSW   36(DX), Y9, Y9
+	VPBROADCASTD 4(SP), Y10
+	VPSHUFB      Y3, Y10, Y10
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPSRLW       $0x04, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VMOVDQA      Y6, Y9
+	VPAND        Y2, Y9, Y9
+	VPOR         Y9, Y7, Y7
+	VPMADDUBSW   68(DX), Y7, Y7
+	VPBROADCASTD 8(SP), Y9
+	VPSHUFB      Y3, Y9, Y9
+	VPMADDWD     Y9, Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPSRLW       $0x04, Y8, Y7
+	VPAND        Y1, Y7, Y7
+	VPSRLW       $0x02, Y6, Y6
+	VPAND        Y2, Y6, Y6
+	VPOR         Y6, Y7, Y7
+	VPMADDUBSW   100(DX), Y7, Y6
+	VPBROADCASTD 12(SP), Y7
+	VPSHUFB      Y3, Y7, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VMOVDQU      160(CX), Y6
+	VMOVDQU      64(CX), Y7
+	VMOVDQU      96(CX), Y8
+	VPAND        Y1, Y7, Y9
+	VPSLLW       $0x04, Y6, Y10
+	VPAND        Y2, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPMADDUBSW   132(DX), Y9, Y9
+	VPBROADCASTD 16(SP), Y10
+	VPSHUFB      Y3, Y10, Y10
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPAND        Y1, Y8, Y9
+	VPSLLW       $0x02, Y6, Y10
+	VPAND        Y2, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPMADDUBSW   164(DX), Y9, Y9
+	VPBROADCASTD 20(SP), Y10
+	VPSHUFB      Y3, Y10, Y10
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPSRLW       $0x04, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VMOVDQA      Y6, Y9
+	VPAND        Y2, Y9, Y9
+	VPOR         Y9, Y7, Y7
+	VPMADDUBSW   196(DX), Y7, Y7
+	VPBROADCASTD 24(SP), Y9
+	VPSHUFB      Y3, Y9, Y9
+	VPMADDWD     Y9, Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPSRLW       $0x04, Y8, Y7
+	VPAND        Y1, Y7, Y7
+	VPSRLW       $0x02, Y6, Y6
+	VPAND        Y2, Y6, Y6
+	VPOR         Y6, Y7, Y7
+	VPMADDUBSW   228(DX), Y7, Y6
+	VPBROADCASTD 28(SP), Y7
+	VPSHUFB      Y3, Y7, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPSLLD       $0x05, Y5, Y5
+	VPSUBD       Y5, Y4, Y4
+	MOVWLZX      208(CX), BX
+	VMOVD        BX, X5
+	VCVTPH2PS    X5, X5
+	VMULSS       (DX), X5, X5
+	VBROADCASTSS X5, Y5
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y5, Y0
+	ADDQ         $0x000000d2, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          loop19
+
+done19:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VPSHUFD      $0x01, X1, X0
+	VADDSS       X0, X1, X1
+	MOVSS        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+DATA q6kshuf<>+0(SB)/1, $0x00
+DATA q6kshuf<>+1(SB)/1, $0x01
+DATA q6kshuf<>+2(SB)/1, $0x00
+DATA q6kshuf<>+3(SB)/1, $0x01
+DATA q6kshuf<>+4(SB)/1, $0x00
+DATA q6kshuf<>+5(SB)/1, $0x01
+DATA q6kshuf<>+6(SB)/1, $0x00
+DATA q6kshuf<>+7(SB)/1, $0x01
+DATA q6kshuf<>+8(SB)/1, $0x00
+DATA q6kshuf<>+9(SB)/1, $0x01
+DATA q6kshuf<>+10(SB)/1, $0x00
+DATA q6kshuf<>+11(SB)/1, $0x01
+DATA q6kshuf<>+12(SB)/1, $0x00
+DATA q6kshuf<>+13(SB)/1, $0x01
+DATA q6kshuf<>+14(SB)/1, $0x00
+DATA q6kshuf<>+15(SB)/1, $0x01
+DATA q6kshuf<>+16(SB)/1, $0x02
+DATA q6kshuf<>+17(SB)/1, $0x03
+DATA q6kshuf<>+18(SB)/1, $0x02
+DATA q6kshuf<>+19(SB)/1, $0x03
+DATA q6kshuf<>+20(SB)/1, $0x02
+DATA q6kshuf<>+21(SB)/1, $0x03
+DATA q6kshuf<>+22(SB)/1, $0x02
+DATA q6kshuf<>+23(SB)/1, $0x03
+DATA q6kshuf<>+24(SB)/1, $0x02
+DATA q6kshuf<>+25(SB)/1, $0x03
+DATA q6kshuf<>+26(SB)/1, $0x02
+DATA q6kshuf<>+27(SB)/1, $0x03
+DATA q6kshuf<>+28(SB)/1, $0x02
+DATA q6kshuf<>+29(SB)/1, $0x03
+DATA q6kshuf<>+30(SB)/1, $0x02
+DATA q6kshuf<>+31(SB)/1, $0x03
+GLOBL q6kshuf<>(SB), RODATA|NOPTR, $32
+
+// func dotQ6KQ8KAVX512(nb int, w *byte, x *byte) float32
+// Requires: AVX, AVX2, AVX512BW, AVX512F, F16C, FMA3, SSE
+TEXT ·dotQ6KQ8KAVX512(SB), NOSPLIT, $0-28
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	VXORPS       Y0, Y0, Y0
+	MOVL         $0x0f0f0f0f, BX
+	VMOVD        BX, X1
+	VPBROADCASTD X1, Z1
+	MOVL         $0x30303030, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Z2
+	VMOVDQU64    q6kidx0<>+0(SB), Z3
+	VMOVDQU64    q6kidx1<>+0(SB), Z4
+	VMOVDQU64    q6kidx2<>+0(SB), Z5
+	VMOVDQU64    q6kidx3<>+0(SB), Z6
+	VMOVDQU64    q6kshl<>+0(SB), Z7
+	VMOVDQU64    q6kshr<>+0(SB), Z8
+
+loop20:
+	TESTQ           AX, AX
+	JZ              done20
+	VPMOVSXBW       192(CX), Y9
+	VPMADDWD        260(DX), Y9, Y10
+	VMOVDQA64       Z9, Z11
+	VPXORD          Z12, Z12, Z12
+	VPXORD          Z13, Z13, Z13
+	VMOVDQU64       (CX), Z14
+	VBROADCASTI64X4 128(CX), Z15
+	VPANDD          Z1, Z14, Z16
+	VPSLLVW         Z7, Z15, Z17
+	VPANDD          Z2, Z17, Z17
+	VPORD           Z17, Z16, Z16
+	VPMADDUBSW      4(DX), Z16, Z16
+	VPERMW          Z11, Z3, Z17
+	VPDPWSSD        Z17, Z16, Z12
+	VPSRLW          $0x04, Z14, Z14
+	VPANDD          Z1, Z14, Z14
+	VPSRLVW         Z8, Z15, Z15
+	VPANDD          Z2, Z15, Z15
+	VPORD           Z15, Z14, Z14
+	VPMADDUBSW      68(DX), Z14, Z14
+	VPERMW          Z11, Z4, Z15
+	VPDPWSSD        Z15, Z14, Z13
+	VMOVDQU64       64(CX), Z14
+	VBROADCASTI64X4 160(CX), Z15
+	VPANDD          Z1, Z14, Z16
+	VPSLLVW         Z7, Z15, Z17
+	VPANDD          Z2, Z17, Z17
+	VPORD           Z17, Z16, Z16
+	VPMADDUBSW      132(DX), Z16, Z16
+	VPERMW          Z11, Z5, Z17
+	VPDPWSSD        Z17, Z16, Z12
+	VPSRLW          $0x04, Z14, Z14
+	VPANDD          Z1, Z14, Z14
+	VPSRLVW         Z8, Z15, Z15
+	VPANDD          Z2, Z15, Z15
+	VPORD           Z15, Z14, Z14
+	VPMADDUBSW      196(DX), Z14, Z14
+	VPERMW          Z11, Z6, Z11
+	VPDPWSSD        Z11, Z14, Z13
+	VPADDD          Z13, Z12, Z12
+	VEXTRACTI64X4   $0x01, Z12, Y9
+	VPADDD          Y9, Y12, Y12
+	VPSLLD          $0x05, Y10, Y10
+	VPSUBD          Y10, Y12, Y12
+	MOVWLZX         208(CX), BX
+	VMOVD           BX, X9
+	VCVTPH2PS       X9, X9
+	VMULSS          (DX), X9, X9
+	VBROADCASTSS    X9, Y9
+	VCVTDQ2PS       Y12, Y12
+	VFMADD231PS     Y12, Y9, Y0
+	ADDQ            $0x000000d2, CX
+	ADDQ            $0x00000124, DX
+	DECQ            AX
+	JMP             loop20
+
+done20:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VPSHUFD      $0x01, X1, X0
+	VADDSS       X0, X1, X1
+	MOVSS        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+DATA q6kidx0<>+0(SB)/1, $0x00
+DATA q6kidx0<>+1(SB)/1, $0x00
+DATA q6kidx0<>+2(SB)/1, $0x00
+DATA q6kidx0<>+3(SB)/1, $0x00
+DATA q6kidx0<>+4(SB)/1, $0x00
+DATA q6kidx0<>+5(SB)/1, $0x00
+DATA q6kidx0<>+6(SB)/1, $0x00
+DATA q6kidx0<>+7(SB)/1, $0x00
+DATA q6kidx0<>+8(SB)/1, $0x00
+DATA q6kidx0<>+9(SB)/1, $0x00
+DATA q6kidx0<>+10(SB)/1, $0x00
+DATA q6kidx0<>+11(SB)/1, $0x00
+DATA q6kidx0<>+12(SB)/1, $0x00
+DATA q6kidx0<>+13(SB)/1, $0x00
+DATA q6kidx0<>+14(SB)/1, $0x00
+DATA q6kidx0<>+15(SB)/1, $0x00
+DATA q6kidx0<>+16(SB)/1, $0x01
+DATA q6kidx0<>+17(SB)/1, $0x00
+DATA q6kidx0<>+18(SB)/1, $0x01
+DATA q6kidx0<>+19(SB)/1, $0x00
+DATA q6kidx0<>+20(SB)/1, $0x01
+DATA q6kidx0<>+21(SB)/1, $0x00
+DATA q6kidx0<>+22(SB)/1, $0x01
+DATA q6kidx0<>+23(SB)/1, $0x00
+DATA q6kidx0<>+24(SB)/1, $0x01
+DATA q6kidx0<>+25(SB)/1, $0x00
+DATA q6kidx0<>+26(SB)/1, $0x01
+DATA q6kidx0<>+27(SB)/1, $0x00
+DATA q6kidx0<>+28(SB)/1, $0x01
+DATA q6kidx0<>+29(SB)/1, $0x00
+DATA q6kidx0<>+30(SB)/1, $0x01
+DATA q6kidx0<>+31(SB)/1, $0x00
+DATA q6kidx0<>+32(SB)/1, $0x02
+DATA q6kidx0<>+33(SB)/1, $0x00
+DATA q6kidx0<>+34(SB)/1, $0x02
+DATA q6kidx0<>+35(SB)/1, $0x00
+DATA q6kidx0<>+36(SB)/1, $0x02
+DATA q6kidx0<>+37(SB)/1, $0x00
+DATA q6kidx0<>+38(SB)/1, $0x02
+DATA q6kidx0<>+39(SB)/1, $0x00
+DATA q6kidx0<>+40(SB)/1, $0x02
+DATA q6kidx0<>+41(SB)/1, $0x00
+DATA q6kidx0<>+42(SB)/1, $0x02
+DATA q6kidx0<>+43(SB)/1, $0x00
+DATA q6kidx0<>+44(SB)/1, $0x02
+DATA q6kidx0<>+45(SB)/1, $0x00
+DATA q6kidx0<>+46(SB)/1, $0x02
+DATA q6kidx0<>+47(SB)/1, $0x00
+DATA q6kidx0<>+48(SB)/1, $0x03
+DATA q6kidx0<>+49(SB)/1, $0x00
+DATA q6kidx0<>+50(SB)/1, $0x03
+DATA q6kidx0<>+51(SB)/1, $0x00
+DATA q6kidx0<>+52(SB)/1, $0x03
+DATA q6kidx0<>+53(SB)/1, $0x00
+DATA q6kidx0<>+54(SB)/1, $0x03
+DATA q6kidx0<>+55(SB)/1, $0x00
+DATA q6kidx0<>+56(SB)/1, $0x03
+DATA q6kidx0<>+57(SB)/1, $0x00
+DATA q6kidx0<>+58(SB)/1, $0x03
+DATA q6kidx0<>+59(SB)/1, $0x00
+DATA q6kidx0<>+60(SB)/1, $0x03
+DATA q6kidx0<>+61(SB)/1, $0x00
+DATA q6kidx0<>+62(SB)/1, $0x03
+DATA q6kidx0<>+63(SB)/1, $0x00
+GLOBL q6kidx0<>(SB), RODATA|NOPTR, $64
+
+DATA q6kidx1<>+0(SB)/1, $0x04
+DATA q6kidx1<>+1(SB)/1, $0x00
+DATA q6kidx1<>+2(SB)/1, $0x04
+DATA q6kidx1<>+3(SB)/1, $0x00
+DATA q6kidx1<>+4(SB)/1, $0x04
+DATA q6kidx1<>+5(SB)/1, $0x00
+DATA q6kidx1<>+6(SB)/1, $0x04
+DATA q6kidx1<>+7(SB)/1, $0x00
+DATA q6kidx1<>+8(SB)/1, $0x04
+DATA q6kidx1<>+9(SB)/1, $0x00
+DATA q6kidx1<>+10(SB)/1, $0x04
+DATA q6kidx1<>+11(SB)/1, $0x00
+DATA q6kidx1<>+12(SB)/1, $0x04
+DATA q6kidx1<>+13(SB)/1, $0x00
+DATA q6kidx1<>+14(SB)/1, $0x04
+DATA q6kidx1<>+15(SB)/1, $0x00
+DATA q6kidx1<>+16(SB)/1, $0x05
+DATA q6kidx1<>+17(SB)/1, $0x00
+DATA q6kidx1<>+18(SB)/1, $0x05
+DATA q6kidx1<>+19(SB)/1, $0x00
+DATA q6kidx1<>+20(SB)/1, $0x05
+DATA q6kidx1<>+21(SB)/1, $0x00
+DATA q6kidx1<>+22(SB)/1, $0x05
+DATA q6kidx1<>+23(SB)/1, $0x00
+DATA q6kidx1<>+24(SB)/1, $0x05
+DATA q6kidx1<>+25(SB)/1, $0x00
+DATA q6kidx1<>+26(SB)/1, $0x05
+DATA q6kidx1<>+27(SB)/1, $0x00
+DATA q6kidx1<>+28(SB)/1, $0x05
+DATA q6kidx1<>+29(SB)/1, $0x00
+DATA q6kidx1<>+30(SB)/1, $0x05
+DATA q6kidx1<>+31(SB)/1, $0x00
+DATA q6kidx1<>+32(SB)/1, $0x06
+DATA q6kidx1<>+33(SB)/1, $0x00
+DATA q6kidx1<>+34(SB)/1, $0x06
+DATA q6kidx1<>+35(SB)/1, $0x00
+DATA q6kidx1<>+36(SB)/1, $0x06
+DATA q6kidx1<>+37(SB)/1, $0x00
+DATA q6kidx1<>+38(SB)/1, $0x06
+DATA q6kidx1<>+39(SB)/1, $0x00
+DATA q6kidx1<>+40(SB)/1, $0x06
+DATA q6kidx1<>+41(SB)/1, $0x00
+DATA q6kidx1<>+42(SB)/1, $0x06
+DATA q6kidx1<>+43(SB)/1, $0x00
+DATA q6kidx1<>+44(SB)/1, $0x06
+DATA q6kidx1<>+45(SB)/1, $0x00
+DATA q6kidx1<>+46(SB)/1, $0x06
+DATA q6kidx1<>+47(SB)/1, $0x00
+DATA q6kidx1<>+48(SB)/1, $0x07
+DATA q6kidx1<>+49(SB)/1, $0x00
+DATA q6kidx1<>+50(SB)/1, $0x07
+DATA q6kidx1<>+51(SB)/1, $0x00
+DATA q6kidx1<>+52(SB)/1, $0x07
+DATA q6kidx1<>+53(SB)/1, $0x00
+DATA q6kidx1<>+54(SB)/1, $0x07
+DATA q6kidx1<>+55(SB)/1, $0x00
+DATA q6kidx1<>+56(SB)/1, $0x07
+DATA q6kidx1<>+57(SB)/1, $0x00
+DATA q6kidx1<>+58(SB)/1, $0x07
+DATA q6kidx1<>+59(SB)/1, $0x00
+DATA q6kidx1<>+60(SB)/1, $0x07
+DATA q6kidx1<>+61(SB)/1, $0x00
+DATA q6kidx1<>+62(SB)/1, $0x07
+DATA q6kidx1<>+63(SB)/1, $0x00
+GLOBL q6kidx1<>(SB), RODATA|NOPTR, $64
+
+DATA q6kidx2<>+0(SB)/1, $0x08
+DATA q6kidx2<>+1(SB)/1, $0x00
+DATA q6kidx2<>+2(SB)/1, $0x08
+DATA q6kidx2<>+3(SB)/1, $0x00
+DATA q6kidx2<>+4(SB)/1, $0x08
+DATA q6kidx2<>+5(SB)/1, $0x00
+DATA q6kidx2<>+6(SB)/1, $0x08
+DATA q6kidx2<>+7(SB)/1, $0x00
+DATA q6kidx2<>+8(SB)/1, $0x08
+DATA q6kidx2<>+9(SB)/1, $0x00
+DATA q6kidx2<>+10(SB)/1, $0x08
+DATA q6kidx2<>+11(SB)/1, $0x00
+DATA q6kidx2<>+12(SB)/1, $0x08
+DATA q6kidx2<>+13(SB)/1, $0x00
+DATA q6kidx2<>+14(SB)/1, $0x08
+DATA q6kidx2<>+15(SB)/1, $0x00
+DATA q6kidx2<>+16(SB)/1, $0x09
+DATA q6kidx2<>+17(SB)/1, $0x00
+DATA q6kidx2<>+18(SB)/1, $0x09
+DATA q6kidx2<>+19(SB)/1, $0x00
+DATA q6kidx2<>+20(SB)/1, $0x09
+DATA q6kidx2<>+21(SB)/1, $0x00
+DATA q6kidx2<>+22(SB)/1, $0x09
+DATA q6kidx2<>+23(SB)/1, $0x00
+DATA q6kidx2<>+24(SB)/1, $0x09
+DATA q6kidx2<>+25(SB)/1, $0x00
+DATA q6kidx2<>+26(SB)/1, $0x09
+DATA q6kidx2<>+27(SB)/1, $0x00
+DATA q6kidx2<>+28(SB)/1, $0x09
+DATA q6kidx2<>+29(SB)/1, $0x00
+DATA q6kidx2<>+30(SB)/1, $0x09
+DATA q6kidx2<>+31(SB)/1, $0x00
+DATA q6kidx2<>+32(SB)/1, $0x0a
+DATA q6kidx2<>+33(SB)/1, $0x00
+DATA q6kidx2<>+34(SB)/1, $0x0a
+DATA q6kidx2<>+35(SB)/1, $0x00
+DATA q6kidx2<>+36(SB)/1, $0x0a
+DATA q6kidx2<>+37(SB)/1, $0x00
+DATA q6kidx2<>+38(SB)/1, $0x0a
+DATA q6kidx2<>+39(SB)/1, $0x00
+DATA q6kidx2<>+40(SB)/1, $0x0a
+DATA q6kidx2<>+41(SB)/1, $0x00
+DATA q6kidx2<>+42(SB)/1, $0x0a
+DATA q6kidx2<>+43(SB)/1, $0x00
+DATA q6kidx2<>+44(SB)/1, $0x0a
+DATA q6kidx2<>+45(SB)/1, $0x00
+DATA q6kidx2<>+46(SB)/1, $0x0a
+DATA q6kidx2<>+47(SB)/1, $0x00
+DATA q6kidx2<>+48(SB)/1, $0x0b
+DATA q6kidx2<>+49(SB)/1, $0x00
+DATA q6kidx2<>+50(SB)/1, $0x0b
+DATA q6kidx2<>+51(SB)/1, $0x00
+DATA q6kidx2<>+52(SB)/1, $0x0b
+DATA q6kidx2<>+53(SB)/1, $0x00
+DATA q6kidx2<>+54(SB)/1, $0x0b
+DATA q6kidx2<>+55(SB)/1, $0x00
+DATA q6kidx2<>+56(SB)/1, $0x0b
+DATA q6kidx2<>+57(SB)/1, $0x00
+DATA q6kidx2<>+58(SB)/1, $0x0b
+DATA q6kidx2<>+59(SB)/1, $0x00
+DATA q6kidx2<>+60(SB)/1, $0x0b
+DATA q6kidx2<>+61(SB)/1, $0x00
+DATA q6kidx2<>+62(SB)/1, $0x0b
+DATA q6kidx2<>+63(SB)/1, $0x00
+GLOBL q6kidx2<>(SB), RODATA|NOPTR, $64
+
+DATA q6kidx3<>+0(SB)/1, $0x0c
+DATA q6kidx3<>+1(SB)/1, $0x00
+DATA q6kidx3<>+2(SB)/1, $0x0c
+DATA q6kidx3<>+3(SB)/1, $0x00
+DATA q6kidx3<>+4(SB)/1, $0x0c
+DATA q6kidx3<>+5(SB)/1, $0x00
+DATA q6kidx3<>+6(SB)/1, $0x0c
+DATA q6kidx3<>+7(SB)/1, $0x00
+DATA q6kidx3<>+8(SB)/1, $0x0c
+DATA q6kidx3<>+9(SB)/1, $0x00
+DATA q6kidx3<>+10(SB)/1, $0x0c
+DATA q6kidx3<>+11(SB)/1, $0x00
+DATA q6kidx3<>+12(SB)/1, $0x0c
+DATA q6kidx3<>+13(SB)/1, $0x00
+DATA q6kidx3<>+14(SB)/1, $0x0c
+DATA q6kidx3<>+15(SB)/1, $0x00
+DATA q6kidx3<>+16(SB)/1, $0x0d
+DATA q6kidx3<>+17(SB)/1, $0x00
+DATA q6kidx3<>+18(SB)/1, $0x0d
+DATA q6kidx3<>+19(SB)/1, $0x00
+DATA q6kidx3<>+20(SB)/1, $0x0d
+DATA q6kidx3<>+21(SB)/1, $0x00
+DATA q6kidx3<>+22(SB)/1, $0x0d
+DATA q6kidx3<>+23(SB)/1, $0x00
+DATA q6kidx3<>+24(SB)/1, $0x0d
+DATA q6kidx3<>+25(SB)/1, $0x00
+DATA q6kidx3<>+26(SB)/1, $0x0d
+DATA q6kidx3<>+27(SB)/1, $0x00
+DATA q6kidx3<>+28(SB)/1, $0x0d
+DATA q6kidx3<>+29(SB)/1, $0x00
+DATA q6kidx3<>+30(SB)/1, $0x0d
+DATA q6kidx3<>+31(SB)/1, $0x00
+DATA q6kidx3<>+32(SB)/1, $0x0e
+DATA q6kidx3<>+33(SB)/1, $0x00
+DATA q6kidx3<>+34(SB)/1, $0x0e
+DATA q6kidx3<>+35(SB)/1, $0x00
+DATA q6kidx3<>+36(SB)/1, $0x0e
+DATA q6kidx3<>+37(SB)/1, $0x00
+DATA q6kidx3<>+38(SB)/1, $0x0e
+DATA q6kidx3<>+39(SB)/1, $0x00
+DATA q6kidx3<>+40(SB)/1, $0x0e
+DATA q6kidx3<>+41(SB)/1, $0x00
+DATA q6kidx3<>+42(SB)/1, $0x0e
+DATA q6kidx3<>+43(SB)/1, $0x00
+DATA q6kidx3<>+44(SB)/1, $0x0e
+DATA q6kidx3<>+45(SB)/1, $0x00
+DATA q6kidx3<>+46(SB)/1, $0x0e
+DATA q6kidx3<>+47(SB)/1, $0x00
+DATA q6kidx3<>+48(SB)/1, $0x0f
+DATA q6kidx3<>+49(SB)/1, $0x00
+DATA q6kidx3<>+50(SB)/1, $0x0f
+DATA q6kidx3<>+51(SB)/1, $0x00
+DATA q6kidx3<>+52(SB)/1, $0x0f
+DATA q6kidx3<>+53(SB)/1, $0x00
+DATA q6kidx3<>+54(SB)/1, $0x0f
+DATA q6kidx3<>+55(SB)/1, $0x00
+DATA q6kidx3<>+56(SB)/1, $0x0f
+DATA q6kidx3<>+57(SB)/1, $0x00
+DATA q6kidx3<>+58(SB)/1, $0x0f
+DATA q6kidx3<>+59(SB)/1, $0x00
+DATA q6kidx3<>+60(SB)/1, $0x0f
+DATA q6kidx3<>+61(SB)/1, $0x00
+DATA q6kidx3<>+62(SB)/1, $0x0f
+DATA q6kidx3<>+63(SB)/1, $0x00
+GLOBL q6kidx3<>(SB), RODATA|NOPTR, $64
+
+DATA q6kshl<>+0(SB)/1, $0x04
+DATA q6kshl<>+1(SB)/1, $0x00
+DATA q6kshl<>+2(SB)/1, $0x04
+DATA q6kshl<>+3(SB)/1, $0x00
+DATA q6kshl<>+4(SB)/1, $0x04
+DATA q6kshl<>+5(SB)/1, $0x00
+DATA q6kshl<>+6(SB)/1, $0x04
+DATA q6kshl<>+7(SB)/1, $0x00
+DATA q6kshl<>+8(SB)/1, $0x04
+DATA q6kshl<>+9(SB)/1, $0x00
+DATA q6kshl<>+10(SB)/1, $0x04
+DATA q6kshl<>+11(SB)/1, $0x00
+DATA q6kshl<>+12(SB)/1, $0x04
+DATA q6kshl<>+13(SB)/1, $0x00
+DATA q6kshl<>+14(SB)/1, $0x04
+DATA q6kshl<>+15(SB)/1, $0x00
+DATA q6kshl<>+16(SB)/1, $0x04
+DATA q6kshl<>+17(SB)/1, $0x00
+DATA q6kshl<>+18(SB)/1, $0x04
+DATA q6kshl<>+19(SB)/1, $0x00
+DATA q6kshl<>+20(SB)/1, $0x04
+DATA q6kshl<>+21(SB)/1, $0x00
+DATA q6kshl<>+22(SB)/1, $0x04
+DATA q6kshl<>+23(SB)/1, $0x00
+DATA q6kshl<>+24(SB)/1, $0x04
+DATA q6kshl<>+25(SB)/1, $0x00
+DATA q6kshl<>+26(SB)/1, $0x04
+DATA q6kshl<>+27(SB)/1, $0x00
+DATA q6kshl<>+28(SB)/1, $0x04
+DATA q6kshl<>+29(SB)/1, $0x00
+DATA q6kshl<>+30(SB)/1, $0x04
+DATA q6kshl<>+31(SB)/1, $0x00
+DATA q6kshl<>+32(SB)/1, $0x02
+DATA q6kshl<>+33(SB)/1, $0x00
+DATA q6kshl<>+34(SB)/1, $0x02
+DATA q6kshl<>+35(SB)/1, $0x00
+DATA q6kshl<>+36(SB)/1, $0x02
+DATA q6kshl<>+37(SB)/1, $0x00
+DATA q6kshl<>+38(SB)/1, $0x02
+DATA q6kshl<>+39(SB)/1, $0x00
+DATA q6kshl<>+40(SB)/1, $0x02
+DATA q6kshl<>+41(SB)/1, $0x00
+DATA q6kshl<>+42(SB)/1, $0x02
+DATA q6kshl<>+43(SB)/1, $0x00
+DATA q6kshl<>+44(SB)/1, $0x02
+DATA q6kshl<>+45(SB)/1, $0x00
+DATA q6kshl<>+46(SB)/1, $0x02
+DATA q6kshl<>+47(SB)/1, $0x00
+DATA q6kshl<>+48(SB)/1, $0x02
+DATA q6kshl<>+49(SB)/1, $0x00
+DATA q6kshl<>+50(SB)/1, $0x02
+DATA q6kshl<>+51(SB)/1, $0x00
+DATA q6kshl<>+52(SB)/1, $0x02
+DATA q6kshl<>+53(SB)/1, $0x00
+DATA q6kshl<>+54(SB)/1, $0x02
+DATA q6kshl<>+55(SB)/1, $0x00
+DATA q6kshl<>+56(SB)/1, $0x02
+DATA q6kshl<>+57(SB)/1, $0x00
+DATA q6kshl<>+58(SB)/1, $0x02
+DATA q6kshl<>+59(SB)/1, $0x00
+DATA q6kshl<>+60(SB)/1, $0x02
+DATA q6kshl<>+61(SB)/1, $0x00
+DATA q6kshl<>+62(SB)/1, $0x02
+DATA q6kshl<>+63(SB)/1, $0x00
+GLOBL q6kshl<>(SB), RODATA|NOPTR, $64
+
+DATA q6kshr<>+0(SB)/1, $0x00
+DATA q6kshr<>+1(SB)/1, $0x00
+DATA q6kshr<>+2(SB)/1, $0x00
+DATA q6kshr<>+3(SB)/1, $0x00
+DATA q6kshr<>+4(SB)/1, $0x00
+DATA q6kshr<>+5(SB)/1, $0x00
+DATA q6kshr<>+6(SB)/1, $0x00
+DATA q6kshr<>+7(SB)/1, $0x00
+DATA q6kshr<>+8(SB)/1, $0x00
+DATA q6kshr<>+9(SB)/1, $0x00
+DATA q6kshr<>+10(SB)/1, $0x00
+DATA q6kshr<>+11(SB)/1, $0x00
+DATA q6kshr<>+12(SB)/1, $0x00
+DATA q6kshr<>+13(SB)/1, $0x00
+DATA q6kshr<>+14(SB)/1, $0x00
+DATA q6kshr<>+15(SB)/1, $0x00
+DATA q6kshr<>+16(SB)/1, $0x00
+DATA q6kshr<>+17(SB)/1, $0x00
+DATA q6kshr<>+18(SB)/1, $0x00
+DATA q6kshr<>+19(SB)/1, $0x00
+DATA q6kshr<>+20(SB)/1, $0x00
+DATA q6kshr<>+21(SB)/1, $0x00
+DATA q6kshr<>+22(SB)/1, $0x00
+DATA q6kshr<>+23(SB)/1, $0x00
+DATA q6kshr<>+24(SB)/1, $0x00
+DATA q6kshr<>+25(SB)/1, $0x00
+DATA q6kshr<>+26(SB)/1, $0x00
+DATA q6kshr<>+27(SB)/1, $0x00
+DATA q6kshr<>+28(SB)/1, $0x00
+DATA q6kshr<>+29(SB)/1, $0x00
+DATA q6kshr<>+30(SB)/1, $0x00
+DATA q6kshr<>+31(SB)/1, $0x00
+DATA q6kshr<>+32(SB)/1, $0x02
+DATA q6kshr<>+33(SB)/1, $0x00
+DATA q6kshr<>+34(SB)/1, $0x02
+DATA q6kshr<>+35(SB)/1, $0x00
+DATA q6kshr<>+36(SB)/1, $0x02
+DATA q6kshr<>+37(SB)/1, $0x00
+DATA q6kshr<>+38(SB)/1, $0x02
+DATA q6kshr<>+39(SB)/1, $0x00
+DATA q6kshr<>+40(SB)/1, $0x02
+DATA q6kshr<>+41(SB)/1, $0x00
+DATA q6kshr<>+42(SB)/1, $0x02
+DATA q6kshr<>+43(SB)/1, $0x00
+DATA q6kshr<>+44(SB)/1, $0x02
+DATA q6kshr<>+45(SB)/1, $0x00
+DATA q6kshr<>+46(SB)/1, $0x02
+DATA q6kshr<>+47(SB)/1, $0x00
+DATA q6kshr<>+48(SB)/1, $0x02
+DATA q6kshr<>+49(SB)/1, $0x00
+DATA q6kshr<>+50(SB)/1, $0x02
+DATA q6kshr<>+51(SB)/1, $0x00
+DATA q6kshr<>+52(SB)/1, $0x02
+DATA q6kshr<>+53(SB)/1, $0x00
+DATA q6kshr<>+54(SB)/1, $0x02
+DATA q6kshr<>+55(SB)/1, $0x00
+DATA q6kshr<>+56(SB)/1, $0x02
+DATA q6kshr<>+57(SB)/1, $0x00
+DATA q6kshr<>+58(SB)/1, $0x02
+DATA q6kshr<>+59(SB)/1, $0x00
+DATA q6kshr<>+60(SB)/1, $0x02
+DATA q6kshr<>+61(SB)/1, $0x00
+DATA q6kshr<>+62(SB)/1, $0x02
+DATA q6kshr<>+63(SB)/1, $0x00
+GLOBL q6kshr<>(SB), RODATA|NOPTR, $64

@@ -72,3 +72,53 @@ func axpyF32AVX512(alpha float32, x []float32, y []float32)
 //
 //go:noescape
 func scaleF32AVX512(alpha float32, x []float32)
+
+// dotQ8_0Q8_0AVX2 returns the dot product of nb Q8_0 blocks at w with nb Q8_0 blocks at x.
+// Block sums are exact int32 (int16 widening + pmaddwd).
+//
+//go:noescape
+func dotQ8_0Q8_0AVX2(nb int, w *byte, x *byte) float32
+
+// dotQ8_0Q8_0AVX512 returns the dot product of nb Q8_0 blocks at w with nb Q8_0 blocks at x.
+// Block sums are exact int32: vpdpbusd(w^0x80, x) − vpdpbusd(0x80, x).
+//
+//go:noescape
+func dotQ8_0Q8_0AVX512(nb int, w *byte, x *byte) float32
+
+// dotQ5_0Q8_0AVX2 returns the dot product of nb Q5_0 blocks at w with nb Q8_0 blocks at x.
+// Exact int32 block sums: Σ(code−16)·x = Σ code·x − 16·Σx with codes 0..31 unsigned.
+//
+//go:noescape
+func dotQ5_0Q8_0AVX2(nb int, w *byte, x *byte) float32
+
+// dotQ5_0Q8_0AVX512 returns the dot product of nb Q5_0 blocks at w with nb Q8_0 blocks at x.
+// Exact int32 block sums: Σ(code−16)·x = Σ code·x − 16·Σx with codes 0..31 unsigned.
+//
+//go:noescape
+func dotQ5_0Q8_0AVX512(nb int, w *byte, x *byte) float32
+
+// dotQ4KQ8KAVX2 returns the dot product of nb Q4_K blocks at w with nb Q8_K blocks at x.
+// Per block: Σ_j sc_j·(Σ q·a) in int32 (maddubs, then pmaddwd with the scale),
+// times d_w·d_x, minus dmin_w·d_x·Σ_j m_j·(bsums[2j]+bsums[2j+1]).
+//
+//go:noescape
+func dotQ4KQ8KAVX2(nb int, w *byte, x *byte) float32
+
+// dotQ4KQ8KAVX512 returns the dot product of nb Q4_K blocks at w with nb Q8_K blocks at x.
+// Per block: Σ_j sc_j·(Σ q·a) in int32 (maddubs, then vpdpwssd with the scale),
+// times d_w·d_x, minus dmin_w·d_x·Σ_j m_j·(bsums[2j]+bsums[2j+1]).
+//
+//go:noescape
+func dotQ4KQ8KAVX512(nb int, w *byte, x *byte) float32
+
+// dotQ6KQ8KAVX2 returns the dot product of nb Q6_K blocks at w with nb Q8_K blocks at x.
+// Per block: Σ_i sc_i·(Σ q·a) − 32·Σ_i sc_i·bsums_i in int32, times d_w·d_x.
+//
+//go:noescape
+func dotQ6KQ8KAVX2(nb int, w *byte, x *byte) float32
+
+// dotQ6KQ8KAVX512 returns the dot product of nb Q6_K blocks at w with nb Q8_K blocks at x.
+// Per block: Σ_i sc_i·(Σ q·a) − 32·Σ_i sc_i·bsums_i in int32, times d_w·d_x.
+//
+//go:noescape
+func dotQ6KQ8KAVX512(nb int, w *byte, x *byte) float32

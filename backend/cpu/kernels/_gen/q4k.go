@@ -117,7 +117,7 @@ func genQ4K() {
 		s16 := unpackQ4KScales(W)
 		prod := q4kMins(s16, X)
 
-		var sumi VecVirtual
+		var sumi Register
 		if !l.z {
 			VMOVDQU(s16, sc)
 			sumi = YMM()
@@ -146,7 +146,7 @@ func genQ4K() {
 			VPXORD(s1, s1, s1)
 			for c := 0; c < 4; c++ {
 				z := ZMM()
-				VMOVDQU(W.Offset(16+32*c), z.AsY())
+				VMOVDQU64(W.Offset(16+32*c), z.AsY())
 				hi := YMM()
 				VPSRLW(U8(4), z.AsY(), hi)
 				VINSERTI64X4(U8(1), hi, z, z)

@@ -67,7 +67,7 @@ func genQ6K() {
 		corr := YMM()
 		VPMADDWD(X.Offset(260), s16, corr)
 
-		var sumi VecVirtual
+		var sumi Register
 		if !l.z {
 			VMOVDQU(s16, sc)
 			sumi = YMM()

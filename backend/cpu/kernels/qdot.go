@@ -1,0 +1,112 @@
+package kernels
+
+import (
+	"fmt"
+
+	"github.com/glmrun/glmrun/backend/quant"
+)
+
+// qdot describes one quantized weight·activation dot kernel: its block
+// geometry, the reference twin in package quant and the assembly entry points
+// per level (filled in by qdot_amd64.go; nil means "use the twin").
+type qdot struct {
+	name   string
+	block  int // elements per block
+	wBytes int // bytes per weight block
+	xBytes int // bytes per activation block
+	twin   func(n int, w, x []byte) float32
+	asm    [LevelAVX512 + 1]func(nb int, w, x *byte) float32
+}
+
+var (
+	kQ4K  = &qdot{name: "DotQ4KQ8K", block: 256, wBytes: 144, xBytes: 292, twin: quant.DotQ4KQ8K}
+	kQ6K  = &qdot{name: "DotQ6KQ8K", block: 256, wBytes: 210, xBytes: 292, twin: quant.DotQ6KQ8K}
+	kQ5_0 = &qdot{name: "DotQ5_0Q8_0", block: 32, wBytes: 22, xBytes: 34, twin: quant.DotQ5_0Q8_0}
+	kQ8_0 = &qdot{name: "DotQ8_0Q8_0", block: 32, wBytes: 34, xBytes: 34, twin: quant.DotQ8_0Q8_0}
+)
+
+// check panics unless n is a multiple of the block size and w, x hold n
+// elements; it returns the block count.
+func (k *qdot) check(n, rowsW, rowsX, lenW, lenX int) int {
+	if n < 0 || n%k.block != 0 {
+		panic(fmt.Sprintf("kernels.%s: n=%d is not a multiple of %d", k.name, n, k.block))
+	}
+	nb := n / k.block
+	if lenW < rowsW*nb*k.wBytes || lenX < rowsX*nb*k.xBytes {
+		panic(fmt.Sprintf("kernels.%s: n=%d needs %d weight bytes × %d rows and %d activation bytes × %d rows, have %d and %d",
+			k.name, n, nb*k.wBytes, rowsW, nb*k.xBytes, rowsX, lenW, lenX))
+	}
+	return nb
+}
+
+// fast returns the assembly kernel for the current level, or nil.
+func (k *qdot) fast() func(nb int, w, x *byte) float32 { return k.asm[level] }
+
+// dot is the single-row dot product: twin or assembly.
+func (k *qdot) dot(n int, w, x []byte) float32 {
+	nb := k.check(n, 1, 1, len(w), len(x))
+	f := k.fast()
+	if f == nil || nb == 0 {
+		return k.twin(n, w, x)
+	}
+	return f(nb, &w[0], &x[0])
+}
+
+// rows sets dst[r] = dot(weight row r, x) for r < len(dst); w holds
+// len(dst) consecutive rows of n elements.
+func (k *qdot) rows(n int, w, x []byte, dst []float32) {
+	nb := k.check(n, len(dst), 1, len(w), len(x))
+	rb := nb * k.wBytes
+	f := k.fast()
+	if f == nil || nb == 0 {
+		for r := range dst {
+			dst[r] = k.twin(n, w[r*rb:(r+1)*rb], x)
+		}
+		return
+	}
+	for r := range dst {
+		dst[r] = f(nb, &w[r*rb], &x[0])
+	}
+}
+
+// cols sets dst[c] = dot(w, activation row c) for c < len(dst); x holds
+// len(dst) consecutive activation rows of n elements.
+func (k *qdot) cols(n int, w, x []byte, dst []float32) {
+	nb := k.check(n, 1, len(dst), len(w), len(x))
+	xb := nb * k.xBytes
+	f := k.fast()
+	if f == nil || nb == 0 {
+		for c := range dst {
+			dst[c] = k.twin(n, w, x[c*xb:(c+1)*xb])
+		}
+		return
+	}
+	for c := range dst {
+		dst[c] = f(nb, &w[0], &x[c*xb])
+	}
+}
+
+// tile computes a rows×cols block of a matrix product: for r < rows and
+// c < cols, dst[c*ldd+r] = dot(weight row r, activation row c). Weight rows
+// are consecutive in w, activation rows consecutive in x.
+func (k *qdot) tile(n int, w []byte, rows int, x []byte, cols int, dst []float32, ldd int) {
+	nb := k.check(n, rows, cols, len(w), len(x))
+	if rows < 0 || cols < 0 || (cols > 0 && rows > 0 && (ldd < rows || len(dst) < (cols-1)*ldd+rows)) {
+		panic(fmt.Sprintf("kernels.%s tile: rows=%d cols=%d ldd=%d does not fit len(dst)=%d", k.name, rows, cols, ldd, len(dst)))
+	}
+	rb, xb := nb*k.wBytes, nb*k.xBytes
+	f := k.fast()
+	for c := 0; c < cols; c++ {
+		xc := x[c*xb : (c+1)*xb]
+		out := dst[c*ldd : c*ldd+rows]
+		if f == nil || nb == 0 {
+			for r := range out {
+				out[r] = k.twin(n, w[r*rb:(r+1)*rb], xc)
+			}
+			continue
+		}
+		for r := range out {
+			out[r] = f(nb, &w[r*rb], &xc[0])
+		}
+	}
+}
