@@ -1,0 +1,570 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+)
+
+// This file holds the continuous-batching scheduler (interfaces.md §3.7).
+// One goroutine owns the engine. Every step it builds ONE batched forward
+// pass: one token from each generating slot plus prefill chunks from slots
+// still ingesting their prompt (up to uBatch tokens in all). A finished,
+// failed or cancelled sequence frees its slot at once and the next queued
+// request joins at the next step. Requests wait in a bounded FIFO queue; a
+// request is admitted only when its worst-case KV need (prompt + max_tokens,
+// capped by maxSeqLen) fits in the remaining KV budget.
+
+// finish reasons as OpenAI spells them.
+const (
+	finishStop   = "stop"
+	finishLength = "length"
+)
+
+// event is one thing a job reports to its HTTP handler.
+type event struct {
+	Text    string // generated text (stop strings removed)
+	Tokens  int    // tokens generated since the previous event
+	Done    bool   // the generation ended; Finish, Err and Timings are set
+	Finish  string // finishStop or finishLength
+	Err     error  // a compute failure
+	Timings timings
+}
+
+// timings are one generation's counts and durations (llama-server's
+// "timings" object).
+type timings struct {
+	PromptN     int
+	PromptMS    float64
+	PredictedN  int
+	PredictedMS float64
+	QueueMS     float64 // time spent waiting for a slot
+	TTFTMS      float64 // submission to the first generated token (or prompt end)
+}
+
+// stream is an unbounded, mutex-protected event list between the scheduler
+// (producer, never blocks) and one handler (consumer). Several streams of one
+// request share a notify channel.
+type stream struct {
+	mu     sync.Mutex
+	events []event
+	notify chan struct{} // capacity 1
+}
+
+func (st *stream) push(ev event) {
+	st.mu.Lock()
+	st.events = append(st.events, ev)
+	st.mu.Unlock()
+	select {
+	case st.notify <- struct{}{}:
+	default:
+	}
+}
+
+// drain returns the pending events and clears the list.
+func (st *stream) drain() []event {
+	st.mu.Lock()
+	evs := st.events
+	st.events = nil
+	st.mu.Unlock()
+	return evs
+}
+
+// job is one sequence to generate.
+type job struct {
+	ctx       context.Context // cancelled when the client goes away
+	prompt    []int32
+	maxTokens int // -1 = until EOG or the context is full
+	reserve   int // KV positions reserved: min(len(prompt)+maxTokens, maxSeqLen)
+	params    SamplingParams
+	stops     []string
+	ignoreEOS bool
+	// Reasoning budget: when inThink and budget >= 0, thinkEnd is forced
+	// after budget generated tokens.
+	inThink  bool
+	budget   int
+	thinkEnd []int32
+	out      *stream
+
+	submitted time.Time
+}
+
+// slot is a sequence being processed; owned by the scheduler goroutine.
+type slot struct {
+	j        *job
+	cache    Cache
+	cacheCap int
+	sampler  Sampler
+	decoder  TokenDecoder
+	fed      int   // prompt tokens already in the cache
+	next     int32 // sampled token to feed at the next step
+	nGen     int
+	held     string // text held back because it may start a stop string
+	forced   []int32
+	inThink  bool
+	admitted time.Time
+	tPrompt  time.Time // prompt fully evaluated
+	reported int       // tokens already reported in events
+}
+
+// scheduler runs the continuous-batching loop.
+type scheduler struct {
+	eng       Engine
+	maxSlots  int
+	maxSeqLen int
+	kvBudget  int // total KV positions all active slots may reserve
+	uBatch    int // tokens per forward pass (decode tokens always fit)
+	maxQueue  int
+	met       *metrics
+	eogIDs    []int32
+
+	mu       sync.Mutex
+	queue    []*job
+	quitting bool
+	wake     chan struct{} // capacity 1
+	quit     chan struct{}
+	done     chan struct{}
+
+	// Scheduler-goroutine state.
+	slots  []*slot // len maxSlots; nil = free
+	caches []Cache // per slot index, kept for reuse
+	capOf  []int
+}
+
+func newScheduler(eng Engine, maxSlots, maxSeqLen, kvBudget, uBatch, maxQueue int, met *metrics) *scheduler {
+	s := &scheduler{
+		eng: eng, maxSlots: maxSlots, maxSeqLen: maxSeqLen, kvBudget: kvBudget,
+		uBatch: max(uBatch, 1), maxQueue: maxQueue, met: met,
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		slots: make([]*slot, maxSlots), caches: make([]Cache, maxSlots), capOf: make([]int, maxSlots),
+	}
+	for id := 0; id < eng.VocabSize(); id++ {
+		if eng.IsEOG(int32(id)) {
+			s.eogIDs = append(s.eogIDs, int32(id))
+		}
+	}
+	return s
+}
+
+// submit queues j. It fails with errQueueFull when maxQueue jobs already
+// wait, and with errShuttingDown after stop.
+func (s *scheduler) submit(j *job) *apiError {
+	return s.submitAll([]*job{j})
+}
+
+// submitAll queues several jobs atomically (all or none).
+func (s *scheduler) submitAll(js []*job) *apiError {
+	s.mu.Lock()
+	if s.quitting {
+		s.mu.Unlock()
+		return errShuttingDown
+	}
+	if len(s.queue)+len(js) > s.maxQueue {
+		s.mu.Unlock()
+		s.met.queueRejected()
+		return errQueueFull
+	}
+	now := time.Now()
+	for _, j := range js {
+		j.submitted = now
+		s.queue = append(s.queue, j)
+	}
+	s.met.setDeferred(len(s.queue))
+	s.mu.Unlock()
+	s.poke()
+	return nil
+}
+
+func (s *scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop makes run return once every queued and active job has finished.
+// New submissions are refused from now on.
+func (s *scheduler) stop() {
+	s.mu.Lock()
+	if !s.quitting {
+		s.quitting = true
+		close(s.quit)
+	}
+	s.mu.Unlock()
+	<-s.done
+}
+
+// run is the scheduler goroutine.
+func (s *scheduler) run() {
+	defer close(s.done)
+	for {
+		s.reapCancelled()
+		s.admit()
+		active := s.nActive()
+		s.met.setProcessing(active)
+		if active == 0 {
+			s.mu.Lock()
+			idle := len(s.queue) == 0
+			quitting := s.quitting
+			s.mu.Unlock()
+			if idle && quitting {
+				return
+			}
+			if !idle {
+				// The head of the queue does not fit yet (cannot happen with
+				// no active slot unless its reservation exceeds the budget,
+				// which admission prevents) or was just cancelled: loop.
+				continue
+			}
+			select {
+			case <-s.wake:
+			case <-s.quit:
+			}
+			continue
+		}
+		s.step()
+	}
+}
+
+func (s *scheduler) nActive() int {
+	n := 0
+	for _, sl := range s.slots {
+		if sl != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *scheduler) reserved() int {
+	r := 0
+	for _, sl := range s.slots {
+		if sl != nil {
+			r += sl.j.reserve
+		}
+	}
+	return r
+}
+
+// reapCancelled frees the slots of jobs whose client went away.
+func (s *scheduler) reapCancelled() {
+	for i, sl := range s.slots {
+		if sl != nil && sl.j.ctx.Err() != nil {
+			s.met.cancelled()
+			s.free(i)
+		}
+	}
+}
+
+// admit moves queued jobs into free slots, in FIFO order, while their KV
+// reservation fits.
+func (s *scheduler) admit() {
+	s.mu.Lock()
+	defer func() {
+		s.met.setDeferred(len(s.queue))
+		s.mu.Unlock()
+	}()
+	for len(s.queue) > 0 {
+		j := s.queue[0]
+		if j.ctx.Err() != nil {
+			s.queue = s.queue[1:]
+			s.met.cancelled()
+			continue
+		}
+		free := -1
+		for i, sl := range s.slots {
+			if sl == nil {
+				free = i
+				break
+			}
+		}
+		if free < 0 || s.reserved()+j.reserve > s.kvBudget {
+			return
+		}
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		if err := s.start(free, j); err != nil {
+			j.out.push(event{Done: true, Err: err})
+			s.met.computeFailed()
+		}
+	}
+}
+
+// start binds j to slot i: a cache with room for its reservation, a sampler
+// and a decoder.
+func (s *scheduler) start(i int, j *job) error {
+	if s.caches[i] == nil || s.capOf[i] < j.reserve {
+		// Grow in powers of two (capped by maxSeqLen) so that a slot's cache
+		// is reallocated at most log2(maxSeqLen) times over the server's life.
+		c := 256
+		for c < j.reserve {
+			c *= 2
+		}
+		c = min(c, s.maxSeqLen)
+		c = max(c, j.reserve)
+		s.caches[i] = nil
+		cache, err := s.eng.NewCache(c)
+		if err != nil {
+			s.capOf[i] = 0
+			return fmt.Errorf("allocating a KV cache of %d tokens: %w", c, err)
+		}
+		s.caches[i], s.capOf[i] = cache, c
+	} else {
+		s.caches[i].Reset()
+	}
+	smp, err := s.eng.NewSampler(j.params, j.prompt)
+	if err != nil {
+		return fmt.Errorf("creating the sampler: %w", err)
+	}
+	s.slots[i] = &slot{
+		j: j, cache: s.caches[i], cacheCap: s.capOf[i], sampler: smp, decoder: s.eng.NewDecoder(),
+		inThink: j.inThink, admitted: time.Now(),
+	}
+	return nil
+}
+
+func (s *scheduler) free(i int) {
+	s.slots[i] = nil
+}
+
+// step runs one batched forward pass and processes its logits.
+func (s *scheduler) step() {
+	var (
+		idx    []int
+		caches []Cache
+		toks   [][]int32
+		nPre   []int // prompt tokens in this batch per entry (0 for decode)
+	)
+	budget := s.uBatch
+	// Decode tokens first: a generating slot always advances.
+	for i, sl := range s.slots {
+		if sl != nil && sl.fed == len(sl.j.prompt) {
+			idx, caches, toks, nPre = append(idx, i), append(caches, sl.cache), append(toks, []int32{sl.next}), append(nPre, 0)
+			budget--
+		}
+	}
+	// Then prefill chunks, oldest admission first.
+	for budget > 0 {
+		best := -1
+		for i, sl := range s.slots {
+			if sl == nil || sl.fed == len(sl.j.prompt) || contains(idx, i) {
+				continue
+			}
+			if best < 0 || sl.admitted.Before(s.slots[best].admitted) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		sl := s.slots[best]
+		n := min(len(sl.j.prompt)-sl.fed, budget)
+		idx, caches, toks, nPre = append(idx, best), append(caches, sl.cache), append(toks, sl.j.prompt[sl.fed:sl.fed+n]), append(nPre, n)
+		budget -= n
+	}
+	if len(idx) == 0 {
+		return
+	}
+	nTokens := 0
+	for _, t := range toks {
+		nTokens += len(t)
+	}
+	t0 := time.Now()
+	logits, err := s.forward(caches, toks)
+	dt := time.Since(t0)
+	s.met.decoded(len(idx), nTokens)
+	if err == nil && len(logits) != len(idx) {
+		err = fmt.Errorf("the engine returned %d logits rows for %d sequences", len(logits), len(idx))
+	}
+	if err != nil {
+		for _, i := range idx {
+			s.slots[i].j.out.push(event{Done: true, Err: err})
+			s.met.computeFailed()
+			s.free(i)
+		}
+		return
+	}
+	for k, i := range idx {
+		sl := s.slots[i]
+		s.met.maxTokens(sl.cache.Len())
+		if nPre[k] > 0 {
+			sl.fed += nPre[k]
+			s.met.promptProcessed(nPre[k], dt.Seconds()*float64(nPre[k])/float64(nTokens))
+			if sl.fed < len(sl.j.prompt) {
+				continue
+			}
+			sl.tPrompt = time.Now()
+			if sl.j.maxTokens == 0 {
+				s.finish(i, finishLength)
+				continue
+			}
+		}
+		s.sampleNext(i, logits[k])
+	}
+}
+
+// forward calls the engine, turning a panic into an error so that one bad
+// batch cannot take the server down.
+func (s *scheduler) forward(caches []Cache, toks [][]int32) (out [][]float32, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("forward pass panicked: %v", r)
+		}
+	}()
+	return s.eng.ForwardBatch(caches, toks)
+}
+
+func contains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// sampleNext picks slot i's next token from logits and reports its text.
+func (s *scheduler) sampleNext(i int, logits []float32) {
+	sl := s.slots[i]
+	j := sl.j
+	if len(sl.forced) == 0 && sl.inThink && j.budget >= 0 && sl.nGen >= j.budget && len(j.thinkEnd) > 0 {
+		sl.forced = append(sl.forced, j.thinkEnd...)
+	}
+	var tok int32
+	if len(sl.forced) > 0 {
+		tok, sl.forced = sl.forced[0], sl.forced[1:]
+	} else {
+		if len(logits) != s.eng.VocabSize() {
+			s.fail(i, fmt.Errorf("logits row has %d values, want %d", len(logits), s.eng.VocabSize()))
+			return
+		}
+		if j.ignoreEOS {
+			for _, id := range s.eogIDs {
+				logits[id] = float32(math.Inf(-1))
+			}
+		}
+		var err error
+		tok, err = sl.sampler.Sample(logits)
+		if err == nil && (tok < 0 || int(tok) >= s.eng.VocabSize()) {
+			err = fmt.Errorf("sampler returned token %d outside the vocabulary", tok)
+		}
+		if err != nil {
+			s.fail(i, err)
+			return
+		}
+	}
+	sl.nGen++
+	s.met.predicted(1)
+	if sl.nGen == 1 {
+		s.met.firstToken(time.Since(j.submitted))
+	}
+	if sl.inThink && len(j.thinkEnd) > 0 && tok == j.thinkEnd[len(j.thinkEnd)-1] {
+		sl.inThink = false
+	}
+	if !j.ignoreEOS && s.eng.IsEOG(tok) {
+		s.finish(i, finishStop)
+		return
+	}
+	text := sl.held + sl.decoder.Add(tok)
+	sl.held = ""
+	if cut, ok := findStop(text, j.stops); ok {
+		s.emit(sl, text[:cut])
+		s.finishWith(i, finishStop, false)
+		return
+	}
+	keep := stopPrefixLen(text, j.stops)
+	s.emit(sl, text[:len(text)-keep])
+	sl.held = text[len(text)-keep:]
+
+	if j.maxTokens >= 0 && sl.nGen >= j.maxTokens {
+		s.finish(i, finishLength)
+		return
+	}
+	if len(j.prompt)+sl.nGen >= min(s.maxSeqLen, sl.cacheCap) {
+		s.finish(i, finishLength)
+		return
+	}
+	sl.next = tok
+}
+
+// emit reports text and the tokens generated since the last report.
+func (s *scheduler) emit(sl *slot, text string) {
+	n := sl.nGen - sl.reported
+	if text == "" && n == 0 {
+		return
+	}
+	sl.reported = sl.nGen
+	sl.j.out.push(event{Text: text, Tokens: n})
+}
+
+// finish ends slot i's generation normally. Unless a stop string ended it,
+// text still held back (a partial stop-string match, incomplete UTF-8) is
+// real output and is reported first.
+func (s *scheduler) finish(i int, reason string) {
+	s.finishWith(i, reason, true)
+}
+
+func (s *scheduler) finishWith(i int, reason string, flushTail bool) {
+	sl := s.slots[i]
+	if flushTail {
+		tail := sl.held + sl.decoder.Flush()
+		if cut, ok := findStop(tail, sl.j.stops); ok {
+			tail, reason = tail[:cut], finishStop
+		}
+		if tail != "" {
+			sl.j.out.push(event{Text: tail})
+		}
+	}
+	sl.held = ""
+	now := time.Now()
+	tm := timings{
+		PromptN:    len(sl.j.prompt),
+		PredictedN: sl.nGen,
+		QueueMS:    ms(sl.admitted.Sub(sl.j.submitted)),
+	}
+	if !sl.tPrompt.IsZero() {
+		tm.PromptMS = ms(sl.tPrompt.Sub(sl.admitted))
+		tm.PredictedMS = ms(now.Sub(sl.tPrompt))
+	}
+	sl.j.out.push(event{Done: true, Finish: reason, Tokens: sl.nGen - sl.reported, Timings: tm})
+	s.met.completed(now.Sub(sl.j.submitted), sl.nGen, tm.PredictedMS/1e3)
+	s.free(i)
+}
+
+// fail ends slot i's generation with err.
+func (s *scheduler) fail(i int, err error) {
+	s.slots[i].j.out.push(event{Done: true, Err: err})
+	s.met.computeFailed()
+	s.free(i)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+
+// findStop returns the index of the earliest stop-string match in text.
+func findStop(text string, stops []string) (int, bool) {
+	best := -1
+	for _, st := range stops {
+		if k := strings.Index(text, st); k >= 0 && (best < 0 || k < best) {
+			best = k
+		}
+	}
+	return best, best >= 0
+}
+
+// stopPrefixLen is the length of the longest suffix of text that is a proper
+// prefix of some stop string (text that must be held back until decided).
+func stopPrefixLen(text string, stops []string) int {
+	keep := 0
+	for _, st := range stops {
+		for n := min(len(st)-1, len(text)); n > keep; n-- {
+			if strings.HasSuffix(text, st[:n]) {
+				keep = n
+				break
+			}
+		}
+	}
+	return keep
+}
