@@ -36,12 +36,12 @@ func (e *fakeEngine) NewSequence(maxTokens int) (Sequence, error) {
 	e.seqs = append(e.seqs, s)
 	return s, nil
 }
-func (e *fakeEngine) VocabSize() int                  { return e.vocab }
-func (e *fakeEngine) Backend() string                 { return "CPU" }
-func (e *fakeEngine) Close() error                    { return nil }
-func (e *fakeEngine) KVBytes(maxTokens int) uint64    { return uint64(maxTokens) * e.kvPerTok }
-func (s *fakeSeq) Len() int                           { return s.n }
-func (s *fakeSeq) Truncate(n int) error               { return s.check(n <= s.n, "truncate", n, func() { s.n = n }) }
+func (e *fakeEngine) VocabSize() int               { return e.vocab }
+func (e *fakeEngine) Backend() string              { return "CPU" }
+func (e *fakeEngine) Close() error                 { return nil }
+func (e *fakeEngine) KVBytes(maxTokens int) uint64 { return uint64(maxTokens) * e.kvPerTok }
+func (s *fakeSeq) Len() int                        { return s.n }
+func (s *fakeSeq) Truncate(n int) error            { return s.check(n <= s.n, "truncate", n, func() { s.n = n }) }
 func (s *fakeSeq) check(ok bool, what string, n int, f func()) error {
 	if !ok {
 		return fmt.Errorf("fake: bad %s %d (len %d)", what, n, s.n)
