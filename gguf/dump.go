@@ -13,14 +13,14 @@ import (
 )
 
 // Dump limits. Text mode abbreviates; JSON keeps arrays of up to
-// DumpJSONMaxArray elements whole and summarises longer ones by their first
-// DumpJSONHead elements.
+// dumpJSONMaxArray elements whole and summarises longer ones by their first
+// dumpJSONHead elements (Dump's doc states these numbers).
 const (
 	dumpTextMaxString = 80 // bytes of a string value shown in text mode
 	dumpTextMaxElem   = 32 // bytes of a string array element shown in text mode
 	dumpTextHead      = 8  // array elements shown in text mode, per value
-	DumpJSONMaxArray  = 64
-	DumpJSONHead      = 8
+	dumpJSONMaxArray  = 64
+	dumpJSONHead      = 8
 )
 
 // Dump describes f, read from path (shown as given), like llama.cpp's
@@ -291,8 +291,8 @@ func jsonEntry(v Value) dumpJSONEntry {
 	}
 	n := v.Len()
 	e.Len = &n
-	if n > DumpJSONMaxArray {
-		e.Head = jsonElems(v, DumpJSONHead)
+	if n > dumpJSONMaxArray {
+		e.Head = jsonElems(v, dumpJSONHead)
 	} else {
 		e.Value = jsonElems(v, n)
 	}
@@ -305,7 +305,7 @@ func jsonElems(v Value, n int) []any {
 	for i := range out {
 		switch e := elemAt(v, i).(type) {
 		case Value:
-			if e.Len() > DumpJSONMaxArray {
+			if e.Len() > dumpJSONMaxArray {
 				out[i] = jsonEntry(e)
 			} else {
 				out[i] = jsonElems(e, e.Len())
