@@ -93,6 +93,10 @@ type Config struct {
 	// SSEPingInterval is how often an idle stream gets a ":" keep-alive
 	// comment (default 30 s).
 	SSEPingInterval time.Duration
+	// Timeout bounds reading one request and a keep-alive connection's idle
+	// time (llama-server's --timeout; default 3600 s). Responses, streams
+	// included, are not cut by it.
+	Timeout time.Duration
 	// Log receives one line per notable event (nil = discard).
 	Log *log.Logger
 }
@@ -107,7 +111,7 @@ type resolvedConfig struct {
 	ChatTemplateKwargs                                 map[string]any
 	ReasoningFormat                                    string
 	ReasoningBudget                                    int
-	SSEPingInterval                                    time.Duration
+	SSEPingInterval, Timeout                           time.Duration
 	Log                                                *log.Logger
 }
 
@@ -135,7 +139,7 @@ func New(cfg Config) (*Server, error) {
 		MaxBatchSize: cfg.MaxBatchSize, MaxSeqLen: cfg.MaxSeqLen, CtxSize: cfg.CtxSize,
 		UBatch: cfg.UBatch, MaxQueue: cfg.MaxQueue, APIKeys: cfg.APIKeys, MaxBodyBytes: cfg.MaxBodyBytes,
 		EnableThinking: true, ChatTemplateKwargs: cfg.ChatTemplateKwargs, ReasoningFormat: cfg.ReasoningFormat,
-		ReasoningBudget: -1, SSEPingInterval: cfg.SSEPingInterval, Log: cfg.Log,
+		ReasoningBudget: -1, SSEPingInterval: cfg.SSEPingInterval, Timeout: cfg.Timeout, Log: cfg.Log,
 	}
 	if rc.MaxBatchSize == 0 {
 		rc.MaxBatchSize = 8
@@ -190,6 +194,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if rc.SSEPingInterval == 0 {
 		rc.SSEPingInterval = 30 * time.Second
+	}
+	if rc.Timeout == 0 {
+		rc.Timeout = time.Hour
+	}
+	if rc.Timeout < 0 {
+		return nil, fmt.Errorf("timeout must be > 0, got %v", cfg.Timeout)
 	}
 	if rc.Log == nil {
 		rc.Log = log.New(io.Discard, "", 0)
@@ -266,7 +276,9 @@ func (s *Server) Handler() http.Handler { return s }
 func (s *Server) Serve(ln net.Listener) error {
 	s.httpSrv = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: min(30*time.Second, s.cfg.Timeout),
+		ReadTimeout:       s.cfg.Timeout,
+		IdleTimeout:       s.cfg.Timeout,
 		ErrorLog:          s.cfg.Log,
 	}
 	err := s.httpSrv.Serve(ln)
