@@ -99,6 +99,8 @@ func TestBenchKernels(t *testing.T) {
 		k.check(c.QuantizeQ81(x, 512, 20, 512, xq))
 		xq2048 := k.alloc(cuda.Q81Bytes(1, 2048))
 		k.check(c.QuantizeQ81(x, 2048, 1, 2048, xq2048))
+		xqRow := k.alloc(cuda.Q81Bytes(1, 10240)) // one activation row of up to 10240
+		k.check(c.QuantizeQ81(x, 10240, 1, 10240, xqRow))
 		y := k.alloc(4 * 154880 * 2)
 
 		dense := func(name string, t gguf.TensorType, rows, cols, n int) {
@@ -107,7 +109,7 @@ func TestBenchKernels(t *testing.T) {
 			nc := copiesFor(size)
 			w := k.alloc(size * int64(nc))
 			k.check(c.Fill32(w, 0x3c003c00)) // f16 1.0 scales, codes 0x00/0x3c: finite data
-			xin := xq2048
+			xin := xqRow
 			if !cuda.IsQuantized(t) {
 				xin = x
 			}
@@ -117,7 +119,7 @@ func TestBenchKernels(t *testing.T) {
 			})
 			report(fmt.Sprintf("%s %s %dx%d (%d copies)", name, t, rows, cols, nc), us, size)
 		}
-		experts := func(name string, t gguf.TensorType, nExp, rows, cols, slots int, shared bool, n int) {
+		experts := func(name string, t gguf.TensorType, nExp, rows, cols, slots int, shared bool, n int, mode cuda.MatVecMode) {
 			rb, _ := t.RowBytes(uint64(cols))
 			eb := int64(rb) * int64(rows)
 			w := k.alloc(eb * int64(nExp))
@@ -137,9 +139,9 @@ func TestBenchKernels(t *testing.T) {
 			us := timeGraph(n, func(i int) error {
 				id, _ := idb.Slice(int64(4*i*slots), int64(4*slots))
 				return c.MatVec(cuda.MatVec{W: w, Type: t, Rows: rows, Cols: cols, NExperts: nExp, IDs: id, Slots: slots,
-					X: xin, XShared: shared, Y: y})
+					X: xin, XShared: shared, Y: y, Mode: mode})
 			})
-			report(fmt.Sprintf("%s %s %dx%d x%d slots of %d", name, t, rows, cols, slots, nExp), us, eb*int64(slots))
+			report(fmt.Sprintf("%s %s %dx%d x%d/%d m%d", name, t, rows, cols, slots, nExp, mode), us, eb*int64(slots))
 		}
 
 		dense("attn_q_b-like", gguf.TypeQ4_K, 5120, 2048, 100)
@@ -151,11 +153,17 @@ func TestBenchKernels(t *testing.T) {
 		dense("LM head (q4_K for comparison)", gguf.TypeQ4_K, 154880, 2048, 10)
 		dense("router", gguf.TypeF32, 64, 2048, 100)
 		dense("bf16 attn_q_b-like", gguf.TypeBF16, 5120, 2048, 50)
-		experts("ffn_gate_exps", gguf.TypeQ4_K, 64, 1536, 2048, 4, true, 100)
-		experts("ffn_down_exps", gguf.TypeQ4_K, 64, 2048, 1536, 4, false, 100)
-		experts("ffn_down_exps", gguf.TypeQ6_K, 64, 2048, 1536, 4, false, 100)
-		experts("attn_k_b (per head)", gguf.TypeQ5_0, 20, 512, 192, 20, false, 100)
-		experts("attn_v_b (per head)", gguf.TypeQ4_K, 20, 256, 512, 20, false, 100)
+		auto, blk, wrp := cuda.MatVecAuto, cuda.MatVecBlockPerRow, cuda.MatVecWarpPerRow
+		experts("ffn_gate_exps", gguf.TypeQ4_K, 64, 1536, 2048, 4, true, 100, auto)
+		experts("ffn_gate_exps", gguf.TypeQ4_K, 64, 1536, 2048, 4, true, 100, wrp)
+		experts("ffn_down_exps", gguf.TypeQ4_K, 64, 2048, 1536, 4, false, 100, blk)
+		experts("ffn_down_exps", gguf.TypeQ4_K, 64, 2048, 1536, 4, false, 100, wrp)
+		experts("ffn_down_exps", gguf.TypeQ6_K, 64, 2048, 1536, 4, false, 100, blk)
+		experts("ffn_down_exps", gguf.TypeQ6_K, 64, 2048, 1536, 4, false, 100, wrp)
+		experts("attn_k_b (per head)", gguf.TypeQ5_0, 20, 512, 192, 20, false, 100, blk)
+		experts("attn_k_b (per head)", gguf.TypeQ5_0, 20, 512, 192, 20, false, 100, wrp)
+		experts("attn_v_b (per head)", gguf.TypeQ4_K, 20, 256, 512, 20, false, 100, blk)
+		experts("attn_v_b (per head)", gguf.TypeQ4_K, 20, 256, 512, 20, false, 100, wrp)
 
 		h := k.f32(gauss(r, 2048, 1))
 		nw := k.f32(gauss(r, 2048, 1))
@@ -170,7 +178,11 @@ func TestBenchKernels(t *testing.T) {
 		}), 0)
 		report("swiglu 4x1536", timeGraph(100, func(int) error { return c.SwiGLU(logits, logits, y, 6144) }), 0)
 
-		for _, nkv := range []int{4096, 32768} {
+		for _, tc := range []struct {
+			nkv   int
+			cores bool
+		}{{512, false}, {4096, false}, {32768, false}, {131072, false}, {4096, true}, {32768, true}} {
+			nkv := tc.nkv
 			const hh, dd, dv = 20, 576, 512
 			splits := 2 * info.SMs
 			cache := k.alloc(int64(2 * dd * nkv))
@@ -181,9 +193,14 @@ func TestBenchKernels(t *testing.T) {
 			out := k.alloc(4 * hh * dv)
 			us := timeGraph(20, func(int) error {
 				return c.MLADecode(cuda.MLADecode{Q: q, QStride: dd, H: hh, D: dd, Dv: dv, KV: cache, KVStride: dd,
-					NKV: nb, Scale: 0.0625, Splits: splits, Scratch: scratch, Out: out, OutStride: dv})
+					NKV: nb, Scale: 0.0625, Splits: splits, Scratch: scratch, Out: out, OutStride: dv, CUDACores: tc.cores})
 			})
-			report(fmt.Sprintf("mla_decode n_kv=%d (%d splits)", nkv, splits), us, int64(2*dd*nkv))
+			kind := "mma"
+			if tc.cores {
+				kind = "cuda-cores"
+			}
+			report(fmt.Sprintf("mla_decode n_kv=%d (%d splits, %s)", nkv, splits, kind), us, int64(2*dd*nkv))
+			_ = c.Free(cache)
 		}
 		lines = append(lines, fmt.Sprintf("(copy bandwidth %.1f GB/s)", copyGBs))
 	})

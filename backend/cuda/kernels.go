@@ -19,11 +19,12 @@ var embeddedFatbin []byte
 var kernelNames = []string{
 	"quantize_q8_1",
 	"matvec_q4_K", "matvec_q6_K", "matvec_q5_0", "matvec_q8_0",
+	"matvec_q4_K_wr", "matvec_q6_K_wr", "matvec_q5_0_wr", "matvec_q8_0_wr",
 	"matvec_f32", "matvec_f16", "matvec_bf16",
 	"rmsnorm_f32", "rope_norm_f32", "swiglu_f32", "add_f32", "weighted_sum_f32",
 	"cache_store_f16", "argmax_f32",
 	"router_topk_sigmoid",
-	"mla_decode_partial", "mla_decode_combine",
+	"mla_decode_partial", "mla_decode_partial_mma", "mla_decode_combine",
 }
 
 // Q81BlockBytes is the size of one Q8_1 activation block (32 values):
@@ -108,7 +109,25 @@ type MatVec struct {
 	X        Buffer
 	XShared  bool
 	Y        Buffer
+	Mode     MatVecMode // kernel layout for quantised types; zero = automatic
 }
+
+// MatVecMode selects how a quantised matvec maps rows to threads.
+type MatVecMode int
+
+const (
+	// MatVecAuto uses a warp per row when one warp covers a row in one
+	// pass (short rows), else a block of 128 threads per row.
+	MatVecAuto MatVecMode = iota
+	// MatVecBlockPerRow: 128 threads per row.
+	MatVecBlockPerRow
+	// MatVecWarpPerRow: 32 threads per row, 4 rows per block.
+	MatVecWarpPerRow
+)
+
+// threadsPerBlock is the number of threads the quantised kernels give one
+// weight block (QI/VDR in kernels/matvec.cu).
+var threadsPerBlock = map[gguf.TensorType]int{gguf.TypeQ4_K: 16, gguf.TypeQ6_K: 32, gguf.TypeQ5_0: 2, gguf.TypeQ8_0: 4}
 
 var matvecKernels = map[gguf.TensorType]string{
 	gguf.TypeQ4_K: "matvec_q4_K", gguf.TypeQ6_K: "matvec_q6_K", gguf.TypeQ5_0: "matvec_q5_0",
@@ -170,7 +189,18 @@ func (c *Ctx) MatVec(m MatVec) error {
 	if err := need(op, "Y", m.Y, f32Bytes(slots*m.Rows)); err != nil {
 		return err
 	}
-	return c.launch(name, grid2(m.Rows, slots), grid1(128), 0,
+	gridX := m.Rows
+	if IsQuantized(m.Type) {
+		wr := m.Mode == MatVecWarpPerRow
+		if m.Mode == MatVecAuto {
+			wr = m.Cols/m.Type.BlockSize()*threadsPerBlock[m.Type] <= 32
+		}
+		if wr {
+			name += "_wr"
+			gridX = ceilDiv(m.Rows, 4)
+		}
+	}
+	return c.launch(name, grid2(gridX, slots), grid1(128), 0,
 		ptrArg(m.W), uint64(expertBytes), optPtr(m.IDs), i32Arg(ne),
 		ptrArg(m.X), i64Arg(xStride), ptrArg(m.Y), i64Arg(m.Rows), i32Arg(m.Rows), i32Arg(m.Cols))
 }
@@ -404,6 +434,10 @@ type MLADecode struct {
 	Scratch   Buffer
 	Out       Buffer
 	OutStride int
+	// CUDACores forces the f32 CUDA-core kernel for pass 1. By default the
+	// tensor-core kernel runs when D%16 == 0 and Dv%8 == 0 (it keeps f32
+	// accuracy by splitting Q and P into f16 hi+lo pairs).
+	CUDACores bool
 }
 
 // MLAScratchBytes returns the scratch size MLADecode needs.
@@ -413,6 +447,10 @@ func MLAScratchBytes(splits, h, dv int) int64 {
 
 func mlaSharedBytes(h, d int) int {
 	return 4*(h*d+h*mlaTile+3*mlaMaxH) + 4*mlaTile*(d/2+1)
+}
+
+func mlaMMASharedBytes(h, d int) int {
+	return 2*2*h*(d+8) + 2*mlaTile*(d+8) + 4*h*mlaTile + 2*2*32*(mlaTile+8) + 4*3*mlaMaxH
 }
 
 // MLADecode enqueues the two passes of the attention described by a.
@@ -446,11 +484,15 @@ func (c *Ctx) MLADecode(a MLADecode) error {
 	}
 	partO := a.Scratch
 	partML, _ := a.Scratch.Slice(4*int64(a.Splits)*int64(a.H)*int64(a.Dv), 4*int64(a.Splits)*int64(a.H)*2)
-	if err := c.launch("mla_decode_partial", grid1(a.Splits), grid1(mlaThreads), mlaSharedBytes(a.H, a.D),
+	name, shmem := "mla_decode_partial", mlaSharedBytes(a.H, a.D)
+	if !a.CUDACores && a.D%16 == 0 && a.Dv%8 == 0 {
+		name, shmem = "mla_decode_partial_mma", mlaMMASharedBytes(a.H, a.D)
+	}
+	if err := c.launch(name, grid1(a.Splits), grid1(mlaThreads), shmem,
 		ptrArg(a.Q), i64Arg(a.QStride), ptrArg(a.KV), i64Arg(a.KVStride), ptrArg(a.NKV), i32Arg(int(capacity)),
 		i32Arg(a.H), i32Arg(a.D), i32Arg(a.Dv), f32Arg(a.Scale), ptrArg(partO), ptrArg(partML)); err != nil {
 		return err
 	}
-	return c.launch("mla_decode_combine", grid1(a.H), grid1(256), 4*a.Splits,
+	return c.launch("mla_decode_combine", grid2(a.H, ceilDiv(a.Dv, 32)), grid1(256), 4*a.Splits,
 		ptrArg(partO), ptrArg(partML), i32Arg(a.Splits), i32Arg(a.H), i32Arg(a.Dv), ptrArg(a.Out), i64Arg(a.OutStride))
 }

@@ -128,29 +128,35 @@ func TestMatVec(t *testing.T) {
 	d := device(t)
 	r := newRNG(t)
 	for _, tc := range matvecCases {
-		w := randomWeights(r, tc.t, tc.rows, tc.cols)
-		x := gauss(r, tc.cols, 1)
-		var got []float32
-		run(t, d, func(k *kit) {
-			wb, xb := k.upload(w), k.f32(x)
-			y := k.alloc(int64(4 * tc.rows))
-			if cuda.IsQuantized(tc.t) {
-				xq := k.alloc(cuda.Q81Bytes(1, tc.cols))
-				k.check(k.c.QuantizeQ81(xb, tc.cols, 1, tc.cols, xq))
-				xb = xq
-			}
-			k.check(k.c.MatVec(cuda.MatVec{W: wb, Type: tc.t, Rows: tc.rows, Cols: tc.cols, X: xb, Y: y}))
-			got = k.readF32(y, tc.rows)
-		})
-		exact, asGPU := refMatVec(tc.t, w, tc.rows, tc.cols, x)
-		eg, ee := relL2(got, asGPU), relL2(got, exact)
-		be := boundExactQuant
-		if !cuda.IsQuantized(tc.t) {
-			be = boundAsGPU
+		modes := []cuda.MatVecMode{cuda.MatVecAuto}
+		if cuda.IsQuantized(tc.t) {
+			modes = []cuda.MatVecMode{cuda.MatVecBlockPerRow, cuda.MatVecWarpPerRow}
 		}
-		t.Logf("%-5s %4dx%-5d rel_l2 vs GPU-activation ref %.2e, vs exact ref %.2e", tc.t, tc.rows, tc.cols, eg, ee)
-		if eg > boundAsGPU || ee > be {
-			t.Errorf("%s %dx%d: rel_l2 %.3e (bound %.0e) / exact %.3e (bound %.0e)", tc.t, tc.rows, tc.cols, eg, boundAsGPU, ee, be)
+		for _, mode := range modes {
+			w := randomWeights(r, tc.t, tc.rows, tc.cols)
+			x := gauss(r, tc.cols, 1)
+			var got []float32
+			run(t, d, func(k *kit) {
+				wb, xb := k.upload(w), k.f32(x)
+				y := k.alloc(int64(4 * tc.rows))
+				if cuda.IsQuantized(tc.t) {
+					xq := k.alloc(cuda.Q81Bytes(1, tc.cols))
+					k.check(k.c.QuantizeQ81(xb, tc.cols, 1, tc.cols, xq))
+					xb = xq
+				}
+				k.check(k.c.MatVec(cuda.MatVec{W: wb, Type: tc.t, Rows: tc.rows, Cols: tc.cols, X: xb, Y: y, Mode: mode}))
+				got = k.readF32(y, tc.rows)
+			})
+			exact, asGPU := refMatVec(tc.t, w, tc.rows, tc.cols, x)
+			eg, ee := relL2(got, asGPU), relL2(got, exact)
+			be := boundExactQuant
+			if !cuda.IsQuantized(tc.t) {
+				be = boundAsGPU
+			}
+			t.Logf("%-5s %4dx%-5d mode %d: rel_l2 vs GPU-activation ref %.2e, vs exact ref %.2e", tc.t, tc.rows, tc.cols, mode, eg, ee)
+			if eg > boundAsGPU || ee > be {
+				t.Errorf("%s %dx%d mode %d: rel_l2 %.3e (bound %.0e) / exact %.3e (bound %.0e)", tc.t, tc.rows, tc.cols, mode, eg, boundAsGPU, ee, be)
+			}
 		}
 	}
 }

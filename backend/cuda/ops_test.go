@@ -270,7 +270,11 @@ func TestMLADecode(t *testing.T) {
 		cacheF[i] = quant.FP16ToFloat32(quant.Float32ToFP16(cacheF[i]))
 	}
 	q := gauss(r, h*dd, 0.5)
-	for _, tc := range []struct{ nkv, splits int }{{1, 1}, {37, 1}, {37, 264}, {1000, 7}, {2999, 264}, {3000, 64}} {
+	for _, tc := range []struct {
+		nkv, splits int
+		cores       bool
+	}{{1, 1, false}, {37, 1, false}, {37, 264, false}, {1000, 7, false}, {2999, 264, false}, {3000, 64, false},
+		{1, 1, true}, {37, 264, true}, {1000, 7, true}, {2999, 264, true}} {
 		var got []float32
 		run(t, d, func(k *kit) {
 			src := k.f32(cacheF)
@@ -285,14 +289,14 @@ func TestMLADecode(t *testing.T) {
 			scratch := k.alloc(cuda.MLAScratchBytes(tc.splits, h, dv))
 			out := k.alloc(4 * h * dv)
 			k.check(k.c.MLADecode(cuda.MLADecode{Q: qb, QStride: dd, H: h, D: dd, Dv: dv, KV: cache, KVStride: dd,
-				NKV: nkv, Scale: scale, Splits: tc.splits, Scratch: scratch, Out: out, OutStride: dv}))
+				NKV: nkv, Scale: scale, Splits: tc.splits, Scratch: scratch, Out: out, OutStride: dv, CUDACores: tc.cores}))
 			got = k.readF32(out, h*dv)
 		})
 		want := refMLA(q, cacheF, tc.nkv, h, dd, dv, scale)
 		if e := relL2(got, want); e > 1e-5 {
-			t.Errorf("mla n_kv=%d splits=%d: rel_l2 %.3e > 1e-5", tc.nkv, tc.splits, e)
+			t.Errorf("mla n_kv=%d splits=%d cuda-cores=%v: rel_l2 %.3e > 1e-5", tc.nkv, tc.splits, tc.cores, e)
 		} else {
-			t.Logf("mla n_kv=%d splits=%d: rel_l2 %.2e", tc.nkv, tc.splits, e)
+			t.Logf("mla n_kv=%d splits=%d cuda-cores=%v: rel_l2 %.2e", tc.nkv, tc.splits, tc.cores, e)
 		}
 	}
 }

@@ -150,17 +150,21 @@ mla_decode_partial(const float *__restrict__ q, long long q_stride, const __half
 }
 
 // Pass 2: out[h*out_stride + c] = sum_b exp(m_b - M) o_b[c] / sum_b exp(m_b - M) l_b.
-// Grid: H blocks of 256 threads; dynamic shared memory: n_splits floats.
+// Grid: (H, ceil(Dv/32)); block 256 = 8 split groups x 32 columns, so the
+// reads of the partial outputs run in parallel; dynamic shared memory:
+// n_splits floats.
 extern "C" __global__ void __launch_bounds__(256)
 mla_decode_combine(const float *__restrict__ part_o, const float *__restrict__ part_ml, int n_splits, int H, int Dv,
                    float *__restrict__ out, long long out_stride) {
 	extern __shared__ float wsh[];
 	__shared__ float scratch[32];
-	const int h = blockIdx.x, tid = threadIdx.x;
+	__shared__ float red[8][WARP];
+	const int h = blockIdx.x, tid = threadIdx.x, lane = tid % WARP, grp = tid / WARP;
+	const int c = blockIdx.y * WARP + lane;
 	float m = -INFINITY;
 	for (int b = tid; b < n_splits; b += blockDim.x) m = fmaxf(m, part_ml[((size_t)b * H + h) * 2]);
 	m = warp_max(m);
-	if (tid % WARP == 0) scratch[tid / WARP] = m;
+	if (lane == 0) scratch[grp] = m;
 	__syncthreads();
 	float M = -INFINITY;
 	for (int w = 0; w < (int)blockDim.x / WARP; w++) M = fmaxf(M, scratch[w]);
@@ -172,13 +176,224 @@ mla_decode_combine(const float *__restrict__ part_o, const float *__restrict__ p
 		l += wb * part_ml[((size_t)b * H + h) * 2 + 1];
 	}
 	const float L = block_sum(l, scratch);  // also orders the wsh writes before the reads below
-	const float inv = 1.0f / L;
-	for (int c = tid; c < Dv; c += blockDim.x) {
-		float o = 0.0f;
-		for (int b = 0; b < n_splits; b++) {
+	float o = 0.0f;
+	if (c < Dv) {
+#pragma unroll 4
+		for (int b = grp; b < n_splits; b += 8) {
 			const float wb = wsh[b];
 			if (wb != 0.0f) o = fmaf(wb, part_o[((size_t)b * H + h) * Dv + c], o);
 		}
-		out[(size_t)h * out_stride + c] = o * inv;
+	}
+	red[grp][lane] = o;
+	__syncthreads();
+	if (grp == 0 && c < Dv) {
+		float sum = 0.0f;
+#pragma unroll
+		for (int g = 0; g < 8; g++) sum += red[g][lane];
+		out[(size_t)h * out_stride + c] = sum / L;
+	}
+}
+
+// ---- tensor-core variant of pass 1 ----
+//
+// Same contract as mla_decode_partial (same outputs, same scratch layout),
+// with both products on tensor cores (mma.sync m16n8k16, f16 inputs, f32
+// accumulation). To keep f32 accuracy, Q and P are split into f16 pairs
+// hi + lo (hi = f16(x), lo = f16(x - hi)) and each product is two mma; the
+// cache is f16 already, so K and V are exact. Heads are padded to 32 (two
+// m-tiles; rows >= H are zero fragments).
+// Extra limits: D % 16 == 0, Dv % 8 == 0 (Dv <= 512).
+// Shared memory (mirrored in Go: mlaMMASharedBytes):
+//   Qhi, Qlo [H][D+8] half | Ks [TILE][D+8] half | S [H][TILE] f32 |
+//   Phi, Plo [32][TILE+8] half | alpha, m, l [3*MAXH] f32
+
+static __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
+	asm volatile(
+	    "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+	    : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+	    : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+static __device__ __forceinline__ uint32_t ld_h2(const __half *p) { return *(const uint32_t *)p; }
+
+static __device__ __forceinline__ uint32_t pack_h2(__half lo, __half hi) {
+	return (uint32_t)__half_as_ushort(lo) | ((uint32_t)__half_as_ushort(hi) << 16);
+}
+
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+mla_decode_partial_mma(const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv, long long kv_stride,
+                       const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale,
+                       float *__restrict__ part_o, float *__restrict__ part_ml) {
+	extern __shared__ __align__(16) unsigned char smem_raw[];
+	const int QS = D + 8, PS = ATT_TILE + 8;  // padded row strides (halves): conflict-free fragment loads
+	__half *Qhi = (__half *)smem_raw;
+	__half *Qlo = Qhi + H * QS;
+	__half *Ks = Qlo + H * QS;
+	float *S = (float *)(Ks + ATT_TILE * QS);
+	__half *Phi = (__half *)(S + H * ATT_TILE);
+	__half *Plo = Phi + 32 * PS;
+	float *alpha = (float *)(Plo + 32 * PS);
+	float *mrow = alpha + ATT_MAXH;
+	float *lrow = mrow + ATT_MAXH;
+
+	const int tid = threadIdx.x, lane = tid % WARP, warp = tid / WARP;
+	const int g = lane >> 2, tg = lane & 3;  // mma fragment coordinates
+	const int split = blockIdx.x, n_splits = gridDim.x;
+	const int n_kv = max(0, min(*n_kv_ptr, capacity));
+	const int per = ((n_kv + n_splits - 1) / n_splits + ATT_TILE - 1) / ATT_TILE * ATT_TILE;
+	const int t_begin = split * per;
+	const int t_end = min(n_kv, t_begin + per);
+	if (t_begin >= t_end) {
+		if (tid < H) {
+			part_ml[((size_t)split * H + tid) * 2 + 0] = -INFINITY;
+			part_ml[((size_t)split * H + tid) * 2 + 1] = 0.0f;
+		}
+		return;
+	}
+	for (int i = tid; i < H * D; i += ATT_THREADS) {
+		const int h = i / D, d = i % D;
+		const float x = q[(size_t)h * q_stride + d];
+		const __half hi = __float2half_rn(x);
+		Qhi[h * QS + d] = hi;
+		Qlo[h * QS + d] = __float2half_rn(x - __half2float(hi));
+	}
+	for (int i = tid; i < 2 * 32 * PS; i += ATT_THREADS) Phi[i] = __float2half_rn(0.0f);  // rows >= H stay zero
+	if (tid < H) {
+		mrow[tid] = -INFINITY;
+		lrow[tid] = 0.0f;
+	}
+	// PV accumulators: warp owns dv n-tiles warp*8 .. warp*8+7, both m-tiles.
+	float acc[2][8][4];
+#pragma unroll
+	for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+		for (int j = 0; j < 8; j++) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.0f;
+	__syncthreads();
+
+	const int D2 = D / 2;
+	for (int t0 = t_begin; t0 < t_end; t0 += ATT_TILE) {
+		const int nt = min(ATT_TILE, t_end - t0);
+		for (int i = tid; i < ATT_TILE * D2; i += ATT_THREADS) {
+			const int r = i / D2, c = i % D2;
+			__half2 v = __float2half2_rn(0.0f);  // rows past the end are zero (0 * garbage could be NaN)
+			if (r < nt) v = ((const __half2 *)(kv + (size_t)(t0 + r) * kv_stride))[c];
+			*(__half2 *)(Ks + r * QS + 2 * c) = v;
+		}
+		__syncthreads();
+		// scores: warp -> (m-tile, n-tile) of the 32x32 score tile
+		{
+			const int mt = warp / 4, ntile = warp % 4;
+			const int r0 = mt * 16 + g, r1 = r0 + 8;
+			const bool v0 = r0 < H, v1 = r1 < H;
+			const __half *kb = Ks + (ntile * 8 + g) * QS + 2 * tg;
+			float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+			for (int k0 = 0; k0 < D; k0 += 16) {
+				uint32_t ah[4], al[4];
+				ah[0] = v0 ? ld_h2(Qhi + r0 * QS + k0 + 2 * tg) : 0u;
+				ah[1] = v1 ? ld_h2(Qhi + r1 * QS + k0 + 2 * tg) : 0u;
+				ah[2] = v0 ? ld_h2(Qhi + r0 * QS + k0 + 2 * tg + 8) : 0u;
+				ah[3] = v1 ? ld_h2(Qhi + r1 * QS + k0 + 2 * tg + 8) : 0u;
+				al[0] = v0 ? ld_h2(Qlo + r0 * QS + k0 + 2 * tg) : 0u;
+				al[1] = v1 ? ld_h2(Qlo + r1 * QS + k0 + 2 * tg) : 0u;
+				al[2] = v0 ? ld_h2(Qlo + r0 * QS + k0 + 2 * tg + 8) : 0u;
+				al[3] = v1 ? ld_h2(Qlo + r1 * QS + k0 + 2 * tg + 8) : 0u;
+				const uint32_t b0 = ld_h2(kb + k0), b1 = ld_h2(kb + k0 + 8);
+				mma16816(c, ah, b0, b1);
+				mma16816(c, al, b0, b1);
+			}
+			const int col = ntile * 8 + 2 * tg;
+			if (v0) {
+				S[r0 * ATT_TILE + col] = col < nt ? c[0] * scale : -INFINITY;
+				S[r0 * ATT_TILE + col + 1] = col + 1 < nt ? c[1] * scale : -INFINITY;
+			}
+			if (v1) {
+				S[r1 * ATT_TILE + col] = col < nt ? c[2] * scale : -INFINITY;
+				S[r1 * ATT_TILE + col + 1] = col + 1 < nt ? c[3] * scale : -INFINITY;
+			}
+		}
+		__syncthreads();
+		for (int h = warp; h < H; h += ATT_THREADS / WARP) {
+			const float s = S[h * ATT_TILE + lane];
+			const float mold = mrow[h];
+			const float mnew = fmaxf(mold, warp_max(s));
+			const float p = lane < nt ? expf(s - mnew) : 0.0f;
+			const float ps = warp_sum(p);
+			const __half ph = __float2half_rn(p);
+			Phi[h * PS + lane] = ph;
+			Plo[h * PS + lane] = __float2half_rn(p - __half2float(ph));
+			if (lane == 0) {
+				const float a = mold == -INFINITY ? 0.0f : expf(mold - mnew);
+				alpha[h] = a;
+				lrow[h] = lrow[h] * a + ps;
+				mrow[h] = mnew;
+			}
+		}
+		__syncthreads();
+		// PV: O[32 x Dv] += P[32 x 32] * V[32 x Dv]
+#pragma unroll
+		for (int mt = 0; mt < 2; mt++) {
+			const int r0 = mt * 16 + g, r1 = r0 + 8;
+			const float a0 = r0 < H ? alpha[r0] : 0.0f, a1 = r1 < H ? alpha[r1] : 0.0f;
+#pragma unroll
+			for (int j = 0; j < 8; j++) {
+				acc[mt][j][0] *= a0;
+				acc[mt][j][1] *= a0;
+				acc[mt][j][2] *= a1;
+				acc[mt][j][3] *= a1;
+			}
+		}
+#pragma unroll
+		for (int ks = 0; ks < ATT_TILE / 16; ks++) {
+			uint32_t ph[2][4], pl[2][4];
+#pragma unroll
+			for (int mt = 0; mt < 2; mt++) {
+				const int r0 = mt * 16 + g, r1 = r0 + 8, k = ks * 16 + 2 * tg;
+				ph[mt][0] = ld_h2(Phi + r0 * PS + k);
+				ph[mt][1] = ld_h2(Phi + r1 * PS + k);
+				ph[mt][2] = ld_h2(Phi + r0 * PS + k + 8);
+				ph[mt][3] = ld_h2(Phi + r1 * PS + k + 8);
+				pl[mt][0] = ld_h2(Plo + r0 * PS + k);
+				pl[mt][1] = ld_h2(Plo + r1 * PS + k);
+				pl[mt][2] = ld_h2(Plo + r0 * PS + k + 8);
+				pl[mt][3] = ld_h2(Plo + r1 * PS + k + 8);
+			}
+			const __half *vk = Ks + (ks * 16 + 2 * tg) * QS;
+#pragma unroll
+			for (int j = 0; j < 8; j++) {
+				const int c = (warp * 8 + j) * 8 + g;
+				if ((warp * 8 + j) * 8 >= Dv) break;  // uniform per warp
+				const uint32_t b0 = pack_h2(vk[c], vk[QS + c]);
+				const uint32_t b1 = pack_h2(vk[8 * QS + c], vk[9 * QS + c]);
+#pragma unroll
+				for (int mt = 0; mt < 2; mt++) {
+					mma16816(acc[mt][j], ph[mt], b0, b1);
+					mma16816(acc[mt][j], pl[mt], b0, b1);
+				}
+			}
+		}
+		__syncthreads();
+	}
+#pragma unroll
+	for (int mt = 0; mt < 2; mt++) {
+		const int r0 = mt * 16 + g, r1 = r0 + 8;
+#pragma unroll
+		for (int j = 0; j < 8; j++) {
+			const int col = (warp * 8 + j) * 8 + 2 * tg;
+			if ((warp * 8 + j) * 8 >= Dv) break;
+			if (r0 < H) {
+				float *o = part_o + ((size_t)split * H + r0) * Dv + col;
+				o[0] = acc[mt][j][0];
+				o[1] = acc[mt][j][1];
+			}
+			if (r1 < H) {
+				float *o = part_o + ((size_t)split * H + r1) * Dv + col;
+				o[0] = acc[mt][j][2];
+				o[1] = acc[mt][j][3];
+			}
+		}
+	}
+	if (tid < H) {
+		part_ml[((size_t)split * H + tid) * 2 + 0] = mrow[tid];
+		part_ml[((size_t)split * H + tid) * 2 + 1] = lrow[tid];
 	}
 }

@@ -11,7 +11,8 @@
 // e starting at W + e*w_expert_stride bytes. x_stride 0 shares one
 // activation row between all slots (expert gate/up); an id outside
 // [0, n_experts) writes NaN to that slot's rows instead of reading out of
-// bounds. Block: MV_THREADS threads; grid: (rows, n_slots).
+// bounds. Block: MV_THREADS threads; grid: (rows, n_slots), or for the _wr
+// (warp-per-row) variants (ceil(rows / 4), n_slots).
 #include "common.cuh"
 
 #define MV_THREADS 128
@@ -143,40 +144,57 @@ static __device__ __forceinline__ void mv_store(float sum, float *y, int row) {
 	}
 }
 
-template <typename BT, int QK, int QI, int VDR, float (*VD)(const BT *, const block_q8_1 *, int)>
+// WR (warp rows): false -> the whole block computes one row (long rows);
+// true -> each warp computes its own row, MV_THREADS/WARP rows per block
+// (short rows, e.g. Q5_0 with 192 columns, where a block per row would leave
+// most threads idle). Grid x: rows, or ceil(rows / (MV_THREADS/WARP)) for WR.
+template <typename BT, int QK, int QI, int VDR, float (*VD)(const BT *, const block_q8_1 *, int), bool WR>
 static __device__ __forceinline__ void mmvq(const char *__restrict__ W, long long w_expert_stride, const int *__restrict__ ids,
                                             int n_experts, const block_q8_1 *__restrict__ xq, long long x_stride,
                                             float *__restrict__ y, long long y_stride, int rows, int cols) {
-	const int row = blockIdx.x, slot = blockIdx.y;
+	constexpr int NT = WR ? WARP : MV_THREADS;  // threads per row
+	const int row = WR ? blockIdx.x * (MV_THREADS / WARP) + threadIdx.x / WARP : blockIdx.x;
+	const int tid = WR ? threadIdx.x % WARP : threadIdx.x;
+	const int slot = blockIdx.y;
+	if (WR && row >= rows) return;  // whole warp
 	const int nb = cols / QK;
 	float *ys = y + (size_t)slot * y_stride;
 	const int e = ids ? ids[slot] : 0;
 	if (e < 0 || e >= n_experts) {
-		if (threadIdx.x == 0) ys[row] = __int_as_float(0x7fc00000);
+		if (tid == 0) ys[row] = __int_as_float(0x7fc00000);
 		return;
 	}
 	const BT *wrow = (const BT *)(W + (size_t)e * w_expert_stride + (size_t)row * nb * sizeof(BT));
 	const block_q8_1 *xr = xq + (size_t)slot * x_stride;
-	constexpr int TPB = QI / VDR;           // threads per weight block
-	constexpr int BPI = MV_THREADS / TPB;   // weight blocks per iteration
-	const int iqs = VDR * (threadIdx.x % TPB);
+	constexpr int TPB = QI / VDR;  // threads per weight block
+	constexpr int BPI = NT / TPB;  // weight blocks per iteration
+	const int iqs = VDR * (tid % TPB);
 	float sum = 0.0f;
-	for (int kbx = threadIdx.x / TPB; kbx < nb; kbx += BPI) sum += VD(wrow + kbx, xr + kbx * (QK / QK8_1), iqs);
-	mv_store(sum, ys, row);
+	for (int kbx = tid / TPB; kbx < nb; kbx += BPI) sum += VD(wrow + kbx, xr + kbx * (QK / QK8_1), iqs);
+	if (WR) {
+		sum = warp_sum(sum);
+		if (tid == 0) ys[row] = sum;
+	} else {
+		mv_store(sum, ys, row);
+	}
 }
 
-#define MMVQ_KERNEL(name, BT, QK, QI, VDR, VD)                                                                        \
+#define MMVQ_KERNEL(name, BT, QK, QI, VDR, VD, WR)                                                                    \
 	extern "C" __global__ void __launch_bounds__(MV_THREADS)                                                       \
 	name(const char *__restrict__ W, long long w_expert_stride, const int *__restrict__ ids, int n_experts,          \
 	     const block_q8_1 *__restrict__ xq, long long x_stride, float *__restrict__ y, long long y_stride, int rows, \
 	     int cols) {                                                                                                \
-		mmvq<BT, QK, QI, VDR, VD>(W, w_expert_stride, ids, n_experts, xq, x_stride, y, y_stride, rows, cols);       \
+		mmvq<BT, QK, QI, VDR, VD, WR>(W, w_expert_stride, ids, n_experts, xq, x_stride, y, y_stride, rows, cols);   \
 	}
 
-MMVQ_KERNEL(matvec_q4_K, block_q4_K, QK_K, 32, 2, vd_q4_K)
-MMVQ_KERNEL(matvec_q6_K, block_q6_K, QK_K, 32, 1, vd_q6_K)
-MMVQ_KERNEL(matvec_q5_0, block_q5_0, QK5_0, 4, 2, vd_q5_0)
-MMVQ_KERNEL(matvec_q8_0, block_q8_0, QK8_0, 8, 2, vd_q8_0)
+MMVQ_KERNEL(matvec_q4_K, block_q4_K, QK_K, 32, 2, vd_q4_K, false)
+MMVQ_KERNEL(matvec_q6_K, block_q6_K, QK_K, 32, 1, vd_q6_K, false)
+MMVQ_KERNEL(matvec_q5_0, block_q5_0, QK5_0, 4, 2, vd_q5_0, false)
+MMVQ_KERNEL(matvec_q8_0, block_q8_0, QK8_0, 8, 2, vd_q8_0, false)
+MMVQ_KERNEL(matvec_q4_K_wr, block_q4_K, QK_K, 32, 2, vd_q4_K, true)
+MMVQ_KERNEL(matvec_q6_K_wr, block_q6_K, QK_K, 32, 1, vd_q6_K, true)
+MMVQ_KERNEL(matvec_q5_0_wr, block_q5_0, QK5_0, 4, 2, vd_q5_0, true)
+MMVQ_KERNEL(matvec_q8_0_wr, block_q8_0, QK8_0, 8, 2, vd_q8_0, true)
 
 // ---- float weights, f32 activations ----
 
