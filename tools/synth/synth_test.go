@@ -12,6 +12,7 @@ import (
 
 	"github.com/glmrun/glmrun/backend/quant"
 	"github.com/glmrun/glmrun/gguf"
+	"github.com/glmrun/glmrun/model/glm4moe"
 )
 
 // smallShape is a GLM-4.7-Flash-like shape small enough to generate whole in
@@ -537,5 +538,40 @@ func TestFP16(t *testing.T) {
 	}
 	if fp16(1e6) != 0x7bff || fp16(-1) != 0xbc00 {
 		t.Error("saturation or sign")
+	}
+}
+
+// TestActivationsStayFinite runs glmrun's engine over a 47-layer file of
+// the small shape: the weight magnitudes keep logits finite and O(1).
+func TestActivationsStayFinite(t *testing.T) {
+	for _, q := range []Quant{QuantQ4KM, QuantBF16} {
+		s := smallShape(47)
+		f, err := gguf.Parse(generate(t, s, q, 11, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := glm4moe.Load(f, glm4moe.Options{Threads: 2})
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		c, err := m.NewCache(8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks := []int32{966, 968, 100, 500, 7, 300}
+		out, err := m.Forward(c, toks, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sq float64
+		for i, x := range out {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				t.Fatalf("%s: logit %d = %v", q, i, x)
+			}
+			sq += float64(x) * float64(x)
+		}
+		if rms := math.Sqrt(sq / float64(len(out))); rms < 0.05 || rms > 20 {
+			t.Errorf("%s: logit rms %.3g, want O(1)", q, rms)
+		}
 	}
 }
