@@ -1,0 +1,70 @@
+package glm4moe_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/glmrun/glmrun/gguf"
+	"github.com/glmrun/glmrun/internal/testdata"
+	"github.com/glmrun/glmrun/model/glm4moe"
+)
+
+// benchModel opens $GLM_BENCH_MODEL, or glm-tiny's Q4_K_M file.
+func benchModel(b *testing.B) *glm4moe.Model {
+	path := os.Getenv("GLM_BENCH_MODEL")
+	if path == "" {
+		path = testdata.GLMTiny(b, "glm-tiny-q4_k_m.gguf")
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	m, err := glm4moe.Load(f, glm4moe.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// BenchmarkDecode measures one-token decode steps after a 16-token prompt.
+func BenchmarkDecode(b *testing.B) {
+	m := benchModel(b)
+	c, err := m.NewCache(16 + b.N + 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prompt := make([]int32, 16)
+	for i := range prompt {
+		prompt[i] = int32(i + 100)
+	}
+	if _, err := m.Forward(c, prompt, false); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.Forward(c, []int32{int32(200 + i%50)}, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPrefill measures a 64-token prompt in one micro-batch.
+func BenchmarkPrefill(b *testing.B) {
+	m := benchModel(b)
+	prompt := make([]int32, 64)
+	for i := range prompt {
+		prompt[i] = int32(i + 100)
+	}
+	c, err := m.NewCache(len(prompt))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Reset()
+		if _, err := m.Forward(c, prompt, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
