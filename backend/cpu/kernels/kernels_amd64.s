@@ -602,6 +602,696 @@ done12:
 	VZEROUPPER
 	RET
 
+// func quantizeQ8_0AVX2(nb int, src *float32, dst *byte)
+// Requires: AVX, AVX2, F16C
+TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-24
+	MOVQ         nb+0(FP), AX
+	MOVQ         src+8(FP), CX
+	MOVQ         dst+16(FP), DX
+	MOVL         $0x7fffffff, BX
+	VMOVD        BX, X0
+	VPBROADCASTD X0, Y0
+	MOVL         $0x80000000, BX
+	VMOVD        BX, X1
+	VPBROADCASTD X1, Y1
+	MOVL         $0x3f800000, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Y2
+	MOVL         $0x3f000000, BX
+	VMOVD        BX, X3
+	VPBROADCASTD X3, Y3
+	MOVL         $0x42fe0000, BX
+	VMOVD        BX, X4
+	VXORPS       X5, X5, X5
+	MOVL         $0x000000ff, BX
+	VMOVD        BX, X6
+	VPBROADCASTD X6, Y6
+	VMOVDQU      q80perm<>+0(SB), Y7
+
+loop13:
+	TESTQ        AX, AX
+	JZ           done13
+	VMOVUPS      (CX), Y9
+	VANDPS       Y0, Y9, Y8
+	VMOVUPS      32(CX), Y10
+	VANDPS       Y0, Y10, Y11
+	VMAXPS       Y11, Y8, Y8
+	VMOVUPS      64(CX), Y11
+	VANDPS       Y0, Y11, Y12
+	VMAXPS       Y12, Y8, Y8
+	VMOVUPS      96(CX), Y12
+	VANDPS       Y0, Y12, Y13
+	VMAXPS       Y13, Y8, Y8
+	VEXTRACTF128 $0x01, Y8, X13
+	VMAXPS       X8, X13, X13
+	VMOVHLPS     X13, X13, X8
+	VMAXPS       X8, X13, X13
+	VPSHUFD      $0x01, X13, X8
+	VMAXPS       X8, X13, X13
+	VDIVSS       X4, X13, X8
+	VMOVAPS      X2, X13
+	VDIVSS       X8, X13, X13
+	VCMPSS       $0x04, X5, X8, X14
+	VANDPS       X14, X13, X13
+	VCVTPS2PH    $0x00, X8, X8
+	VMOVD        X8, BX
+	MOVW         BX, (DX)
+	VBROADCASTSS X13, Y8
+	VMULPS       Y8, Y9, Y9
+	VROUNDPS     $0x03, Y9, Y13
+	VSUBPS       Y13, Y9, Y14
+	VANDPS       Y0, Y14, Y14
+	VCMPPS       $0x0d, Y3, Y14, Y14
+	VANDPS       Y1, Y9, Y9
+	VORPS        Y2, Y9, Y9
+	VANDPS       Y14, Y9, Y9
+	VADDPS       Y13, Y9, Y9
+	VCVTTPS2DQ   Y9, Y9
+	VMULPS       Y8, Y10, Y10
+	VROUNDPS     $0x03, Y10, Y13
+	VSUBPS       Y13, Y10, Y14
+	VANDPS       Y0, Y14, Y14
+	VCMPPS       $0x0d, Y3, Y14, Y14
+	VANDPS       Y1, Y10, Y10
+	VORPS        Y2, Y10, Y10
+	VANDPS       Y14, Y10, Y10
+	VADDPS       Y13, Y10, Y10
+	VCVTTPS2DQ   Y10, Y10
+	VMULPS       Y8, Y11, Y11
+	VROUNDPS     $0x03, Y11, Y13
+	VSUBPS       Y13, Y11, Y14
+	VANDPS       Y0, Y14, Y14
+	VCMPPS       $0x0d, Y3, Y14, Y14
+	VANDPS       Y1, Y11, Y11
+	VORPS        Y2, Y11, Y11
+	VANDPS       Y14, Y11, Y11
+	VADDPS       Y13, Y11, Y11
+	VCVTTPS2DQ   Y11, Y11
+	VMULPS       Y8, Y12, Y12
+	VROUNDPS     $0x03, Y12, Y8
+	VSUBPS       Y8, Y12, Y13
+	VANDPS       Y0, Y13, Y13
+	VCMPPS       $0x0d, Y3, Y13, Y13
+	VANDPS       Y1, Y12, Y12
+	VORPS        Y2, Y12, Y12
+	VANDPS       Y13, Y12, Y12
+	VADDPS       Y8, Y12, Y12
+	VCVTTPS2DQ   Y12, Y8
+	VPAND        Y6, Y9, Y9
+	VPAND        Y6, Y10, Y10
+	VPAND        Y6, Y11, Y11
+	VPAND        Y6, Y8, Y8
+	VPACKUSDW    Y10, Y9, Y9
+	VPACKUSDW    Y8, Y11, Y11
+	VPACKUSWB    Y11, Y9, Y9
+	VPERMD       Y9, Y7, Y9
+	VMOVDQU      Y9, 2(DX)
+	ADDQ         $0x00000080, CX
+	ADDQ         $0x00000022, DX
+	DECQ         AX
+	JMP          loop13
+
+done13:
+	VZEROUPPER
+	RET
+
+DATA q80perm<>+0(SB)/1, $0x00
+DATA q80perm<>+1(SB)/1, $0x00
+DATA q80perm<>+2(SB)/1, $0x00
+DATA q80perm<>+3(SB)/1, $0x00
+DATA q80perm<>+4(SB)/1, $0x04
+DATA q80perm<>+5(SB)/1, $0x00
+DATA q80perm<>+6(SB)/1, $0x00
+DATA q80perm<>+7(SB)/1, $0x00
+DATA q80perm<>+8(SB)/1, $0x01
+DATA q80perm<>+9(SB)/1, $0x00
+DATA q80perm<>+10(SB)/1, $0x00
+DATA q80perm<>+11(SB)/1, $0x00
+DATA q80perm<>+12(SB)/1, $0x05
+DATA q80perm<>+13(SB)/1, $0x00
+DATA q80perm<>+14(SB)/1, $0x00
+DATA q80perm<>+15(SB)/1, $0x00
+DATA q80perm<>+16(SB)/1, $0x02
+DATA q80perm<>+17(SB)/1, $0x00
+DATA q80perm<>+18(SB)/1, $0x00
+DATA q80perm<>+19(SB)/1, $0x00
+DATA q80perm<>+20(SB)/1, $0x06
+DATA q80perm<>+21(SB)/1, $0x00
+DATA q80perm<>+22(SB)/1, $0x00
+DATA q80perm<>+23(SB)/1, $0x00
+DATA q80perm<>+24(SB)/1, $0x03
+DATA q80perm<>+25(SB)/1, $0x00
+DATA q80perm<>+26(SB)/1, $0x00
+DATA q80perm<>+27(SB)/1, $0x00
+DATA q80perm<>+28(SB)/1, $0x07
+DATA q80perm<>+29(SB)/1, $0x00
+DATA q80perm<>+30(SB)/1, $0x00
+DATA q80perm<>+31(SB)/1, $0x00
+GLOBL q80perm<>(SB), RODATA|NOPTR, $32
+
+// func quantizeQ8KAVX2(nb int, src *float32, dst *byte)
+// Requires: AVX, AVX2
+TEXT ·quantizeQ8KAVX2(SB), NOSPLIT, $0-24
+	MOVQ         nb+0(FP), AX
+	MOVQ         src+8(FP), CX
+	MOVQ         dst+16(FP), DX
+	MOVL         $0x7fffffff, BX
+	VMOVD        BX, X0
+	VPBROADCASTD X0, Y0
+	MOVL         $0x0000007f, BX
+	VMOVD        BX, X1
+	VPBROADCASTD X1, Y1
+	MOVL         $0x4b400000, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Y2
+	MOVL         $0x007fffff, BX
+	VMOVD        BX, X3
+	VPBROADCASTD X3, Y3
+	MOVL         $0x00400000, BX
+	VMOVD        BX, X4
+	VPBROADCASTD X4, Y4
+	MOVL         $0x80000000, BX
+	VMOVD        BX, X5
+
+loop14:
+	TESTQ        AX, AX
+	JZ           done14
+	VMOVUPS      (CX), Y6
+	VMOVAPS      Y6, Y7
+	VMAXPS       32(CX), Y6, Y6
+	VMINPS       32(CX), Y7, Y7
+	VMAXPS       64(CX), Y6, Y6
+	VMINPS       64(CX), Y7, Y7
+	VMAXPS       96(CX), Y6, Y6
+	VMINPS       96(CX), Y7, Y7
+	VMAXPS       128(CX), Y6, Y6
+	VMINPS       128(CX), Y7, Y7
+	VMAXPS       160(CX), Y6, Y6
+	VMINPS       160(CX), Y7, Y7
+	VMAXPS       192(CX), Y6, Y6
+	VMINPS       192(CX), Y7, Y7
+	VMAXPS       224(CX), Y6, Y6
+	VMINPS       224(CX), Y7, Y7
+	VMAXPS       256(CX), Y6, Y6
+	VMINPS       256(CX), Y7, Y7
+	VMAXPS       288(CX), Y6, Y6
+	VMINPS       288(CX), Y7, Y7
+	VMAXPS       320(CX), Y6, Y6
+	VMINPS       320(CX), Y7, Y7
+	VMAXPS       352(CX), Y6, Y6
+	VMINPS       352(CX), Y7, Y7
+	VMAXPS       384(CX), Y6, Y6
+	VMINPS       384(CX), Y7, Y7
+	VMAXPS       416(CX), Y6, Y6
+	VMINPS       416(CX), Y7, Y7
+	VMAXPS       448(CX), Y6, Y6
+	VMINPS       448(CX), Y7, Y7
+	VMAXPS       480(CX), Y6, Y6
+	VMINPS       480(CX), Y7, Y7
+	VMAXPS       512(CX), Y6, Y6
+	VMINPS       512(CX), Y7, Y7
+	VMAXPS       544(CX), Y6, Y6
+	VMINPS       544(CX), Y7, Y7
+	VMAXPS       576(CX), Y6, Y6
+	VMINPS       576(CX), Y7, Y7
+	VMAXPS       608(CX), Y6, Y6
+	VMINPS       608(CX), Y7, Y7
+	VMAXPS       640(CX), Y6, Y6
+	VMINPS       640(CX), Y7, Y7
+	VMAXPS       672(CX), Y6, Y6
+	VMINPS       672(CX), Y7, Y7
+	VMAXPS       704(CX), Y6, Y6
+	VMINPS       704(CX), Y7, Y7
+	VMAXPS       736(CX), Y6, Y6
+	VMINPS       736(CX), Y7, Y7
+	VMAXPS       768(CX), Y6, Y6
+	VMINPS       768(CX), Y7, Y7
+	VMAXPS       800(CX), Y6, Y6
+	VMINPS       800(CX), Y7, Y7
+	VMAXPS       832(CX), Y6, Y6
+	VMINPS       832(CX), Y7, Y7
+	VMAXPS       864(CX), Y6, Y6
+	VMINPS       864(CX), Y7, Y7
+	VMAXPS       896(CX), Y6, Y6
+	VMINPS       896(CX), Y7, Y7
+	VMAXPS       928(CX), Y6, Y6
+	VMINPS       928(CX), Y7, Y7
+	VMAXPS       960(CX), Y6, Y6
+	VMINPS       960(CX), Y7, Y7
+	VMAXPS       992(CX), Y6, Y6
+	VMINPS       992(CX), Y7, Y7
+	VEXTRACTF128 $0x01, Y6, X8
+	VMAXPS       X6, X8, X8
+	VMOVHLPS     X8, X8, X6
+	VMAXPS       X6, X8, X8
+	VPSHUFD      $0x01, X8, X6
+	VMAXPS       X6, X8, X8
+	VEXTRACTF128 $0x01, Y7, X6
+	VMINPS       X7, X6, X6
+	VMOVHLPS     X6, X6, X7
+	VMINPS       X7, X6, X6
+	VPSHUFD      $0x01, X6, X7
+	VMINPS       X7, X6, X6
+	VXORPS       X5, X6, X7
+	VMAXSS       X7, X8, X9
+	VXORPS       X10, X10, X10
+	VUCOMISS     X10, X9
+	JE           zero1
+	VUCOMISS     X9, X8
+	JNE          havem1n
+	VUCOMISS     X9, X7
+	JE           tie1
+	VMOVAPS      X8, X6
+	JMP          havem1
+
+havem1n:
+	VMOVAPS X6, X6
+	JMP     havem1
+
+tie1:
+	VBROADCASTSS X9, Y6
+	XORQ         BX, BX
+
+scan1:
+	VANDPS    (CX)(BX*1), Y0, Y7
+	VCMPPS    $0x00, Y6, Y7, Y7
+	VMOVMSKPS Y7, SI
+	TESTL     SI, SI
+	JNZ       scan1f
+	ADDQ      $0x20, BX
+	JMP       scan1
+
+scan1f:
+	BSFL   SI, SI
+	LEAQ   (BX)(SI*4), BX
+	VMOVSS (CX)(BX*1), X6
+
+havem1:
+	MOVL         $0xc2fe0000, BX
+	VMOVD        BX, X7
+	VDIVSS       X6, X7, X7
+	MOVL         $0x3f800000, BX
+	VMOVD        BX, X6
+	VDIVSS       X7, X6, X6
+	VMOVSS       X6, (DX)
+	VBROADCASTSS X7, Y6
+	VMULPS       (CX), Y6, Y7
+	VMULPS       32(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X10
+	VPADDD       X9, X10, X10
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 4(DX)
+	VMULPS       64(CX), Y6, Y7
+	VMULPS       96(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X11
+	VPADDD       X9, X11, X11
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 20(DX)
+	VMULPS       128(CX), Y6, Y7
+	VMULPS       160(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X12
+	VPADDD       X9, X12, X12
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 36(DX)
+	VMULPS       192(CX), Y6, Y7
+	VMULPS       224(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X13
+	VPADDD       X9, X13, X13
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 52(DX)
+	VPHADDD      X11, X10, X10
+	VPHADDD      X13, X12, X12
+	VPHADDD      X12, X10, X10
+	VPACKSSDW    X10, X10, X10
+	VMOVQ        X10, 260(DX)
+	VMULPS       256(CX), Y6, Y7
+	VMULPS       288(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X10
+	VPADDD       X9, X10, X10
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 68(DX)
+	VMULPS       320(CX), Y6, Y7
+	VMULPS       352(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X11
+	VPADDD       X9, X11, X11
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 84(DX)
+	VMULPS       384(CX), Y6, Y7
+	VMULPS       416(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X12
+	VPADDD       X9, X12, X12
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 100(DX)
+	VMULPS       448(CX), Y6, Y7
+	VMULPS       480(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X13
+	VPADDD       X9, X13, X13
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 116(DX)
+	VPHADDD      X11, X10, X10
+	VPHADDD      X13, X12, X12
+	VPHADDD      X12, X10, X10
+	VPACKSSDW    X10, X10, X10
+	VMOVQ        X10, 268(DX)
+	VMULPS       512(CX), Y6, Y7
+	VMULPS       544(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X10
+	VPADDD       X9, X10, X10
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 132(DX)
+	VMULPS       576(CX), Y6, Y7
+	VMULPS       608(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X11
+	VPADDD       X9, X11, X11
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 148(DX)
+	VMULPS       640(CX), Y6, Y7
+	VMULPS       672(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X12
+	VPADDD       X9, X12, X12
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 164(DX)
+	VMULPS       704(CX), Y6, Y7
+	VMULPS       736(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X13
+	VPADDD       X9, X13, X13
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 180(DX)
+	VPHADDD      X11, X10, X10
+	VPHADDD      X13, X12, X12
+	VPHADDD      X12, X10, X10
+	VPACKSSDW    X10, X10, X10
+	VMOVQ        X10, 276(DX)
+	VMULPS       768(CX), Y6, Y7
+	VMULPS       800(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X10
+	VPADDD       X9, X10, X10
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 196(DX)
+	VMULPS       832(CX), Y6, Y7
+	VMULPS       864(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X11
+	VPADDD       X9, X11, X11
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 212(DX)
+	VMULPS       896(CX), Y6, Y7
+	VMULPS       928(CX), Y6, Y8
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y8, Y8
+	VPAND        Y3, Y8, Y8
+	VPSUBD       Y4, Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPSLLD       $0x18, Y8, Y8
+	VPSRAD       $0x18, Y8, Y8
+	VPADDD       Y8, Y7, Y9
+	VEXTRACTI128 $0x01, Y9, X12
+	VPADDD       X9, X12, X12
+	VPACKSSDW    Y8, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPACKSSWB    X8, X7, X8
+	VMOVDQU      X8, 228(DX)
+	VMULPS       960(CX), Y6, Y7
+	VMULPS       992(CX), Y6, Y6
+	VADDPS       Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPSUBD       Y4, Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPSLLD       $0x18, Y7, Y7
+	VPSRAD       $0x18, Y7, Y7
+	VADDPS       Y2, Y6, Y6
+	VPAND        Y3, Y6, Y6
+	VPSUBD       Y4, Y6, Y6
+	VPMINSD      Y1, Y6, Y6
+	VPSLLD       $0x18, Y6, Y6
+	VPSRAD       $0x18, Y6, Y6
+	VPADDD       Y6, Y7, Y8
+	VEXTRACTI128 $0x01, Y8, X9
+	VPADDD       X8, X9, X9
+	VPACKSSDW    Y6, Y7, Y7
+	VPERMQ       $0xd8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X6
+	VPACKSSWB    X6, X7, X6
+	VMOVDQU      X6, 244(DX)
+	VPHADDD      X11, X10, X10
+	VPHADDD      X9, X12, X12
+	VPHADDD      X12, X10, X10
+	VPACKSSDW    X10, X10, X10
+	VMOVQ        X10, 284(DX)
+	JMP          next1
+
+zero1:
+	VPXOR   Y6, Y6, Y6
+	VMOVDQU Y6, (DX)
+	VMOVDQU Y6, 32(DX)
+	VMOVDQU Y6, 64(DX)
+	VMOVDQU Y6, 96(DX)
+	VMOVDQU Y6, 128(DX)
+	VMOVDQU Y6, 160(DX)
+	VMOVDQU Y6, 192(DX)
+	VMOVDQU Y6, 224(DX)
+	VMOVDQU Y6, 256(DX)
+	VMOVDQU X6, 276(DX)
+
+next1:
+	ADDQ $0x00000400, CX
+	ADDQ $0x00000124, DX
+	DECQ AX
+	JMP  loop14
+
+done14:
+	VZEROUPPER
+	RET
+
 // func dotQ8_0Q8_0AVX2(nb int, w *byte, x *byte) float32
 // Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ8_0Q8_0AVX2(SB), NOSPLIT, $0-28
@@ -611,7 +1301,7 @@ TEXT ·dotQ8_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 
-loop13:
+loop15:
 	CMPQ         AX, $0x02
 	JL           one13
 	VPMOVSXBW    2(CX), Y2
@@ -649,11 +1339,11 @@ loop13:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop13
+	JMP          loop15
 
 one13:
 	TESTQ        AX, AX
-	JZ           done13
+	JZ           done15
 	VPMOVSXBW    2(CX), Y2
 	VPMOVSXBW    18(CX), Y3
 	VPMOVSXBW    2(DX), Y4
@@ -671,7 +1361,7 @@ one13:
 	VCVTDQ2PS    Y2, Y2
 	VFMADD231PS  Y2, Y3, Y0
 
-done13:
+done15:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -695,7 +1385,7 @@ TEXT ·dotQ8_0Q8_0AVX512(SB), NOSPLIT, $0-28
 	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 
-loop14:
+loop16:
 	CMPQ         AX, $0x02
 	JL           one14
 	VPXOR        2(CX), Y2, Y3
@@ -731,11 +1421,11 @@ loop14:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop14
+	JMP          loop16
 
 one14:
 	TESTQ        AX, AX
-	JZ           done14
+	JZ           done16
 	VPXOR        2(CX), Y2, Y3
 	VPXOR        Y4, Y4, Y4
 	VPXOR        Y5, Y5, Y5
@@ -752,7 +1442,7 @@ one14:
 	VCVTDQ2PS    Y4, Y4
 	VFMADD231PS  Y4, Y2, Y0
 
-done14:
+done16:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -784,7 +1474,7 @@ TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	VMOVD        BX, X6
 	VPBROADCASTD X6, Y6
 
-loop15:
+loop17:
 	CMPQ         AX, $0x02
 	JL           one15
 	VMOVDQU      6(CX), X7
@@ -836,11 +1526,11 @@ loop15:
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop15
+	JMP          loop17
 
 one15:
 	TESTQ        AX, AX
-	JZ           done15
+	JZ           done17
 	VMOVDQU      6(CX), X7
 	VPSRLW       $0x04, X7, X8
 	VINSERTI128  $0x01, X8, Y7, Y7
@@ -865,7 +1555,7 @@ one15:
 	VCVTDQ2PS    Y2, Y2
 	VFMADD231PS  Y2, Y3, Y0
 
-done15:
+done17:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -962,7 +1652,7 @@ TEXT ·dotQ5_0Q8_0AVX512(SB), NOSPLIT, $0-28
 	VMOVDQU      q5shuf<>+0(SB), Y3
 	VMOVDQU      q5bits<>+0(SB), Y4
 
-loop16:
+loop18:
 	CMPQ         AX, $0x02
 	JL           one16
 	VMOVDQU      6(CX), X6
@@ -1016,11 +1706,11 @@ loop16:
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop16
+	JMP          loop18
 
 one16:
 	TESTQ        AX, AX
-	JZ           done16
+	JZ           done18
 	VMOVDQU      6(CX), X6
 	VPSRLW       $0x04, X6, X7
 	VINSERTI128  $0x01, X7, Y6, Y6
@@ -1046,7 +1736,7 @@ one16:
 	VCVTDQ2PS    Y2, Y2
 	VFMADD231PS  Y2, Y3, Y0
 
-done16:
+done18:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -1070,9 +1760,9 @@ TEXT ·dotQ4KQ8KAVX2(SB), NOSPLIT, $32-28
 	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 
-loop17:
+loop19:
 	TESTQ        AX, AX
-	JZ           done17
+	JZ           done19
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -1163,9 +1853,9 @@ loop17:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop17
+	JMP          loop19
 
-done17:
+done19:
 	VEXTRACTF128 $0x01, Y0, X2
 	VADDPS       X2, X0, X2
 	VMOVHLPS     X2, X2, X0
@@ -1197,9 +1887,9 @@ TEXT ·dotQ4KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kidx2<>+0(SB), Z5
 	VMOVDQU64    q4kidx3<>+0(SB), Z6
 
-loop18:
+loop20:
 	TESTQ        AX, AX
-	JZ           done18
+	JZ           done20
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -1272,9 +1962,9 @@ loop18:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop18
+	JMP          loop20
 
-done18:
+done20:
 	VEXTRACTF64X4 $0x01, Z0, Y2
 	VADDPS        Y2, Y0, Y2
 	VEXTRACTF128  $0x01, Y2, X0
@@ -1571,9 +2261,9 @@ TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $32-28
 	VPBROADCASTD X2, Y2
 	VMOVDQU      q6kshuf<>+0(SB), Y3
 
-loop19:
+loop21:
 	TESTQ        AX, AX
-	JZ           done19
+	JZ           done21
 	VPMOVSXBW    192(CX), Y4
 	VPMADDWD     260(DX), Y4, Y5
 	VMOVDQU      Y4, (SP)
@@ -1672,9 +2362,9 @@ loop19:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop19
+	JMP          loop21
 
-done19:
+done21:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -1739,9 +2429,9 @@ TEXT ·dotQ6KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q6kshl<>+0(SB), Z7
 	VMOVDQU64    q6kshr<>+0(SB), Z8
 
-loop20:
+loop22:
 	TESTQ           AX, AX
-	JZ              done20
+	JZ              done22
 	VPMOVSXBW       192(CX), Y9
 	VPMADDWD        260(DX), Y9, Y10
 	VMOVDQA64       Z9, Z11
@@ -1796,9 +2486,9 @@ loop20:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop20
+	JMP             loop22
 
-done20:
+done22:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0

@@ -73,6 +73,19 @@ func axpyF32AVX512(alpha float32, x []float32, y []float32)
 //go:noescape
 func scaleF32AVX512(alpha float32, x []float32)
 
+// quantizeQ8_0AVX2 quantizes nb blocks of 32 floats at src into Q8_0 blocks at dst,
+// bit-exact with quant.QuantizeRowQ8_0: d = amax/127, q = roundf(x·(1/d)), fp16(d) stored (RNE).
+//
+//go:noescape
+func quantizeQ8_0AVX2(nb int, src *float32, dst *byte)
+
+// quantizeQ8KAVX2 quantizes nb blocks of 256 floats at src into Q8_K blocks at dst,
+// bit-exact with quant.QuantizeRowQ8K: m = first element of largest magnitude, iscale = -127/m,
+// q = min(127, RNE(iscale·x)), d = 1/iscale, bsums = 16-element sums; all-zero block → all zero.
+//
+//go:noescape
+func quantizeQ8KAVX2(nb int, src *float32, dst *byte)
+
 // dotQ8_0Q8_0AVX2 returns the dot product of nb Q8_0 blocks at w with nb Q8_0 blocks at x.
 // Block sums are exact int32 (int16 widening + pmaddwd).
 //

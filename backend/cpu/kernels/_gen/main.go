@@ -34,4 +34,3 @@ func raw(op string, ops ...operand.Op) {
 	})
 }
 
-func genQuantize() {}
