@@ -37,6 +37,9 @@ type options struct {
 	cnv          bool
 	reverse      []string
 	ignoreEOS    bool
+	special      bool
+	singleTurn   bool
+	noWarmup     bool
 	reasoning    string
 	showThinking string
 	noDisplay    bool
@@ -85,6 +88,11 @@ func newFlags(o *options) *pflag.FlagSet {
 	fs.BoolVar(&o.cnv, "cnv", false, "same as --conversation")
 	fs.StringArrayVarP(&o.reverse, "reverse-prompt", "r", nil, "stop generating when this text appears (repeatable); the stop text is not printed")
 	fs.BoolVar(&o.ignoreEOS, "ignore-eos", false, "do not stop at end-of-generation tokens")
+	fs.BoolVar(&o.special, "special", false, "print special (control) tokens as text")
+	fs.BoolVar(&o.special, "sp", false, "same as --special")
+	fs.BoolVar(&o.singleTurn, "single-turn", false, "one chat turn, then exit (always the case: glmrun has no interactive mode)")
+	fs.BoolVar(&o.singleTurn, "st", false, "same as --single-turn")
+	fs.BoolVar(&o.noWarmup, "no-warmup", false, "skip the warm-up run (glmrun never runs one)")
 	fs.StringVar(&o.reasoning, "reasoning", "on", "thinking in chat mode: on or off")
 	fs.StringVar(&o.reasoning, "rea", "on", "same as --reasoning")
 	fs.StringVar(&o.showThinking, "show-thinking", "stderr", "where reasoning goes in chat mode: stdout, stderr or off")

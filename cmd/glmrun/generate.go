@@ -57,6 +57,9 @@ func (g *generation) run(prompt []int32) error {
 		s.Accept(id)
 	}
 	dec := g.tok.NewDecoder()
+	if o.special {
+		dec = g.tok.NewSpecialDecoder()
+	}
 	eog := false
 	for {
 		if o.nPredict >= 0 && g.nGen >= o.nPredict {
