@@ -33,4 +33,3 @@ func raw(op string, ops ...operand.Op) {
 		Outputs:  ops[len(ops)-1:],
 	})
 }
-

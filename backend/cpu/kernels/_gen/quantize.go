@@ -96,7 +96,7 @@ func genQuantizeQ8_0() {
 	VDIVSS(c127, amax, d) // d = amax/127
 	id, m := XMM(), XMM()
 	VMOVAPS(one.AsX(), id)
-	VDIVSS(d, id, id) // 1/d
+	VDIVSS(d, id, id)         // 1/d
 	VCMPSS(U8(4), zero, d, m) // d != 0
 	VANDPS(m, id, id)
 	h := XMM()
