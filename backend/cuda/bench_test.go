@@ -103,7 +103,7 @@ func TestBenchKernels(t *testing.T) {
 		k.check(c.QuantizeQ81(x, 10240, 1, 10240, xqRow))
 		y := k.alloc(4 * 154880 * 2)
 
-		dense := func(name string, t gguf.TensorType, rows, cols, n int) {
+		dense := func(name string, t gguf.TensorType, rows, cols, n int, mode cuda.MatVecMode) {
 			rb, _ := t.RowBytes(uint64(cols))
 			size := int64(rb) * int64(rows)
 			nc := copiesFor(size)
@@ -115,9 +115,10 @@ func TestBenchKernels(t *testing.T) {
 			}
 			us := timeGraph(n, func(i int) error {
 				wi, _ := w.Slice(int64(i%nc)*size, size)
-				return c.MatVec(cuda.MatVec{W: wi, Type: t, Rows: rows, Cols: cols, X: xin, Y: y})
+				return c.MatVec(cuda.MatVec{W: wi, Type: t, Rows: rows, Cols: cols, X: xin, Y: y, Mode: mode})
 			})
-			report(fmt.Sprintf("%s %s %dx%d (%d copies)", name, t, rows, cols, nc), us, size)
+			report(fmt.Sprintf("%s %s %dx%d", name, t, rows, cols), us, size)
+			_ = c.Free(w)
 		}
 		experts := func(name string, t gguf.TensorType, nExp, rows, cols, slots int, shared bool, n int, mode cuda.MatVecMode) {
 			rb, _ := t.RowBytes(uint64(cols))
@@ -144,15 +145,22 @@ func TestBenchKernels(t *testing.T) {
 			report(fmt.Sprintf("%s %s %dx%d x%d/%d m%d", name, t, rows, cols, slots, nExp, mode), us, eb*int64(slots))
 		}
 
-		dense("attn_q_b-like", gguf.TypeQ4_K, 5120, 2048, 100)
-		dense("attn_q_a", gguf.TypeQ4_K, 768, 2048, 100)
-		dense("attn_kv_a_mqa", gguf.TypeQ4_K, 576, 2048, 100)
-		dense("attn_output", gguf.TypeQ4_K, 2048, 5120, 100)
-		dense("ffn_down_shexp", gguf.TypeQ6_K, 2048, 1536, 100)
-		dense("LM head", gguf.TypeQ6_K, 154880, 2048, 10)
-		dense("LM head (q4_K for comparison)", gguf.TypeQ4_K, 154880, 2048, 10)
-		dense("router", gguf.TypeF32, 64, 2048, 100)
-		dense("bf16 attn_q_b-like", gguf.TypeBF16, 5120, 2048, 50)
+		for _, mode := range []cuda.MatVecMode{cuda.MatVecBlockPerRow, cuda.MatVecWarpPerRow} {
+			m := fmt.Sprintf(" m%d", mode)
+			dense("attn_q_b-like"+m, gguf.TypeQ4_K, 5120, 2048, 100, mode)
+			dense("attn_q_a"+m, gguf.TypeQ4_K, 768, 2048, 100, mode)
+			dense("attn_kv_a_mqa"+m, gguf.TypeQ4_K, 576, 2048, 100, mode)
+			dense("attn_output"+m, gguf.TypeQ4_K, 2048, 5120, 100, mode)
+			dense("ffn_down_shexp"+m, gguf.TypeQ6_K, 2048, 1536, 100, mode)
+			dense("ffn_gate_shexp"+m, gguf.TypeQ4_K, 1536, 2048, 100, mode)
+			dense("blk.0 ffn_up"+m, gguf.TypeQ4_K, 10240, 2048, 50, mode)
+			dense("blk.0 ffn_down"+m, gguf.TypeQ6_K, 2048, 10240, 50, mode)
+			dense("LM head"+m, gguf.TypeQ6_K, 154880, 2048, 10, mode)
+			dense("LM head (q4_K for comparison)"+m, gguf.TypeQ4_K, 154880, 2048, 10, mode)
+			dense("q8_0 5120x2048"+m, gguf.TypeQ8_0, 5120, 2048, 50, mode)
+		}
+		dense("router", gguf.TypeF32, 64, 2048, 100, cuda.MatVecAuto)
+		dense("bf16 attn_q_b-like", gguf.TypeBF16, 5120, 2048, 50, cuda.MatVecAuto)
 		auto, blk, wrp := cuda.MatVecAuto, cuda.MatVecBlockPerRow, cuda.MatVecWarpPerRow
 		experts("ffn_gate_exps", gguf.TypeQ4_K, 64, 1536, 2048, 4, true, 100, auto)
 		experts("ffn_gate_exps", gguf.TypeQ4_K, 64, 1536, 2048, 4, true, 100, wrp)
@@ -168,6 +176,7 @@ func TestBenchKernels(t *testing.T) {
 		h := k.f32(gauss(r, 2048, 1))
 		nw := k.f32(gauss(r, 2048, 1))
 		report("quantize_q8_1 2048", timeGraph(100, func(int) error { return c.QuantizeQ81(h, 2048, 1, 2048, xq2048) }), 0)
+		report("rmsnorm 2048 (in place)", timeGraph(100, func(int) error { return c.RMSNorm(h, 2048, nw, h, 2048, 1, 2048, 1e-5) }), 0)
 		report("rmsnorm 2048", timeGraph(100, func(int) error { return c.RMSNorm(h, 2048, nw, y, 2048, 1, 2048, 1e-5) }), 0)
 		logits := k.f32(gauss(r, 154880, 1))
 		am := k.alloc(64)
@@ -179,27 +188,29 @@ func TestBenchKernels(t *testing.T) {
 		report("swiglu 4x1536", timeGraph(100, func(int) error { return c.SwiGLU(logits, logits, y, 6144) }), 0)
 
 		for _, tc := range []struct {
-			nkv   int
-			cores bool
-		}{{512, false}, {4096, false}, {32768, false}, {131072, false}, {4096, true}, {32768, true}} {
-			nkv := tc.nkv
+			nkv          int
+			cores, nopip bool
+			splitsPerSM  int
+		}{
+			{512, false, false, 2}, {4096, false, false, 2}, {32768, false, false, 2}, {131072, false, false, 2},
+			{4096, false, false, 1}, {32768, false, false, 1}, {131072, false, false, 1},
+			{512, false, true, 2}, {4096, false, true, 2}, {32768, false, true, 2},
+			{4096, true, false, 2}, {32768, true, false, 2},
+		} {
 			const hh, dd, dv = 20, 576, 512
-			splits := 2 * info.SMs
+			nkv := tc.nkv
+			splits := tc.splitsPerSM * info.SMs
 			cache := k.alloc(int64(2 * dd * nkv))
 			k.check(c.Fill32(cache, 0x3c003c00))
 			q := k.f32(gauss(r, hh*dd, 0.1))
 			nb := k.i32([]int32{int32(nkv)})
 			scratch := k.alloc(cuda.MLAScratchBytes(splits, hh, dv))
 			out := k.alloc(4 * hh * dv)
-			us := timeGraph(20, func(int) error {
-				return c.MLADecode(cuda.MLADecode{Q: q, QStride: dd, H: hh, D: dd, Dv: dv, KV: cache, KVStride: dd,
-					NKV: nb, Scale: 0.0625, Splits: splits, Scratch: scratch, Out: out, OutStride: dv, CUDACores: tc.cores})
-			})
-			kind := "mma"
-			if tc.cores {
-				kind = "cuda-cores"
-			}
-			report(fmt.Sprintf("mla_decode n_kv=%d (%d splits, %s)", nkv, splits, kind), us, int64(2*dd*nkv))
+			a := cuda.MLADecode{Q: q, QStride: dd, H: hh, D: dd, Dv: dv, KV: cache, KVStride: dd,
+				NKV: nb, Scale: 0.0625, Splits: splits, Scratch: scratch, Out: out, OutStride: dv,
+				CUDACores: tc.cores, NoPipeline: tc.nopip}
+			us := timeGraph(20, func(int) error { return c.MLADecode(a) })
+			report(fmt.Sprintf("mla n_kv=%d %d splits %s", nkv, splits, cuda.MLAKernel(a)), us, int64(2*dd*nkv))
 			_ = c.Free(cache)
 		}
 		lines = append(lines, fmt.Sprintf("(copy bandwidth %.1f GB/s)", copyGBs))

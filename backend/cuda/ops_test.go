@@ -271,10 +271,12 @@ func TestMLADecode(t *testing.T) {
 	}
 	q := gauss(r, h*dd, 0.5)
 	for _, tc := range []struct {
-		nkv, splits int
-		cores       bool
-	}{{1, 1, false}, {37, 1, false}, {37, 264, false}, {1000, 7, false}, {2999, 264, false}, {3000, 64, false},
-		{1, 1, true}, {37, 264, true}, {1000, 7, true}, {2999, 264, true}} {
+		nkv, splits   int
+		cores, noPipe bool
+	}{{1, 1, false, false}, {37, 1, false, false}, {37, 264, false, false}, {1000, 7, false, false},
+		{2999, 264, false, false}, {3000, 64, false, false}, {2999, 3, false, false},
+		{37, 264, false, true}, {2999, 3, false, true},
+		{1, 1, true, false}, {37, 264, true, false}, {1000, 7, true, false}, {2999, 264, true, false}} {
 		var got []float32
 		run(t, d, func(k *kit) {
 			src := k.f32(cacheF)
@@ -289,14 +291,14 @@ func TestMLADecode(t *testing.T) {
 			scratch := k.alloc(cuda.MLAScratchBytes(tc.splits, h, dv))
 			out := k.alloc(4 * h * dv)
 			k.check(k.c.MLADecode(cuda.MLADecode{Q: qb, QStride: dd, H: h, D: dd, Dv: dv, KV: cache, KVStride: dd,
-				NKV: nkv, Scale: scale, Splits: tc.splits, Scratch: scratch, Out: out, OutStride: dv, CUDACores: tc.cores}))
+				NKV: nkv, Scale: scale, Splits: tc.splits, Scratch: scratch, Out: out, OutStride: dv, CUDACores: tc.cores, NoPipeline: tc.noPipe}))
 			got = k.readF32(out, h*dv)
 		})
 		want := refMLA(q, cacheF, tc.nkv, h, dd, dv, scale)
 		if e := relL2(got, want); e > 1e-5 {
-			t.Errorf("mla n_kv=%d splits=%d cuda-cores=%v: rel_l2 %.3e > 1e-5", tc.nkv, tc.splits, tc.cores, e)
+			t.Errorf("mla n_kv=%d splits=%d cuda-cores=%v no-pipeline=%v: rel_l2 %.3e > 1e-5", tc.nkv, tc.splits, tc.cores, tc.noPipe, e)
 		} else {
-			t.Logf("mla n_kv=%d splits=%d cuda-cores=%v: rel_l2 %.2e", tc.nkv, tc.splits, tc.cores, e)
+			t.Logf("mla n_kv=%d splits=%d cuda-cores=%v no-pipeline=%v: rel_l2 %.2e", tc.nkv, tc.splits, tc.cores, tc.noPipe, e)
 		}
 	}
 }

@@ -204,7 +204,7 @@ mla_decode_combine(const float *__restrict__ part_o, const float *__restrict__ p
 // m-tiles; rows >= H are zero fragments).
 // Extra limits: D % 16 == 0, Dv % 8 == 0 (Dv <= 512).
 // Shared memory (mirrored in Go: mlaMMASharedBytes):
-//   Qhi, Qlo [H][D+8] half | Ks [TILE][D+8] half | S [H][TILE] f32 |
+//   Qhi, Qlo [H][D+8] half | Ks [TILE][D+8] half (x2 for _pipe) | S [H][TILE] f32 |
 //   Phi, Plo [32][TILE+8] half | alpha, m, l [3*MAXH] f32
 
 static __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
@@ -220,16 +220,31 @@ static __device__ __forceinline__ uint32_t pack_h2(__half lo, __half hi) {
 	return (uint32_t)__half_as_ushort(lo) | ((uint32_t)__half_as_ushort(hi) << 16);
 }
 
-extern "C" __global__ void __launch_bounds__(ATT_THREADS)
-mla_decode_partial_mma(const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv, long long kv_stride,
-                       const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale,
-                       float *__restrict__ part_o, float *__restrict__ part_ml) {
+static __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int src_bytes) {
+	const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+}
+static __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+static __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// PIPE = true: Q is read with batched 16-byte loads and the K tiles are
+// double-buffered with cp.async, so the next tile streams in while the
+// current one is computed (needs D % 8 == 0, q and kv 16-byte aligned,
+// q_stride % 4 == 0, kv_stride % 8 == 0; smem holds two K tiles).
+template <bool PIPE>
+static __device__ __forceinline__ void mla_partial_mma(const float *__restrict__ q, long long q_stride,
+                                                       const __half *__restrict__ kv, long long kv_stride,
+                                                       const int *__restrict__ n_kv_ptr, int capacity, int H, int D,
+                                                       int Dv, float scale, float *__restrict__ part_o,
+                                                       float *__restrict__ part_ml) {
 	extern __shared__ __align__(16) unsigned char smem_raw[];
 	const int QS = D + 8, PS = ATT_TILE + 8;  // padded row strides (halves): conflict-free fragment loads
 	__half *Qhi = (__half *)smem_raw;
 	__half *Qlo = Qhi + H * QS;
-	__half *Ks = Qlo + H * QS;
-	float *S = (float *)(Ks + ATT_TILE * QS);
+	__half *Kbuf = Qlo + H * QS;  // PIPE: two tiles
+	__half *Ks = Kbuf;
+	float *S = (float *)(Kbuf + (PIPE ? 2 : 1) * ATT_TILE * QS);
 	__half *Phi = (__half *)(S + H * ATT_TILE);
 	__half *Plo = Phi + 32 * PS;
 	float *alpha = (float *)(Plo + 32 * PS);
@@ -250,12 +265,50 @@ mla_decode_partial_mma(const float *__restrict__ q, long long q_stride, const __
 		}
 		return;
 	}
-	for (int i = tid; i < H * D; i += ATT_THREADS) {
-		const int h = i / D, d = i % D;
-		const float x = q[(size_t)h * q_stride + d];
-		const __half hi = __float2half_rn(x);
-		Qhi[h * QS + d] = hi;
-		Qlo[h * QS + d] = __float2half_rn(x - __half2float(hi));
+	const int D2 = D / 2, D8 = D / 8;
+	// K tile loader for PIPE: 16-byte chunks, rows past the end zero-filled.
+	auto issue_tile = [&](int t0, __half *dst) {
+		const int nt = min(ATT_TILE, t_end - t0);
+		for (int i = tid; i < ATT_TILE * D8; i += ATT_THREADS) {
+			const int r = i / D8, c = i % D8;
+			const int rr = r < nt ? r : 0;
+			cp_async16(dst + r * QS + 8 * c, kv + (size_t)(t0 + rr) * kv_stride + 8 * c, r < nt ? 16 : 0);
+		}
+		cp_async_commit();
+	};
+	if (PIPE) issue_tile(t_begin, Kbuf);  // overlaps the Q conversion below
+	if (PIPE) {
+		const int D4 = D / 4, nq4 = H * D4;
+		for (int base = 0; base < nq4; base += 8 * ATT_THREADS) {
+			float4 v[8];
+#pragma unroll
+			for (int u = 0; u < 8; u++) {
+				const int i = base + u * ATT_THREADS + tid;
+				if (i < nq4) v[u] = *(const float4 *)(q + (size_t)(i / D4) * q_stride + 4 * (i % D4));
+			}
+#pragma unroll
+			for (int u = 0; u < 8; u++) {
+				const int i = base + u * ATT_THREADS + tid;
+				if (i < nq4) {
+					const int h = i / D4, d = 4 * (i % D4);
+					const float xs[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
+#pragma unroll
+					for (int e = 0; e < 4; e++) {
+						const __half hi = __float2half_rn(xs[e]);
+						Qhi[h * QS + d + e] = hi;
+						Qlo[h * QS + d + e] = __float2half_rn(xs[e] - __half2float(hi));
+					}
+				}
+			}
+		}
+	} else {
+		for (int i = tid; i < H * D; i += ATT_THREADS) {
+			const int h = i / D, d = i % D;
+			const float x = q[(size_t)h * q_stride + d];
+			const __half hi = __float2half_rn(x);
+			Qhi[h * QS + d] = hi;
+			Qlo[h * QS + d] = __float2half_rn(x - __half2float(hi));
+		}
 	}
 	for (int i = tid; i < 2 * 32 * PS; i += ATT_THREADS) Phi[i] = __float2half_rn(0.0f);  // rows >= H stay zero
 	if (tid < H) {
@@ -270,14 +323,25 @@ mla_decode_partial_mma(const float *__restrict__ q, long long q_stride, const __
 		for (int j = 0; j < 8; j++) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.0f;
 	__syncthreads();
 
-	const int D2 = D / 2;
+	int buf = 0;
 	for (int t0 = t_begin; t0 < t_end; t0 += ATT_TILE) {
 		const int nt = min(ATT_TILE, t_end - t0);
-		for (int i = tid; i < ATT_TILE * D2; i += ATT_THREADS) {
-			const int r = i / D2, c = i % D2;
-			__half2 v = __float2half2_rn(0.0f);  // rows past the end are zero (0 * garbage could be NaN)
-			if (r < nt) v = ((const __half2 *)(kv + (size_t)(t0 + r) * kv_stride))[c];
-			*(__half2 *)(Ks + r * QS + 2 * c) = v;
+		if (PIPE) {
+			Ks = Kbuf + buf * ATT_TILE * QS;
+			if (t0 + ATT_TILE < t_end) {
+				issue_tile(t0 + ATT_TILE, Kbuf + (buf ^ 1) * ATT_TILE * QS);
+				cp_async_wait<1>();  // this tile landed; the next one is in flight
+			} else {
+				cp_async_wait<0>();
+			}
+			buf ^= 1;
+		} else {
+			for (int i = tid; i < ATT_TILE * D2; i += ATT_THREADS) {
+				const int r = i / D2, c = i % D2;
+				__half2 v = __float2half2_rn(0.0f);  // rows past the end are zero (0 * garbage could be NaN)
+				if (r < nt) v = ((const __half2 *)(kv + (size_t)(t0 + r) * kv_stride))[c];
+				*(__half2 *)(Ks + r * QS + 2 * c) = v;
+			}
 		}
 		__syncthreads();
 		// scores: warp -> (m-tile, n-tile) of the 32x32 score tile
@@ -396,4 +460,18 @@ mla_decode_partial_mma(const float *__restrict__ q, long long q_stride, const __
 		part_ml[((size_t)split * H + tid) * 2 + 0] = mrow[tid];
 		part_ml[((size_t)split * H + tid) * 2 + 1] = lrow[tid];
 	}
+}
+
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+mla_decode_partial_mma(const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv, long long kv_stride,
+                       const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale,
+                       float *__restrict__ part_o, float *__restrict__ part_ml) {
+	mla_partial_mma<false>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml);
+}
+
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+mla_decode_partial_mma_pipe(const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv,
+                            long long kv_stride, const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv,
+                            float scale, float *__restrict__ part_o, float *__restrict__ part_ml) {
+	mla_partial_mma<true>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml);
 }

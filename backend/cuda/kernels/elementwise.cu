@@ -5,16 +5,18 @@
 
 // y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w   (w may be NULL: no weight)
 // Rows r = blockIdx.x at x + r*x_stride and y + r*y_stride; in place is fine.
-// Block: 256 threads.
-extern "C" __global__ void __launch_bounds__(256)
+// Block: 256..1024 threads (a multiple of 32).
+extern "C" __global__ void __launch_bounds__(1024)
 rmsnorm_f32(const float *x, long long x_stride, const float *__restrict__ w, float *y, long long y_stride, int cols, float eps) {
 	__shared__ float scratch[32];
 	const float *xr = x + (size_t)blockIdx.x * x_stride;
 	float *yr = y + (size_t)blockIdx.x * y_stride;
 	float ss = 0.0f;
+#pragma unroll 4
 	for (int i = threadIdx.x; i < cols; i += blockDim.x) ss += xr[i] * xr[i];
 	ss = block_sum(ss, scratch);
 	const float scale = rsqrtf(ss / (float)cols + eps);
+#pragma unroll 4
 	for (int i = threadIdx.x; i < cols; i += blockDim.x) yr[i] = w ? xr[i] * scale * w[i] : xr[i] * scale;
 }
 
@@ -88,7 +90,19 @@ extern "C" __global__ void __launch_bounds__(1024) argmax_f32(const float *__res
 	const float *xr = x + (size_t)blockIdx.x * stride;
 	float bv = -INFINITY;
 	int bi = INT_MAX;
-	for (int i = threadIdx.x; i < n; i += blockDim.x) {
+	// 8 independent loads in flight per thread (the loop is latency-bound otherwise)
+	int i = threadIdx.x;
+	for (; i + 7 * (int)blockDim.x < n; i += 8 * blockDim.x) {
+		float v[8];
+#pragma unroll
+		for (int u = 0; u < 8; u++) v[u] = xr[i + u * blockDim.x];
+#pragma unroll
+		for (int u = 0; u < 8; u++) {
+			const int j = i + u * blockDim.x;
+			if (v[u] > bv || (v[u] == bv && j < bi)) { bv = v[u]; bi = j; }
+		}
+	}
+	for (; i < n; i += blockDim.x) {
 		const float v = xr[i];
 		if (v > bv || (v == bv && i < bi)) { bv = v; bi = i; }
 	}
