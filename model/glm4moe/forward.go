@@ -263,31 +263,49 @@ func (m *Model) attention(l int, rows []rowRef, x []float32, s *scratch) error {
 			cpu.RoPENorm(dst[kvl:], r.pos, c.RopeFreqBase)
 		}
 	}
-	// Causal softmax attention over the cached rows, per (token, head).
+	// Causal softmax attention over the cached rows. Work items are (token,
+	// group of heads): each item reads every cached row once and scores it
+	// against all the group's queries while the row is in cache (the 20 heads
+	// share one latent row), so long contexts are read once per group, not
+	// once per head.
 	scale := float32(1 / math.Sqrt(float64(qk)))
 	maxPos := 0
 	for _, r := range rows {
 		maxPos = max(maxPos, r.pos)
 	}
+	groups := 1
+	for groups < H && n*groups < 2*m.pool.Threads() {
+		groups++
+	}
+	per := (H + groups - 1) / groups
+	groups = (H + per - 1) / per
 	scores := make([][]float32, m.pool.Threads())
-	m.pool.For(n*H, 1, func(worker, lo, hi int) {
+	m.pool.For(n*groups, 1, func(worker, lo, hi int) {
 		if scores[worker] == nil {
-			scores[worker] = make([]float32, maxPos+1)
+			scores[worker] = make([]float32, per*(maxPos+1))
 		}
-		sc := scores[worker]
 		for it := lo; it < hi; it++ {
-			i := it / H
+			i, g := it/groups, it%groups
+			h0, h1 := g*per, min((g+1)*per, H)
 			r := rows[i]
-			q := s.qf[it*w : (it+1)*w]
-			p := sc[:r.pos+1]
-			for j := range p {
-				p[j] = scale * cpu.DotF32(q, r.c.row(l, j))
+			np := r.pos + 1
+			sc := scores[worker][:(h1-h0)*np]
+			for j := 0; j < np; j++ {
+				row := r.c.row(l, j)
+				for h := h0; h < h1; h++ {
+					q := s.qf[(i*H+h)*w : (i*H+h+1)*w]
+					sc[(h-h0)*np+j] = scale * cpu.DotF32(q, row)
+				}
 			}
-			cpu.Softmax(p)
-			o := s.ol[it*kvl : (it+1)*kvl]
-			clear(o)
-			for j, pj := range p {
-				cpu.AXPY(o, pj, r.c.row(l, j))
+			for h := h0; h < h1; h++ {
+				cpu.Softmax(sc[(h-h0)*np : (h-h0+1)*np])
+				clear(s.ol[(i*H+h)*kvl : (i*H+h+1)*kvl])
+			}
+			for j := 0; j < np; j++ {
+				lat := r.c.row(l, j)[:kvl]
+				for h := h0; h < h1; h++ {
+					cpu.AXPY(s.ol[(i*H+h)*kvl:(i*H+h+1)*kvl], sc[(h-h0)*np+j], lat)
+				}
 			}
 		}
 	})
