@@ -68,36 +68,36 @@ func (w *Writer) AddKV(key string, v Value) error {
 // the number of arrays enclosing v.
 func checkValue(v Value, depth int) error {
 	if v.Type != ValueArray {
-		want := Value{Type: v.Type}
+		var got ValueType
 		switch v.data.(type) {
 		case uint8:
-			want.Type = ValueUint8
+			got = ValueUint8
 		case int8:
-			want.Type = ValueInt8
+			got = ValueInt8
 		case uint16:
-			want.Type = ValueUint16
+			got = ValueUint16
 		case int16:
-			want.Type = ValueInt16
+			got = ValueInt16
 		case uint32:
-			want.Type = ValueUint32
+			got = ValueUint32
 		case int32:
-			want.Type = ValueInt32
+			got = ValueInt32
 		case float32:
-			want.Type = ValueFloat32
+			got = ValueFloat32
 		case bool:
-			want.Type = ValueBool
+			got = ValueBool
 		case string:
-			want.Type = ValueString
+			got = ValueString
 		case uint64:
-			want.Type = ValueUint64
+			got = ValueUint64
 		case int64:
-			want.Type = ValueInt64
+			got = ValueInt64
 		case float64:
-			want.Type = ValueFloat64
+			got = ValueFloat64
 		default:
 			return fmt.Errorf("value of type %s holds %T, which GGUF cannot encode (use the gguf value constructors)", v.Type, v.data)
 		}
-		if want.Type != v.Type {
+		if got != v.Type {
 			return fmt.Errorf("value tagged %s holds a %T", v.Type, v.data)
 		}
 		return nil
