@@ -134,3 +134,41 @@ func TestRoPENormRotatesPairs(t *testing.T) {
 		}
 	}
 }
+
+// TestMatMulGroupsMatchesPerGroup checks the grouped product against one
+// MatMul per group, in both modes.
+func TestMatMulGroupsMatchesPerGroup(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const groups, rows, cols, n = 3, 8, 64, 5
+	vals := randMat(rng, groups*rows*cols)
+	rb, _ := gguf.TypeQ8_0.RowBytes(cols)
+	data := make([]byte, groups*rows*int(rb))
+	if err := quant.Quantize(gguf.TypeQ8_0, vals, data); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWeight(gguf.TypeQ8_0, groups*rows, cols, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randMat(rng, groups*n*cols)
+	for _, mode := range []Mode{Exact, Fast} {
+		got := make([]float32, groups*n*rows)
+		if err := MatMulGroups(NewPool(2), mode, got, w, groups, x, n); err != nil {
+			t.Fatal(err)
+		}
+		for g := 0; g < groups; g++ {
+			want := make([]float32, n*rows)
+			if err := MatMul(nil, mode, want, w.SubRows(g*rows, (g+1)*rows), x[g*n*cols:(g+1)*n*cols], n); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range want {
+				if got[g*n*rows+i] != v {
+					t.Fatalf("%s group %d index %d: %v != %v", mode, g, i, got[g*n*rows+i], v)
+				}
+			}
+		}
+	}
+	if err := MatMulGroups(nil, Exact, make([]float32, 100), w, 5, x, 1); err == nil {
+		t.Error("rows not divisible by groups accepted")
+	}
+}

@@ -59,20 +59,44 @@ func CheckType(t gguf.TensorType) error {
 // weight row is read once and dotted against all n rows of x. Rows are split
 // across the pool's workers.
 func MatMul(p *Pool, mode Mode, out []float32, w Weight, x []float32, n int) error {
+	return MatMulGroups(p, mode, out, w, 1, x, n)
+}
+
+// MatMulGroups is groups independent products in one parallel pass: the
+// weight's rows form groups equal blocks of R = w.Rows/groups rows (one per
+// head, say), x is [groups][n][w.Cols] and out is [groups][n][R]:
+// out[g][i][r] = Σ_c W[g·R+r][c]·x[g][i][c].
+func MatMulGroups(p *Pool, mode Mode, out []float32, w Weight, groups int, x []float32, n int) error {
 	if n == 0 || w.Rows == 0 {
 		return nil
 	}
-	if len(x) < n*w.Cols || len(out) < n*w.Rows {
+	if groups <= 0 || w.Rows%groups != 0 {
+		return fmt.Errorf("cpu: %d weight rows do not split into %d groups", w.Rows, groups)
+	}
+	if len(x) < groups*n*w.Cols || len(out) < n*w.Rows {
 		return fmt.Errorf("cpu: matmul %dx%d over %d rows: x has %d, out has %d elements", w.Rows, w.Cols, n, len(x), len(out))
 	}
+	g := grouping{rows: w.Rows / groups, cols: w.Cols, n: n}
 	if w.Type == gguf.TypeF32 {
-		matMulF32(p, out, w, x, n)
+		matMulF32(p, out, w, x, g)
 		return nil
 	}
 	if mode == Exact {
-		return matMulExact(p, out, w, x, n)
+		return matMulExact(p, out, w, x, g)
 	}
-	return matMulFast(p, out, w, x, n)
+	return matMulFast(p, out, w, x, groups, g)
+}
+
+// grouping maps a weight row to its group's activations and outputs.
+type grouping struct{ rows, cols, n int }
+
+// xOff returns the offset in x of row r's group's first activation row.
+func (g grouping) xOff(r int) int { return r / g.rows * g.n * g.cols }
+
+// outIdx returns the index in out of token i for weight row r.
+func (g grouping) outIdx(r, i int) int {
+	k := r / g.rows
+	return (k*g.n+i)*g.rows + r - k*g.rows
 }
 
 // F32View reinterprets little-endian float32 bytes as []float32 without a
@@ -84,31 +108,33 @@ func F32View(b []byte) []float32 {
 	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
 }
 
-func matMulF32(p *Pool, out []float32, w Weight, x []float32, n int) {
+func matMulF32(p *Pool, out []float32, w Weight, x []float32, g grouping) {
 	all := F32View(w.Data)
-	rows, cols := w.Rows, w.Cols
-	p.For(rows, rowsPerTask, func(_, lo, hi int) {
+	cols := w.Cols
+	p.For(w.Rows, rowsPerTask, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			wr := all[r*cols : (r+1)*cols]
-			for i := 0; i < n; i++ {
-				out[i*rows+r] = DotF32(wr, x[i*cols:(i+1)*cols])
+			xg := x[g.xOff(r):]
+			for i := 0; i < g.n; i++ {
+				out[g.outIdx(r, i)] = DotF32(wr, xg[i*cols:(i+1)*cols])
 			}
 		}
 	})
 }
 
-func matMulExact(p *Pool, out []float32, w Weight, x []float32, n int) error {
-	rows, cols := w.Rows, w.Cols
+func matMulExact(p *Pool, out []float32, w Weight, x []float32, g grouping) error {
+	cols := w.Cols
 	errs := make([]error, p.Threads())
-	p.For(rows, rowsPerTask, func(worker, lo, hi int) {
+	p.For(w.Rows, rowsPerTask, func(worker, lo, hi int) {
 		scratch := make([]float32, cols)
 		for r := lo; r < hi; r++ {
 			if err := quant.Dequantize(w.Type, w.Row(r), scratch); err != nil {
 				errs[worker] = err
 				return
 			}
-			for i := 0; i < n; i++ {
-				out[i*rows+r] = DotF32(scratch, x[i*cols:(i+1)*cols])
+			xg := x[g.xOff(r):]
+			for i := 0; i < g.n; i++ {
+				out[g.outIdx(r, i)] = DotF32(scratch, xg[i*cols:(i+1)*cols])
 			}
 		}
 	})
@@ -140,10 +166,10 @@ func QuantizeRows(p *Pool, t gguf.TensorType, x []float32, n, cols int) ([]byte,
 	return xq, rb, firstErr(errs)
 }
 
-func matMulFast(p *Pool, out []float32, w Weight, x []float32, n int) error {
-	rows, cols := w.Rows, w.Cols
+func matMulFast(p *Pool, out []float32, w Weight, x []float32, groups int, g grouping) error {
+	cols := w.Cols
 	vt := quant.VecDotType(w.Type)
-	xq, qb, err := QuantizeRows(p, vt, x, n, cols)
+	xq, qb, err := QuantizeRows(p, vt, x, groups*g.n, cols)
 	if err != nil {
 		return fmt.Errorf("cpu: quantize activations to %s for %s weight: %w", vt, w.Type, err)
 	}
@@ -151,11 +177,12 @@ func matMulFast(p *Pool, out []float32, w Weight, x []float32, n int) error {
 	if err != nil {
 		return err
 	}
-	p.For(rows, rowsPerTask, func(_, lo, hi int) {
+	p.For(w.Rows, rowsPerTask, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			wr := w.Row(r)
-			for i := 0; i < n; i++ {
-				out[i*rows+r] = dot(cols, wr, xq[i*qb:(i+1)*qb])
+			xg := xq[r/g.rows*g.n*qb:]
+			for i := 0; i < g.n; i++ {
+				out[g.outIdx(r, i)] = dot(cols, wr, xg[i*qb:(i+1)*qb])
 			}
 		}
 	})

@@ -187,12 +187,12 @@ type scratch struct {
 	cq   []float32 // [n][r_q]
 	q    []float32 // [n][H·d_qk]
 	ckv  []float32 // [n][r_kv+d_rope]
-	qh   []float32 // [n][d_nope] one head's q_nope, gathered
-	qa   []float32 // [n][r_kv] one head's absorbed query
+	qh   []float32 // [H][n][d_nope] q_nope, head-major
+	qa   []float32 // [H][n][r_kv] absorbed queries, head-major
 	qf   []float32 // [n][H][r_kv+d_rope] full absorbed queries
 	ol   []float32 // [n][H][r_kv] attention output in latent space
-	olh  []float32 // [n][r_kv] one head's latent output, gathered
-	oh   []float32 // [n][d_v] one head's output
+	olh  []float32 // [H][n][r_kv] latent outputs, head-major
+	oh   []float32 // [H][n][d_v] head outputs, head-major
 	o    []float32 // [n][H·d_v]
 	proj []float32 // [n][d]
 }
@@ -204,12 +204,12 @@ func newScratch(c Config, n int) *scratch {
 		cq:   make([]float32, n*c.QLoraRank),
 		q:    make([]float32, n*c.NHead*c.KeyLengthMLA),
 		ckv:  make([]float32, n*w),
-		qh:   make([]float32, n*c.NopeDim),
-		qa:   make([]float32, n*c.KVLoraRank),
+		qh:   make([]float32, n*c.NHead*c.NopeDim),
+		qa:   make([]float32, n*c.NHead*c.KVLoraRank),
 		qf:   make([]float32, n*c.NHead*w),
 		ol:   make([]float32, n*c.NHead*c.KVLoraRank),
-		olh:  make([]float32, n*c.KVLoraRank),
-		oh:   make([]float32, n*c.ValueLengthMLA),
+		olh:  make([]float32, n*c.NHead*c.KVLoraRank),
+		oh:   make([]float32, n*c.NHead*c.ValueLengthMLA),
 		o:    make([]float32, n*c.NHead*c.ValueLengthMLA),
 		proj: make([]float32, n*c.NEmbd),
 	}
@@ -248,17 +248,20 @@ func (m *Model) attention(l int, rows []rowRef, x []float32, s *scratch) error {
 		copy(row[kvl:], ckv[kvl:])
 		cpu.RoPENorm(row[kvl:], r.pos, c.RopeFreqBase)
 	}
-	// Absorbed queries: qf[i][h] = [W_kb,h·q_nope ; RoPE(q_pe)].
+	// Absorbed queries: qf[i][h] = [W_kb,h·q_nope ; RoPE(q_pe)], all heads in
+	// one grouped product over the head-major gather qh[h][i] = q_nope.
 	for h := 0; h < H; h++ {
 		for i := 0; i < n; i++ {
-			copy(s.qh[i*nope:(i+1)*nope], s.q[(i*H+h)*qk:])
+			copy(s.qh[(h*n+i)*nope:(h*n+i+1)*nope], s.q[(i*H+h)*qk:])
 		}
-		if err := m.matmul(s.qa, ly.kb.SubRows(h*kvl, (h+1)*kvl), s.qh, n); err != nil {
-			return err
-		}
+	}
+	if err := cpu.MatMulGroups(m.pool, m.mode, s.qa, ly.kb, H, s.qh, n); err != nil {
+		return err
+	}
+	for h := 0; h < H; h++ {
 		for i, r := range rows {
 			dst := s.qf[(i*H+h)*w : (i*H+h+1)*w]
-			copy(dst[:kvl], s.qa[i*kvl:(i+1)*kvl])
+			copy(dst[:kvl], s.qa[(h*n+i)*kvl:(h*n+i+1)*kvl])
 			copy(dst[kvl:], s.q[(i*H+h)*qk+nope:(i*H+h+1)*qk])
 			cpu.RoPENorm(dst[kvl:], r.pos, c.RopeFreqBase)
 		}
@@ -309,16 +312,19 @@ func (m *Model) attention(l int, rows []rowRef, x []float32, s *scratch) error {
 			}
 		}
 	})
-	// Decompress per head: o_h = W_vb,h·o_lat_h, heads concatenated.
+	// Decompress per head: o_h = W_vb,h·o_lat_h (one grouped product),
+	// heads concatenated head-major.
 	for h := 0; h < H; h++ {
 		for i := 0; i < n; i++ {
-			copy(s.olh[i*kvl:(i+1)*kvl], s.ol[(i*H+h)*kvl:(i*H+h+1)*kvl])
+			copy(s.olh[(h*n+i)*kvl:(h*n+i+1)*kvl], s.ol[(i*H+h)*kvl:(i*H+h+1)*kvl])
 		}
-		if err := m.matmul(s.oh, ly.vb.SubRows(h*dv, (h+1)*dv), s.olh, n); err != nil {
-			return err
-		}
+	}
+	if err := cpu.MatMulGroups(m.pool, m.mode, s.oh, ly.vb, H, s.olh, n); err != nil {
+		return err
+	}
+	for h := 0; h < H; h++ {
 		for i := 0; i < n; i++ {
-			copy(s.o[(i*H+h)*dv:(i*H+h+1)*dv], s.oh[i*dv:(i+1)*dv])
+			copy(s.o[(i*H+h)*dv:(i*H+h+1)*dv], s.oh[(h*n+i)*dv:(h*n+i+1)*dv])
 		}
 	}
 	if err := m.matmul(s.proj, ly.out, s.o, n); err != nil {

@@ -65,122 +65,198 @@ func q4kMins(s16 VecVirtual, x Mem) VecVirtual {
 	return pairs
 }
 
-// blockScalesQ4K returns XMM [d_w*d_x, dmin_w*d_x, ...].
-func blockScalesQ4K(w, x Mem) VecVirtual {
-	dd := XMM()
-	VMOVD(w, dd)
-	VCVTPH2PS(dd, dd)
-	dx := XMM()
-	VBROADCASTSS(x, dx)
-	VMULPS(dx, dd, dd)
-	return dd
-}
-
 func genQ4K() {
 	for _, l := range []level{avx2, avx512} {
-		TEXT("dotQ4KQ8K"+l.suffix, NOSPLIT, "func(nb int, w, x *byte) float32")
-		Pragma("noescape")
-		Doc("dotQ4KQ8K"+l.suffix+" returns the dot product of nb Q4_K blocks at w with nb Q8_K blocks at x.",
+		genQ4KCols(l, 1)
+		genQ4KCols(l, 4)
+	}
+}
+
+// colPtrs loads the activation row pointers of a multi-column kernel:
+// column c lives at x + c·xstride.
+func colPtrs(ncols int) []Mem {
+	X := Load(Param("x"), GP64())
+	cols := []Mem{{Base: X}}
+	if ncols == 1 {
+		return cols
+	}
+	xs := Load(Param("xstride"), GP64())
+	xs2, xs3 := GP64(), GP64()
+	LEAQ(Mem{Base: xs, Index: xs, Scale: 1}, xs2)
+	LEAQ(Mem{Base: xs2, Index: xs, Scale: 1}, xs3)
+	for _, r := range []Register{xs, xs2, xs3} {
+		cols = append(cols, Mem{Base: X, Index: r, Scale: 1})
+	}
+	return cols
+}
+
+// storeCols reduces each column's accumulator and returns it (ncols == 1)
+// or stores it at dst[c·dstride].
+func storeCols(l level, acc []VecVirtual) {
+	if len(acc) == 1 {
+		Store(hsumPS(l, acc[0]), ReturnIndex(0))
+		return
+	}
+	dst := Load(Param("dst"), GP64())
+	ds := Load(Param("dstride"), GP64())
+	for c, a := range acc {
+		VMOVSS(hsumPS(l, a), Mem{Base: dst})
+		if c+1 < len(acc) {
+			LEAQ(Mem{Base: dst, Index: ds, Scale: 4}, dst)
+		}
+	}
+}
+
+func colSig(ncols int) string {
+	if ncols == 1 {
+		return "func(nb int, w, x *byte) float32"
+	}
+	return "func(nb int, w, x *byte, xstride int, dst *float32, dstride int)"
+}
+
+func colName(base string, ncols int, l level) string {
+	if ncols == 1 {
+		return base + l.suffix
+	}
+	return base + "x4" + l.suffix
+}
+
+func genQ4KCols(l level, ncols int) {
+	name := colName("dotQ4KQ8K", ncols, l)
+	TEXT(name, NOSPLIT, colSig(ncols))
+	Pragma("noescape")
+	if ncols == 1 {
+		Doc(name+" returns the dot product of nb Q4_K blocks at w with nb Q8_K blocks at x.",
 			"Per block: Σ_j sc_j·(Σ q·a) in int32 (maddubs, then "+map[bool]string{false: "pmaddwd", true: "vpdpwssd"}[l.z]+" with the scale),",
 			"times d_w·d_x, minus dmin_w·d_x·Σ_j m_j·(bsums[2j]+bsums[2j+1]).")
-		nb := Load(Param("nb"), GP64())
-		W := Mem{Base: Load(Param("w"), GP64())}
-		X := Mem{Base: Load(Param("x"), GP64())}
-		acc := l.vec()
-		VXORPS(acc, acc, acc)
-		accm := XMM()
-		VXORPS(accm, accm, accm)
-		mask := l.vec()
-		bcastD(0x0f0f0f0f, mask)
+	} else {
+		Doc(name+" computes the dot products of one row of nb Q4_K blocks at w with 4 Q8_K rows",
+			"at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.")
+	}
+	nb := Load(Param("nb"), GP64())
+	W := Mem{Base: Load(Param("w"), GP64())}
+	X := colPtrs(ncols)
+	acc := make([]VecVirtual, ncols)
+	for c := range acc {
+		acc[c] = l.vec()
+		VXORPS(acc[c], acc[c], acc[c])
+	}
+	mask := l.vec()
+	bcastD(0x0f0f0f0f, mask)
+	sgn := XMM()
+	{
+		r := GP32()
+		MOVL(U32(0x80000000), r)
+		VMOVD(r, sgn)
+	}
 
-		var sc Mem
-		var idx [4]VecVirtual
-		if !l.z {
-			sc = AllocLocal(32)
-		} else {
-			// idx[c]: words 0..15 pick scale 2c, words 16..31 scale 2c+1.
-			for c := 0; c < 4; c++ {
-				w := make([]uint16, 32)
-				for i := range w {
-					w[i] = uint16(2*c + i/16)
-				}
-				idx[c] = ZMM()
-				VMOVDQU64(constWords(cname("q4kidx%d", c), w), idx[c])
+	var sc Mem
+	var idx [4]VecVirtual
+	if !l.z {
+		sc = AllocLocal(32)
+	} else {
+		// idx[c]: words 0..15 pick scale 2c, words 16..31 scale 2c+1.
+		for c := 0; c < 4; c++ {
+			w := make([]uint16, 32)
+			for i := range w {
+				w[i] = uint16(2*c + i/16)
 			}
+			idx[c] = ZMM()
+			VMOVDQU64(constWords(cname("q4kidx%d", c), w), idx[c])
 		}
+	}
 
-		loop, done := uniq("loop"), uniq("done")
-		Label(loop)
-		TESTQ(nb, nb)
-		JZ(LabelRef(done))
+	loop, done := uniq("loop"), uniq("done")
+	Label(loop)
+	TESTQ(nb, nb)
+	JZ(LabelRef(done))
 
-		s16 := unpackQ4KScales(W)
-		prod := q4kMins(s16, X)
-
-		var sumi Register
-		if !l.z {
-			VMOVDQU(s16, sc)
-			sumi = YMM()
-			VPXOR(sumi, sumi, sumi)
-			for c := 0; c < 4; c++ {
-				q := YMM()
-				VMOVDQU(W.Offset(16+32*c), q)
-				lo, hi := YMM(), YMM()
-				VPAND(mask, q, lo)
-				VPSRLW(U8(4), q, hi)
-				VPAND(mask, hi, hi)
-				for k, v := range []VecVirtual{lo, hi} {
-					p := YMM()
-					VPMADDUBSW(X.Offset(4+64*c+32*k), v, p)
-					s := YMM()
-					VPBROADCASTW(sc.Offset(2*(2*c+k)), s)
-					VPMADDWD(s, p, p)
-					VPADDD(p, sumi, sumi)
-				}
-			}
-		} else {
-			tbl := ZMM()
-			VMOVDQA64(s16.AsZ(), tbl) // upper half zero (VEX write), table = 16 words
-			s0, s1 := ZMM(), ZMM()
-			VPXORD(s0, s0, s0)
-			VPXORD(s1, s1, s1)
-			for c := 0; c < 4; c++ {
-				z := ZMM()
-				VMOVDQU64(W.Offset(16+32*c), z.AsY())
-				hi := YMM()
-				VPSRLW(U8(4), z.AsY(), hi)
-				VINSERTI64X4(U8(1), hi, z, z)
-				VPANDD(mask, z, z)
-				p := ZMM()
-				VPMADDUBSW(X.Offset(4+64*c), z, p)
-				s := ZMM()
-				VPERMW(tbl, idx[c], s)
-				raw("VPDPWSSD", s, p, []VecVirtual{s0, s1}[c&1])
-			}
-			VPADDD(s1, s0, s0)
-			sumi = s0
-		}
-		dd := blockScalesQ4K(W, X)
-		dv := l.vec()
-		VBROADCASTSS(dd, dv)
-		VCVTDQ2PS(sumi, sumi)
-		VFMADD231PS(sumi, dv, acc)
+	s16 := unpackQ4KScales(W)
+	dw := XMM() // [d_w, dmin_w]
+	VMOVD(W, dw)
+	VCVTPH2PS(dw, dw)
+	// Min term first: acc_c += (−dmin_w·d_x) · Σ_j m_j·(bsum pairs) (4 lanes).
+	dvs := make([]VecVirtual, ncols)
+	for c := range X {
+		prod := q4kMins(s16, X[c])
+		VCVTDQ2PS(prod, prod)
+		dd := XMM()
+		VBROADCASTSS(X[c], dd)
+		VMULPS(dw, dd, dd) // [d·dx, dmin·dx]
 		dm := XMM()
 		VPSHUFD(U8(0x55), dd, dm)
-		VCVTDQ2PS(prod, prod)
-		VFMADD231PS(prod, dm, accm)
-
-		ADDQ(U32(q4kBytes), W.Base)
-		ADDQ(U32(q8kBytes), X.Base)
-		DECQ(nb)
-		JMP(LabelRef(loop))
-
-		Label(done)
-		r := hsumPS(l, acc)
-		m := hsumX(accm)
-		VSUBSS(m, r, r)
-		Store(r, ReturnIndex(0))
-		VZEROUPPER()
-		RET()
+		VXORPS(sgn, dm, dm)
+		t := l.vec()
+		VBROADCASTSS(dm, t)
+		if l.z {
+			VFMADD231PS(prod.AsZ(), t, acc[c])
+		} else {
+			VFMADD231PS(prod.AsY(), t, acc[c])
+		}
+		dvs[c] = dd
 	}
+	sumi := make([]VecVirtual, ncols)
+	for c := range sumi {
+		sumi[c] = l.vec()
+		if l.z {
+			VPXORD(sumi[c], sumi[c], sumi[c])
+		} else {
+			VPXOR(sumi[c], sumi[c], sumi[c])
+		}
+	}
+	if !l.z {
+		VMOVDQU(s16, sc)
+		for ch := 0; ch < 4; ch++ {
+			q := YMM()
+			VMOVDQU(W.Offset(16+32*ch), q)
+			lo, hi := YMM(), YMM()
+			VPAND(mask, q, lo)
+			VPSRLW(U8(4), q, hi)
+			VPAND(mask, hi, hi)
+			for k, v := range []VecVirtual{lo, hi} {
+				s := YMM()
+				VPBROADCASTW(sc.Offset(2*(2*ch+k)), s)
+				for c := range X {
+					p := YMM()
+					VPMADDUBSW(X[c].Offset(4+64*ch+32*k), v, p)
+					VPMADDWD(s, p, p)
+					VPADDD(p, sumi[c], sumi[c])
+				}
+			}
+		}
+	} else {
+		tbl := ZMM()
+		VMOVDQA64(s16.AsZ(), tbl) // upper half zero (VEX write), table = 16 words
+		for ch := 0; ch < 4; ch++ {
+			z := ZMM()
+			VMOVDQU64(W.Offset(16+32*ch), z.AsY())
+			hi := YMM()
+			VPSRLW(U8(4), z.AsY(), hi)
+			VINSERTI64X4(U8(1), hi, z, z)
+			VPANDD(mask, z, z)
+			s := ZMM()
+			VPERMW(tbl, idx[ch], s)
+			for c := range X {
+				p := ZMM()
+				VPMADDUBSW(X[c].Offset(4+64*ch), z, p)
+				raw("VPDPWSSD", s, p, sumi[c])
+			}
+		}
+	}
+	for c := range X {
+		dv := l.vec()
+		VBROADCASTSS(dvs[c], dv)
+		VCVTDQ2PS(sumi[c], sumi[c])
+		VFMADD231PS(sumi[c], dv, acc[c])
+	}
+
+	ADDQ(U32(q4kBytes), W.Base)
+	ADDQ(U32(q8kBytes), X[0].Base)
+	DECQ(nb)
+	JMP(LabelRef(loop))
+
+	Label(done)
+	storeCols(l, acc)
+	VZEROUPPER()
+	RET()
 }
