@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"runtime"
 	"math/rand/v2"
 	"testing"
 
@@ -170,5 +171,11 @@ func TestMatMulGroupsMatchesPerGroup(t *testing.T) {
 	}
 	if err := MatMulGroups(nil, Exact, make([]float32, 100), w, 5, x, 1); err == nil {
 		t.Error("rows not divisible by groups accepted")
+	}
+}
+
+func TestPhysicalCores(t *testing.T) {
+	if n := PhysicalCores(); n < 1 || n > runtime.NumCPU() {
+		t.Fatalf("PhysicalCores() = %d with NumCPU %d", n, runtime.NumCPU())
 	}
 }

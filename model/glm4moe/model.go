@@ -3,7 +3,6 @@ package glm4moe
 import (
 	"errors"
 	"fmt"
-	"runtime"
 
 	"github.com/glmrun/glmrun/backend/cpu"
 	"github.com/glmrun/glmrun/backend/quant"
@@ -26,8 +25,7 @@ type Options struct {
 	// products, like llama.cpp's CPU path.
 	Exact bool
 	// Threads is the number of worker goroutines; 0 means the number of
-	// physical cores (approximated by runtime.NumCPU, halved when > 2 and
-	// even, as SMT siblings add little).
+	// physical cores (cpu.PhysicalCores).
 	Threads int
 	// UBatch is the number of tokens per forward pass (micro-batch); 0 means
 	// 512. 1 processes one token at a time through the cache.
@@ -98,7 +96,7 @@ func Load(f *gguf.File, opt Options) (*Model, error) {
 		opt.UBatch = 512
 	}
 	if opt.Threads <= 0 {
-		opt.Threads = defaultThreads()
+		opt.Threads = cpu.PhysicalCores()
 	}
 	m := &Model{cfg: cfg, opt: opt, pool: cpu.NewPool(opt.Threads), mode: cpu.Fast}
 	if opt.Exact {
@@ -167,14 +165,6 @@ func Load(f *gguf.File, opt Options) (*Model, error) {
 		return nil, b.err
 	}
 	return m, nil
-}
-
-func defaultThreads() int {
-	n := runtime.NumCPU()
-	if n > 2 && n%2 == 0 {
-		n /= 2
-	}
-	return n
 }
 
 // binder looks tensors up by name, checks shapes and types, and remembers
