@@ -2,8 +2,8 @@ package cpu
 
 import (
 	"math"
-	"runtime"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/glmrun/glmrun/backend/quant"
