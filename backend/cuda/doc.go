@@ -42,4 +42,24 @@
 //
 // NVML telemetry (Device.Telemetry) is thread-safe and does not go through
 // the owner goroutine; each field is reported only when NVML answered.
+//
+// # Kernels (decode path; each checked on an H200 against float64
+// references in the tests)
+//
+//   - QuantizeQ81: f32 rows -> Q8_1 activation blocks (llama.cpp mmvq convention).
+//   - MatVec: Q4_K, Q5_0, Q6_K, Q8_0 weights (dp4a on Q8_1 activations) and
+//     F32, F16, BF16 weights (f32 activations); plain or expert-indexed
+//     (ids read on the device), block-per-row or warp-per-row layouts.
+//   - RMSNorm, RoPE (interleaved pairs, positions on the device), SwiGLU,
+//     Add, WeightedSum (MoE combine), Router (sigmoid + bias top-k,
+//     normalise, scale), CacheStoreF16 (latent cache append at a device
+//     position), Argmax (greedy sampling).
+//   - MLADecode: absorbed-MLA decode attention over the f16 latent cache,
+//     split over the sequence (flash-decoding) with a combine pass; tensor
+//     cores (mma.sync, f16 hi/lo split for f32 accuracy) with cp.async
+//     double buffering by default, an f32 CUDA-core fallback.
+//
+// Not yet written: prefill GEMM (tensor-core MMQ), prefill attention,
+// embedding lookup, f32 cache, fused kernels (norm+quantize, gate+up+SwiGLU,
+// down+combine+residual), sampling other than greedy.
 package cuda
