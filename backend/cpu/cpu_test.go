@@ -179,3 +179,16 @@ func TestPhysicalCores(t *testing.T) {
 		t.Fatalf("PhysicalCores() = %d with NumCPU %d", n, runtime.NumCPU())
 	}
 }
+
+func TestF32ViewUnaligned(t *testing.T) {
+	buf := make([]byte, 13)
+	b := buf[1:13]
+	for i, v := range []float32{1.5, -2, 3.25} {
+		bits := math.Float32bits(v)
+		b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
+	}
+	got := F32View(b)
+	if len(got) != 3 || got[0] != 1.5 || got[1] != -2 || got[2] != 3.25 {
+		t.Fatalf("F32View(unaligned) = %v", got)
+	}
+}

@@ -1,7 +1,9 @@
 package cpu
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/glmrun/glmrun/backend/quant"
@@ -99,11 +101,19 @@ func (g grouping) outIdx(r, i int) int {
 	return (k*g.n+i)*g.rows + r - k*g.rows
 }
 
-// F32View reinterprets little-endian float32 bytes as []float32 without a
-// copy. b must be 4-byte aligned (GGUF tensor data is 32-byte aligned).
+// F32View returns little-endian float32 bytes as []float32: without a copy
+// when b is 4-byte aligned (GGUF tensor data is aligned to at least 32 bytes
+// in practice), else as a decoded copy.
 func F32View(b []byte) []float32 {
 	if len(b) < 4 {
 		return nil
+	}
+	if uintptr(unsafe.Pointer(&b[0]))%4 != 0 {
+		out := make([]float32, len(b)/4)
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		return out
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
 }

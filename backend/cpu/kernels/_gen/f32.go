@@ -51,17 +51,22 @@ func bcastD(c uint32, dst VecVirtual) {
 	VPBROADCASTD(x, dst)
 }
 
-// hsumPS reduces the float32 lanes of v to its lowest lane and returns that
-// XMM register (lane order: halves folded, then pairs).
+// hsumPS reduces the float32 lanes of v (YMM, or ZMM when 64 bytes) to its
+// lowest lane and returns that XMM register. In AVX-512 code (l.z) only
+// EVEX-encodable instructions are used, since v may be Y16..Y31 there.
 func hsumPS(l level, v VecVirtual) VecVirtual {
-	if l.z {
+	if v.Size() == 64 {
 		t := YMM()
 		VEXTRACTF64X4(U8(1), v, t)
 		VADDPS(t, v.AsY(), t)
 		v = t
 	}
 	x := XMM()
-	VEXTRACTF128(U8(1), v, x)
+	if l.z {
+		VEXTRACTF32X4(U8(1), v, x)
+	} else {
+		VEXTRACTF128(U8(1), v, x)
+	}
 	VADDPS(x, v.AsX(), x)
 	return hsumX(x)
 }

@@ -50,19 +50,27 @@ func unpackQ4KScales(w Mem) VecVirtual {
 	return s16
 }
 
-// q4kMins returns, as 4 int32 in an XMM register, the pairwise products of
-// the 8 mins (high half of s16) with the 8 sub-block sums of the Q8_K bsums.
-func q4kMins(s16 VecVirtual, x Mem) VecVirtual {
-	bs := YMM()
-	VMOVDQU(x.Offset(260), bs)
-	bsh := XMM()
-	VEXTRACTI128(U8(1), bs, bsh)
-	pairs := XMM()
-	VPHADDW(bsh, bs.AsX(), pairs)
-	mins := XMM()
-	VEXTRACTI128(U8(1), s16, mins)
-	VPMADDWD(pairs, mins, pairs)
-	return pairs
+// q4kMinsDup returns the 8 mins (words 8..15 of s16) each duplicated, as
+// 16 words [m0 m0 m1 m1 … m7 m7], so one pmaddwd against the 16 Q8_K bsums
+// gives the 8 products m_j·(bsums[2j]+bsums[2j+1]).
+func q4kMinsDup(l level, s16 VecVirtual) VecVirtual {
+	md := YMM()
+	if l.z {
+		w := make([]uint16, 16)
+		for i := range w {
+			w[i] = uint16(8 + i/2)
+		}
+		VMOVDQU16(constWords("q4kminidx", w), md)
+		VPERMW(s16, md, md)
+		return md
+	}
+	mx := XMM()
+	VEXTRACTI128(U8(1), s16, mx)
+	VPMOVZXWD(mx, md)
+	t := YMM()
+	VPSLLD(U8(16), md, t)
+	VPOR(t, md, md)
+	return md
 }
 
 func genQ4K() {
@@ -175,25 +183,23 @@ func genQ4KCols(l level, ncols int) {
 	dw := XMM() // [d_w, dmin_w]
 	VMOVD(W, dw)
 	VCVTPH2PS(dw, dw)
-	// Min term first: acc_c += (−dmin_w·d_x) · Σ_j m_j·(bsum pairs) (4 lanes).
-	dvs := make([]VecVirtual, ncols)
+	// Min term first: acc_c += (−dmin_w·d_x) · Σ_j m_j·(bsum pairs) (8 lanes).
+	md := q4kMinsDup(l, s16)
 	for c := range X {
-		prod := q4kMins(s16, X[c])
+		prod := YMM()
+		VPMADDWD(X[c].Offset(260), md, prod)
 		VCVTDQ2PS(prod, prod)
-		dd := XMM()
-		VBROADCASTSS(X[c], dd)
-		VMULPS(dw, dd, dd) // [d·dx, dmin·dx]
 		dm := XMM()
-		VPSHUFD(U8(0x55), dd, dm)
+		VMOVSHDUP(dw, dm) // dmin_w
+		VMULSS(X[c], dm, dm)
 		VXORPS(sgn, dm, dm)
 		t := l.vec()
 		VBROADCASTSS(dm, t)
 		if l.z {
-			VFMADD231PS(prod.AsZ(), t, acc[c])
+			VFMADD231PS(prod.AsZ(), t, acc[c]) // prod's upper half is zero
 		} else {
-			VFMADD231PS(prod.AsY(), t, acc[c])
+			VFMADD231PS(prod, t, acc[c])
 		}
-		dvs[c] = dd
 	}
 	sumi := make([]VecVirtual, ncols)
 	for c := range sumi {
@@ -244,8 +250,10 @@ func genQ4KCols(l level, ncols int) {
 		}
 	}
 	for c := range X {
+		dd := XMM()
+		VMULSS(X[c], dw, dd) // d_w·d_x
 		dv := l.vec()
-		VBROADCASTSS(dvs[c], dv)
+		VBROADCASTSS(dd, dv)
 		VCVTDQ2PS(sumi[c], sumi[c])
 		VFMADD231PS(sumi[c], dv, acc[c])
 	}

@@ -164,7 +164,7 @@ func genQ6K() {
 		JMP(LabelRef(loop))
 
 		Label(done)
-		res := hsumPS(level{}, acc)
+		res := hsumPS(l, acc)
 		Store(res, ReturnIndex(0))
 		VZEROUPPER()
 		RET()
