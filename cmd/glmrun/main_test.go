@@ -190,6 +190,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"-m", m, "-p", "x", "--show-thinking", "maybe"}, "--show-thinking"},
 		{[]string{"-m", m, "-p", "x", "-n", "abc"}, "error: invalid parameter for argument:"},
 		{[]string{"-p", "x"}, "--model"},
+		{[]string{"-m", m}, "no prompt"},
+		{[]string{"-m", m, "-i", "-p", "x"}, "error: invalid parameter for argument: -i"},
 		{[]string{"-m", filepath.Join(t.TempDir(), "nope.gguf"), "-p", "x"}, "error: failed to load model '"},
 		{[]string{"-m", m, "-no-cnv", "-p", strings.Repeat("word ", 50), "-c", "8"}, "too long"},
 	}

@@ -69,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	chatMode := !o.noCnv && o.tokenIDsFile == ""
+	if chatMode && o.prompt == "" {
+		fmt.Fprintf(stderr, "error: no prompt: give -p or -f (glmrun answers one chat turn; it has no interactive mode)\n")
+		return 1
+	}
 	prompt, err := buildPrompt(&o, tok, chatMode)
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
