@@ -16,6 +16,9 @@ type qdot struct {
 	xBytes int // bytes per activation block
 	twin   func(n int, w, x []byte) float32
 	asm    [LevelAVX512 + 1]func(nb int, w, x *byte) float32
+	// asm4 (optional) computes one weight row against 4 activation rows at
+	// x + c·xstride, storing dst[c·dstride] (c = 0..3).
+	asm4 [LevelAVX512 + 1]func(nb int, w, x *byte, xstride int, dst *float32, dstride int)
 }
 
 var (
@@ -96,7 +99,17 @@ func (k *qdot) tile(n int, w []byte, rows int, x []byte, cols int, dst []float32
 	}
 	rb, xb := nb*k.wBytes, nb*k.xBytes
 	f := k.fast()
-	for c := 0; c < cols; c++ {
+	c := 0
+	if f4 := k.asm4[level]; f4 != nil && nb > 0 {
+		// 4 columns at a time: each weight block is decoded once for 4
+		// activation rows.
+		for ; c+4 <= cols; c += 4 {
+			for r := 0; r < rows; r++ {
+				f4(nb, &w[r*rb], &x[c*xb], xb, &dst[c*ldd+r], ldd)
+			}
+		}
+	}
+	for ; c < cols; c++ {
 		xc := x[c*xb : (c+1)*xb]
 		out := dst[c*ldd : c*ldd+rows]
 		if f == nil || nb == 0 {
