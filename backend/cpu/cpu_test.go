@@ -192,3 +192,45 @@ func TestF32ViewUnaligned(t *testing.T) {
 		t.Fatalf("F32View(unaligned) = %v", got)
 	}
 }
+
+// TestMatMulBatchMatchesSeparate checks a batch of products of mixed types
+// (two sharing one input) against one MatMul each.
+func TestMatMulBatchMatchesSeparate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const cols, n = 256, 3
+	mk := func(typ gguf.TensorType, rows int) Weight {
+		rb, _ := typ.RowBytes(cols)
+		data := make([]byte, rows*int(rb))
+		if err := quant.Quantize(typ, randMat(rng, rows*cols), data); err != nil {
+			t.Fatal(err)
+		}
+		w, err := NewWeight(typ, rows, cols, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	ws := []Weight{mk(gguf.TypeQ4_K, 7), mk(gguf.TypeF32, 5), mk(gguf.TypeQ8_0, 9)}
+	x1, x2 := randMat(rng, n*cols), randMat(rng, n*cols)
+	xs := [][]float32{x1, x1, x2}
+	for _, mode := range []Mode{Exact, Fast} {
+		var jobs []Job
+		for i, w := range ws {
+			jobs = append(jobs, Job{Out: make([]float32, n*w.Rows), W: w, X: xs[i], N: n})
+		}
+		if err := MatMulBatch(NewPool(4), mode, jobs); err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range ws {
+			want := make([]float32, n*w.Rows)
+			if err := MatMul(nil, mode, want, w, xs[i], n); err != nil {
+				t.Fatal(err)
+			}
+			for k := range want {
+				if jobs[i].Out[k] != want[k] {
+					t.Fatalf("%s job %d index %d: %v != %v", mode, i, k, jobs[i].Out[k], want[k])
+				}
+			}
+		}
+	}
+}

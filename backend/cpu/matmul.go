@@ -61,7 +61,7 @@ func CheckType(t gguf.TensorType) error {
 // weight row is read once and dotted against all n rows of x. Rows are split
 // across the pool's workers.
 func MatMul(p *Pool, mode Mode, out []float32, w Weight, x []float32, n int) error {
-	return MatMulGroups(p, mode, out, w, 1, x, n)
+	return MatMulBatch(p, mode, []Job{{Out: out, W: w, X: x, N: n, Groups: 1}})
 }
 
 // MatMulGroups is groups independent products in one parallel pass: the
@@ -69,24 +69,146 @@ func MatMul(p *Pool, mode Mode, out []float32, w Weight, x []float32, n int) err
 // head, say), x is [groups][n][w.Cols] and out is [groups][n][R]:
 // out[g][i][r] = Σ_c W[g·R+r][c]·x[g][i][c].
 func MatMulGroups(p *Pool, mode Mode, out []float32, w Weight, groups int, x []float32, n int) error {
-	if n == 0 || w.Rows == 0 {
+	return MatMulBatch(p, mode, []Job{{Out: out, W: w, X: x, N: n, Groups: groups}})
+}
+
+// Job is one product of MatMulBatch: Out = W·X over N activation rows, with
+// Groups (0 means 1) as in MatMulGroups.
+type Job struct {
+	Out    []float32
+	W      Weight
+	X      []float32
+	N      int
+	Groups int
+}
+
+// job is a validated Job with its prepared activations.
+type job struct {
+	Job
+	g   grouping
+	xq  []byte // activations quantized to the vec-dot type (fast mode)
+	qb  int    // bytes per quantized activation row
+	dot DotFunc
+	f32 []float32 // F32 weight view
+}
+
+// MatMulBatch runs several independent products in one parallel pass over
+// the rows of all their weights, so small products (one token's experts, Q
+// and KV projections of the same input) share one dispatch. Jobs whose X is
+// the same slice share one quantization of it.
+func MatMulBatch(p *Pool, mode Mode, jobs []Job) error {
+	js := make([]job, 0, len(jobs))
+	type qkey struct {
+		x  *float32
+		n  int
+		vt gguf.TensorType
+	}
+	quantized := map[qkey]job{}
+	total, maxCols := 0, 0
+	for k, jb := range jobs {
+		if jb.Groups == 0 {
+			jb.Groups = 1
+		}
+		w := jb.W
+		if jb.N == 0 || w.Rows == 0 {
+			continue
+		}
+		if jb.Groups < 0 || w.Rows%jb.Groups != 0 {
+			return fmt.Errorf("cpu: matmul job %d: %d weight rows do not split into %d groups", k, w.Rows, jb.Groups)
+		}
+		if len(jb.X) < jb.Groups*jb.N*w.Cols || len(jb.Out) < jb.N*w.Rows {
+			return fmt.Errorf("cpu: matmul job %d: %dx%d over %d rows: x has %d, out has %d elements", k, w.Rows, w.Cols, jb.N, len(jb.X), len(jb.Out))
+		}
+		j := job{Job: jb, g: grouping{rows: w.Rows / jb.Groups, cols: w.Cols, n: jb.N}}
+		switch {
+		case w.Type == gguf.TypeF32:
+			j.f32 = F32View(w.Data)
+		case mode == Fast:
+			vt := quant.VecDotType(w.Type)
+			nx := jb.Groups * jb.N
+			key := qkey{&jb.X[0], nx * w.Cols, vt}
+			if prev, ok := quantized[key]; ok {
+				j.xq, j.qb = prev.xq, prev.qb
+			} else {
+				xq, qb, err := QuantizeRows(p, vt, jb.X, nx, w.Cols)
+				if err != nil {
+					return fmt.Errorf("cpu: quantize activations to %s for %s weight: %w", vt, w.Type, err)
+				}
+				j.xq, j.qb = xq, qb
+				quantized[key] = j
+			}
+			dot, err := DotKernel(w.Type)
+			if err != nil {
+				return err
+			}
+			j.dot = dot
+		default:
+			if err := CheckType(w.Type); err != nil {
+				return err
+			}
+		}
+		total += w.Rows
+		maxCols = max(maxCols, w.Cols)
+		js = append(js, j)
+	}
+	if total == 0 {
 		return nil
 	}
-	if groups <= 0 || w.Rows%groups != 0 {
-		return fmt.Errorf("cpu: %d weight rows do not split into %d groups", w.Rows, groups)
+	errs := make([]error, p.Threads())
+	p.For(total, rowsPerTask, func(worker, lo, hi int) {
+		var scratch []float32
+		// Find the job holding row lo.
+		k, base := 0, 0
+		for base+js[k].W.Rows <= lo {
+			base += js[k].W.Rows
+			k++
+		}
+		for r := lo; r < hi; r++ {
+			for r-base >= js[k].W.Rows {
+				base += js[k].W.Rows
+				k++
+			}
+			j := &js[k]
+			if err := j.row(r-base, &scratch, maxCols); err != nil {
+				errs[worker] = err
+				return
+			}
+		}
+	})
+	return firstErr(errs)
+}
+
+// row computes the outputs of weight row r of j for all its tokens.
+func (j *job) row(r int, scratch *[]float32, maxCols int) error {
+	g, cols := j.g, j.W.Cols
+	switch {
+	case j.f32 != nil:
+		wr := j.f32[r*cols : (r+1)*cols]
+		xg := j.X[g.xOff(r):]
+		for i := 0; i < g.n; i++ {
+			j.Out[g.outIdx(r, i)] = DotF32(wr, xg[i*cols:(i+1)*cols])
+		}
+	case j.dot != nil:
+		wr := j.W.Row(r)
+		qb := j.qb
+		xg := j.xq[r/g.rows*g.n*qb:]
+		for i := 0; i < g.n; i++ {
+			j.Out[g.outIdx(r, i)] = j.dot(cols, wr, xg[i*qb:(i+1)*qb])
+		}
+	default:
+		if *scratch == nil {
+			*scratch = make([]float32, maxCols)
+		}
+		sc := (*scratch)[:cols]
+		if err := quant.Dequantize(j.W.Type, j.W.Row(r), sc); err != nil {
+			return err
+		}
+		xg := j.X[g.xOff(r):]
+		for i := 0; i < g.n; i++ {
+			j.Out[g.outIdx(r, i)] = DotF32(sc, xg[i*cols:(i+1)*cols])
+		}
 	}
-	if len(x) < groups*n*w.Cols || len(out) < n*w.Rows {
-		return fmt.Errorf("cpu: matmul %dx%d over %d rows: x has %d, out has %d elements", w.Rows, w.Cols, n, len(x), len(out))
-	}
-	g := grouping{rows: w.Rows / groups, cols: w.Cols, n: n}
-	if w.Type == gguf.TypeF32 {
-		matMulF32(p, out, w, x, g)
-		return nil
-	}
-	if mode == Exact {
-		return matMulExact(p, out, w, x, g)
-	}
-	return matMulFast(p, out, w, x, groups, g)
+	return nil
 }
 
 // grouping maps a weight row to its group's activations and outputs.
@@ -118,39 +240,6 @@ func F32View(b []byte) []float32 {
 	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
 }
 
-func matMulF32(p *Pool, out []float32, w Weight, x []float32, g grouping) {
-	all := F32View(w.Data)
-	cols := w.Cols
-	p.For(w.Rows, rowsPerTask, func(_, lo, hi int) {
-		for r := lo; r < hi; r++ {
-			wr := all[r*cols : (r+1)*cols]
-			xg := x[g.xOff(r):]
-			for i := 0; i < g.n; i++ {
-				out[g.outIdx(r, i)] = DotF32(wr, xg[i*cols:(i+1)*cols])
-			}
-		}
-	})
-}
-
-func matMulExact(p *Pool, out []float32, w Weight, x []float32, g grouping) error {
-	cols := w.Cols
-	errs := make([]error, p.Threads())
-	p.For(w.Rows, rowsPerTask, func(worker, lo, hi int) {
-		scratch := make([]float32, cols)
-		for r := lo; r < hi; r++ {
-			if err := quant.Dequantize(w.Type, w.Row(r), scratch); err != nil {
-				errs[worker] = err
-				return
-			}
-			xg := x[g.xOff(r):]
-			for i := 0; i < g.n; i++ {
-				out[g.outIdx(r, i)] = DotF32(scratch, xg[i*cols:(i+1)*cols])
-			}
-		}
-	})
-	return firstErr(errs)
-}
-
 // QuantizeRows quantizes the n rows of x ([n][cols]) to type t, returning
 // n rows of t.RowBytes(cols) bytes each.
 func QuantizeRows(p *Pool, t gguf.TensorType, x []float32, n, cols int) ([]byte, int, error) {
@@ -174,29 +263,6 @@ func QuantizeRows(p *Pool, t gguf.TensorType, x []float32, n, cols int) ([]byte,
 		}
 	})
 	return xq, rb, firstErr(errs)
-}
-
-func matMulFast(p *Pool, out []float32, w Weight, x []float32, groups int, g grouping) error {
-	cols := w.Cols
-	vt := quant.VecDotType(w.Type)
-	xq, qb, err := QuantizeRows(p, vt, x, groups*g.n, cols)
-	if err != nil {
-		return fmt.Errorf("cpu: quantize activations to %s for %s weight: %w", vt, w.Type, err)
-	}
-	dot, err := DotKernel(w.Type)
-	if err != nil {
-		return err
-	}
-	p.For(w.Rows, rowsPerTask, func(_, lo, hi int) {
-		for r := lo; r < hi; r++ {
-			wr := w.Row(r)
-			xg := xq[r/g.rows*g.n*qb:]
-			for i := 0; i < g.n; i++ {
-				out[g.outIdx(r, i)] = dot(cols, wr, xg[i*qb:(i+1)*qb])
-			}
-		}
-	})
-	return nil
 }
 
 func firstErr(errs []error) error {

@@ -226,18 +226,17 @@ func (m *Model) attention(l int, rows []rowRef, x []float32, s *scratch) error {
 	w := kvl + rd
 
 	cpu.RMSNorm(s.a, x, ly.attnNorm, c.RMSEps)
+	// The Q down-projection (or full Q) and the KV projection share their
+	// input: one pass.
 	if c.QLoraRank > 0 {
-		if err := m.matmul(s.cq, ly.qa, s.a, n); err != nil {
+		if err := m.batch(cpu.Job{Out: s.cq, W: ly.qa, X: s.a, N: n}, cpu.Job{Out: s.ckv, W: ly.kva, X: s.a, N: n}); err != nil {
 			return err
 		}
 		cpu.RMSNorm(s.cq, s.cq, ly.qaNorm, c.RMSEps)
 		if err := m.matmul(s.q, ly.qb, s.cq, n); err != nil {
 			return err
 		}
-	} else if err := m.matmul(s.q, ly.q, s.a, n); err != nil {
-		return err
-	}
-	if err := m.matmul(s.ckv, ly.kva, s.a, n); err != nil {
+	} else if err := m.batch(cpu.Job{Out: s.q, W: ly.q, X: s.a, N: n}, cpu.Job{Out: s.ckv, W: ly.kva, X: s.a, N: n}); err != nil {
 		return err
 	}
 	// Cache rows: [RMSNorm(kv_lat) ; RoPE(k_pe)].
@@ -394,40 +393,68 @@ func (m *Model) ffn(l int, x []float32, n int, s *scratch) error {
 		}
 	}
 	// Routed experts, grouped: each selected expert's weights are read once
-	// and applied to all the tokens routed to it.
+	// and applied to all the tokens routed to it. All experts' gate/up
+	// products (and the shared expert's) run in one pass, then all downs.
 	out := s.proj
 	clear(out[:n*d])
 	ff := c.NFFExp
-	xe := make([]float32, n*d)
-	ye := make([]float32, n*d)
+	type expert struct {
+		e          int
+		rs         []route
+		x, g, u, y []float32
+	}
+	var exps []expert
 	for e, rs := range routes {
 		if len(rs) == 0 {
 			continue
 		}
+		ex := expert{e: e, rs: rs, x: make([]float32, len(rs)*d), g: make([]float32, len(rs)*ff), u: make([]float32, len(rs)*ff), y: make([]float32, len(rs)*d)}
 		for j, r := range rs {
-			copy(xe[j*d:(j+1)*d], h[r.row*d:(r.row+1)*d])
+			copy(ex.x[j*d:(j+1)*d], h[r.row*d:(r.row+1)*d])
 		}
-		var gate, up cpu.Weight
+		exps = append(exps, ex)
+	}
+	up := make([]cpu.Job, 0, 2*len(exps)+2)
+	down := make([]cpu.Job, 0, len(exps)+1)
+	for _, ex := range exps {
+		e, k := ex.e, len(ex.rs)
+		var gw, uw cpu.Weight
 		if ly.fused {
-			gate = ly.gateExps.SubRows(e*2*ff, e*2*ff+ff)
-			up = ly.gateExps.SubRows(e*2*ff+ff, (e+1)*2*ff)
+			gw = ly.gateExps.SubRows(e*2*ff, e*2*ff+ff)
+			uw = ly.gateExps.SubRows(e*2*ff+ff, (e+1)*2*ff)
 		} else {
-			gate = ly.gateExps.SubRows(e*ff, (e+1)*ff)
-			up = ly.upExps.SubRows(e*ff, (e+1)*ff)
+			gw = ly.gateExps.SubRows(e*ff, (e+1)*ff)
+			uw = ly.upExps.SubRows(e*ff, (e+1)*ff)
 		}
-		down := ly.downExps.SubRows(e*d, (e+1)*d)
-		if err := m.swiglu(ye, gate, up, down, xe, len(rs)); err != nil {
-			return err
-		}
-		for j, r := range rs {
-			cpu.AXPY(out[r.row*d:(r.row+1)*d], r.w, ye[j*d:(j+1)*d])
+		up = append(up, cpu.Job{Out: ex.g, W: gw, X: ex.x, N: k}, cpu.Job{Out: ex.u, W: uw, X: ex.x, N: k})
+		down = append(down, cpu.Job{Out: ex.y, W: ly.downExps.SubRows(e*d, (e+1)*d), X: ex.g, N: k})
+	}
+	var shG, shU, shY []float32
+	if ly.hasSh {
+		fs := ly.gateSh.Rows
+		shG, shU, shY = make([]float32, n*fs), make([]float32, n*fs), make([]float32, n*d)
+		up = append(up, cpu.Job{Out: shG, W: ly.gateSh, X: h, N: n}, cpu.Job{Out: shU, W: ly.upSh, X: h, N: n})
+		down = append(down, cpu.Job{Out: shY, W: ly.downSh, X: shG, N: n})
+	}
+	if err := m.batch(up...); err != nil {
+		return err
+	}
+	for _, ex := range exps {
+		cpu.SwiGLU(ex.g, ex.g, ex.u)
+	}
+	if ly.hasSh {
+		cpu.SwiGLU(shG, shG, shU)
+	}
+	if err := m.batch(down...); err != nil {
+		return err
+	}
+	for _, ex := range exps {
+		for j, r := range ex.rs {
+			cpu.AXPY(out[r.row*d:(r.row+1)*d], r.w, ex.y[j*d:(j+1)*d])
 		}
 	}
 	if ly.hasSh {
-		if err := m.swiglu(ye, ly.gateSh, ly.upSh, ly.downSh, h, n); err != nil {
-			return err
-		}
-		cpu.Add(out[:n*d], ye[:n*d])
+		cpu.Add(out[:n*d], shY)
 	}
 	cpu.Add(x[:n*d], out[:n*d])
 	return nil
@@ -437,12 +464,14 @@ func (m *Model) ffn(l int, x []float32, n int, s *scratch) error {
 func (m *Model) swiglu(out []float32, gate, up, down cpu.Weight, x []float32, n int) error {
 	g := make([]float32, n*gate.Rows)
 	u := make([]float32, n*up.Rows)
-	if err := m.matmul(g, gate, x, n); err != nil {
-		return err
-	}
-	if err := m.matmul(u, up, x, n); err != nil {
+	if err := m.batch(cpu.Job{Out: g, W: gate, X: x, N: n}, cpu.Job{Out: u, W: up, X: x, N: n}); err != nil {
 		return err
 	}
 	cpu.SwiGLU(g, g, u)
 	return m.matmul(out, down, g, n)
+}
+
+// batch runs several products in one parallel pass.
+func (m *Model) batch(jobs ...cpu.Job) error {
+	return cpu.MatMulBatch(m.pool, m.mode, jobs)
 }

@@ -196,7 +196,7 @@ func (b *binder) lookup(name string, dims ...int) (*gguf.TensorInfo, bool) {
 		b.err = fmt.Errorf("glm4moe: tensor %s has shape %v, metadata implies %v: %w", name, ti.Dims, dims, ErrShape)
 		return nil, false
 	}
-	if err := cpu.CheckType(ti.Type); err != nil {
+	if err := cpu.CheckWeightType(ti.Type); err != nil {
 		b.err = fmt.Errorf("glm4moe: tensor %s: %w", name, err)
 		return nil, false
 	}
@@ -222,7 +222,7 @@ func (b *binder) tensor3(name string, cols, rows, n int) cpu.Weight {
 }
 
 func (b *binder) weight(ti *gguf.TensorInfo, rows, cols int) cpu.Weight {
-	w, err := cpu.NewWeight(ti.Type, rows, cols, b.f.TensorData(ti))
+	w, err := cpu.NewTensorWeight(ti.Type, rows, cols, int(ti.Dims[1]), b.f.TensorData(ti))
 	if err != nil {
 		b.err = fmt.Errorf("glm4moe: tensor %s: %w", ti.Name, err)
 	}

@@ -2739,116 +2739,113 @@ done22:
 // func dotQ6KQ8KAVX2(nb int, w *byte, x *byte) float32
 // Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $32-28
-	MOVQ         nb+0(FP), AX
-	MOVQ         w+8(FP), CX
-	MOVQ         x+16(FP), DX
-	VXORPS       Y0, Y0, Y0
-	MOVL         $0x0f0f0f0f, BX
-	VMOVD        BX, X1
-	VPBROADCASTD X1, Y1
-	MOVL         $0x30303030, BX
-	VMOVD        BX, X2
-	VPBROADCASTD X2, Y2
-	VMOVDQU      q6kshuf<>+0(SB), Y3
+	MOVQ   nb+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   x+16(FP), DX
+	VXORPS Y0, Y0, Y0
 
 loop23:
 	TESTQ        AX, AX
 	JZ           done23
-	VPMOVSXBW    192(CX), Y4
-	VPMADDWD     260(DX), Y4, Y5
-	VMOVDQU      Y4, (SP)
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      128(CX), Y6
-	VMOVDQU      (CX), Y7
-	VMOVDQU      32(CX), Y8
-	VPAND        Y1, Y7, Y9
-	VPSLLW       $0x04, Y6, Y10
-	VPAND        Y2, Y10, Y10
-	VPOR         Y10, Y9, Y9
-	VPMADDUBSW   4(DX), Y9, Y9
-	VPBROADCASTD (SP), Y10
-	VPSHUFB      Y3, Y10, Y10
-	VPMADDWD     Y10, Y9, Y9
-	VPADDD       Y9, Y4, Y4
-	VPAND        Y1, Y8, Y9
-	VPSLLW       $0x02, Y6, Y10
-	VPAND        Y2, Y10, Y10
-	VPOR         Y10, Y9, Y9
-	VPMADDUBSW   36(DX), Y9, Y9
-	VPBROADCASTD 4(SP), Y10
-	VPSHUFB      Y3, Y10, Y10
-	VPMADDWD     Y10, Y9, Y9
-	VPADDD       Y9, Y4, Y4
-	VPSRLW       $0x04, Y7, Y7
-	VPAND        Y1, Y7, Y7
-	VMOVDQA      Y6, Y9
-	VPAND        Y2, Y9, Y9
-	VPOR         Y9, Y7, Y7
-	VPMADDUBSW   68(DX), Y7, Y7
-	VPBROADCASTD 8(SP), Y9
-	VPSHUFB      Y3, Y9, Y9
-	VPMADDWD     Y9, Y7, Y7
-	VPADDD       Y7, Y4, Y4
-	VPSRLW       $0x04, Y8, Y7
-	VPAND        Y1, Y7, Y7
-	VPSRLW       $0x02, Y6, Y6
-	VPAND        Y2, Y6, Y6
-	VPOR         Y6, Y7, Y7
-	VPMADDUBSW   100(DX), Y7, Y6
-	VPBROADCASTD 12(SP), Y7
-	VPSHUFB      Y3, Y7, Y7
-	VPMADDWD     Y7, Y6, Y6
-	VPADDD       Y6, Y4, Y4
-	VMOVDQU      160(CX), Y6
-	VMOVDQU      64(CX), Y7
-	VMOVDQU      96(CX), Y8
-	VPAND        Y1, Y7, Y9
-	VPSLLW       $0x04, Y6, Y10
-	VPAND        Y2, Y10, Y10
-	VPOR         Y10, Y9, Y9
-	VPMADDUBSW   132(DX), Y9, Y9
-	VPBROADCASTD 16(SP), Y10
-	VPSHUFB      Y3, Y10, Y10
-	VPMADDWD     Y10, Y9, Y9
-	VPADDD       Y9, Y4, Y4
-	VPAND        Y1, Y8, Y9
-	VPSLLW       $0x02, Y6, Y10
-	VPAND        Y2, Y10, Y10
-	VPOR         Y10, Y9, Y9
-	VPMADDUBSW   164(DX), Y9, Y9
-	VPBROADCASTD 20(SP), Y10
-	VPSHUFB      Y3, Y10, Y10
-	VPMADDWD     Y10, Y9, Y9
-	VPADDD       Y9, Y4, Y4
-	VPSRLW       $0x04, Y7, Y7
-	VPAND        Y1, Y7, Y7
-	VMOVDQA      Y6, Y9
-	VPAND        Y2, Y9, Y9
-	VPOR         Y9, Y7, Y7
-	VPMADDUBSW   196(DX), Y7, Y7
-	VPBROADCASTD 24(SP), Y9
-	VPSHUFB      Y3, Y9, Y9
-	VPMADDWD     Y9, Y7, Y7
-	VPADDD       Y7, Y4, Y4
-	VPSRLW       $0x04, Y8, Y7
-	VPAND        Y1, Y7, Y7
-	VPSRLW       $0x02, Y6, Y6
-	VPAND        Y2, Y6, Y6
-	VPOR         Y6, Y7, Y7
-	VPMADDUBSW   228(DX), Y7, Y6
-	VPBROADCASTD 28(SP), Y7
-	VPSHUFB      Y3, Y7, Y7
-	VPMADDWD     Y7, Y6, Y6
-	VPADDD       Y6, Y4, Y4
-	VPSLLD       $0x05, Y5, Y5
-	VPSUBD       Y5, Y4, Y4
+	VPMOVSXBW    192(CX), Y1
+	VPSLLW       $0x05, Y1, Y2
+	VPXOR        Y3, Y3, Y3
+	VPSUBW       Y2, Y3, Y2
+	VPMADDWD     260(DX), Y2, Y2
+	VMOVDQU      Y1, (SP)
+	VMOVDQU      128(CX), Y1
+	VMOVDQU      (CX), Y3
+	VPAND        c0f<>+0(SB), Y3, Y3
+	VPSLLW       $0x04, Y1, Y4
+	VPAND        c30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPBROADCASTD (SP), Y4
+	VPSHUFB      q6kshuf<>+0(SB), Y4, Y4
+	VPMADDUBSW   4(DX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      32(CX), Y3
+	VPAND        c0f<>+0(SB), Y3, Y3
+	VPSLLW       $0x02, Y1, Y4
+	VPAND        c30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPBROADCASTD 4(SP), Y4
+	VPSHUFB      q6kshuf<>+0(SB), Y4, Y4
+	VPMADDUBSW   36(DX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      (CX), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        c0f<>+0(SB), Y3, Y3
+	VMOVDQA      Y1, Y4
+	VPAND        c30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPBROADCASTD 8(SP), Y4
+	VPSHUFB      q6kshuf<>+0(SB), Y4, Y4
+	VPMADDUBSW   68(DX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      32(CX), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        c0f<>+0(SB), Y3, Y3
+	VPSRLW       $0x02, Y1, Y1
+	VPAND        c30<>+0(SB), Y1, Y1
+	VPOR         Y1, Y3, Y3
+	VPBROADCASTD 12(SP), Y1
+	VPSHUFB      q6kshuf<>+0(SB), Y1, Y1
+	VPMADDUBSW   100(DX), Y3, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      160(CX), Y1
+	VMOVDQU      64(CX), Y3
+	VPAND        c0f<>+0(SB), Y3, Y3
+	VPSLLW       $0x04, Y1, Y4
+	VPAND        c30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPBROADCASTD 16(SP), Y4
+	VPSHUFB      q6kshuf<>+0(SB), Y4, Y4
+	VPMADDUBSW   132(DX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      96(CX), Y3
+	VPAND        c0f<>+0(SB), Y3, Y3
+	VPSLLW       $0x02, Y1, Y4
+	VPAND        c30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPBROADCASTD 20(SP), Y4
+	VPSHUFB      q6kshuf<>+0(SB), Y4, Y4
+	VPMADDUBSW   164(DX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      64(CX), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        c0f<>+0(SB), Y3, Y3
+	VMOVDQA      Y1, Y4
+	VPAND        c30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPBROADCASTD 24(SP), Y4
+	VPSHUFB      q6kshuf<>+0(SB), Y4, Y4
+	VPMADDUBSW   196(DX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      96(CX), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        c0f<>+0(SB), Y3, Y3
+	VPSRLW       $0x02, Y1, Y1
+	VPAND        c30<>+0(SB), Y1, Y1
+	VPOR         Y1, Y3, Y3
+	VPBROADCASTD 28(SP), Y1
+	VPSHUFB      q6kshuf<>+0(SB), Y1, Y1
+	VPMADDUBSW   228(DX), Y3, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VPADDD       Y3, Y2, Y2
 	MOVWLZX      208(CX), BX
-	VMOVD        BX, X5
-	VCVTPH2PS    X5, X5
-	VMULSS       (DX), X5, X5
-	VBROADCASTSS X5, Y5
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y5, Y0
+	VMOVD        BX, X1
+	VCVTPH2PS    X1, X1
+	VMULSS       (DX), X1, X1
+	VBROADCASTSS X1, Y1
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y1, Y0
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
@@ -2864,6 +2861,74 @@ done23:
 	MOVSS        X1, ret+24(FP)
 	VZEROUPPER
 	RET
+
+DATA c0f<>+0(SB)/1, $0x0f
+DATA c0f<>+1(SB)/1, $0x0f
+DATA c0f<>+2(SB)/1, $0x0f
+DATA c0f<>+3(SB)/1, $0x0f
+DATA c0f<>+4(SB)/1, $0x0f
+DATA c0f<>+5(SB)/1, $0x0f
+DATA c0f<>+6(SB)/1, $0x0f
+DATA c0f<>+7(SB)/1, $0x0f
+DATA c0f<>+8(SB)/1, $0x0f
+DATA c0f<>+9(SB)/1, $0x0f
+DATA c0f<>+10(SB)/1, $0x0f
+DATA c0f<>+11(SB)/1, $0x0f
+DATA c0f<>+12(SB)/1, $0x0f
+DATA c0f<>+13(SB)/1, $0x0f
+DATA c0f<>+14(SB)/1, $0x0f
+DATA c0f<>+15(SB)/1, $0x0f
+DATA c0f<>+16(SB)/1, $0x0f
+DATA c0f<>+17(SB)/1, $0x0f
+DATA c0f<>+18(SB)/1, $0x0f
+DATA c0f<>+19(SB)/1, $0x0f
+DATA c0f<>+20(SB)/1, $0x0f
+DATA c0f<>+21(SB)/1, $0x0f
+DATA c0f<>+22(SB)/1, $0x0f
+DATA c0f<>+23(SB)/1, $0x0f
+DATA c0f<>+24(SB)/1, $0x0f
+DATA c0f<>+25(SB)/1, $0x0f
+DATA c0f<>+26(SB)/1, $0x0f
+DATA c0f<>+27(SB)/1, $0x0f
+DATA c0f<>+28(SB)/1, $0x0f
+DATA c0f<>+29(SB)/1, $0x0f
+DATA c0f<>+30(SB)/1, $0x0f
+DATA c0f<>+31(SB)/1, $0x0f
+GLOBL c0f<>(SB), RODATA|NOPTR, $32
+
+DATA c30<>+0(SB)/1, $0x30
+DATA c30<>+1(SB)/1, $0x30
+DATA c30<>+2(SB)/1, $0x30
+DATA c30<>+3(SB)/1, $0x30
+DATA c30<>+4(SB)/1, $0x30
+DATA c30<>+5(SB)/1, $0x30
+DATA c30<>+6(SB)/1, $0x30
+DATA c30<>+7(SB)/1, $0x30
+DATA c30<>+8(SB)/1, $0x30
+DATA c30<>+9(SB)/1, $0x30
+DATA c30<>+10(SB)/1, $0x30
+DATA c30<>+11(SB)/1, $0x30
+DATA c30<>+12(SB)/1, $0x30
+DATA c30<>+13(SB)/1, $0x30
+DATA c30<>+14(SB)/1, $0x30
+DATA c30<>+15(SB)/1, $0x30
+DATA c30<>+16(SB)/1, $0x30
+DATA c30<>+17(SB)/1, $0x30
+DATA c30<>+18(SB)/1, $0x30
+DATA c30<>+19(SB)/1, $0x30
+DATA c30<>+20(SB)/1, $0x30
+DATA c30<>+21(SB)/1, $0x30
+DATA c30<>+22(SB)/1, $0x30
+DATA c30<>+23(SB)/1, $0x30
+DATA c30<>+24(SB)/1, $0x30
+DATA c30<>+25(SB)/1, $0x30
+DATA c30<>+26(SB)/1, $0x30
+DATA c30<>+27(SB)/1, $0x30
+DATA c30<>+28(SB)/1, $0x30
+DATA c30<>+29(SB)/1, $0x30
+DATA c30<>+30(SB)/1, $0x30
+DATA c30<>+31(SB)/1, $0x30
+GLOBL c30<>(SB), RODATA|NOPTR, $32
 
 DATA q6kshuf<>+0(SB)/1, $0x00
 DATA q6kshuf<>+1(SB)/1, $0x01
@@ -2899,93 +2964,336 @@ DATA q6kshuf<>+30(SB)/1, $0x02
 DATA q6kshuf<>+31(SB)/1, $0x03
 GLOBL q6kshuf<>(SB), RODATA|NOPTR, $32
 
+// func dotQ6KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ6KQ8Kx4AVX2(SB), NOSPLIT, $32-48
+	MOVQ   nb+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   x+16(FP), DX
+	MOVQ   xstride+24(FP), BX
+	LEAQ   (BX)(BX*1), SI
+	LEAQ   (SI)(BX*1), DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+loop24:
+	TESTQ        AX, AX
+	JZ           done24
+	VPMOVSXBW    192(CX), Y4
+	VPSLLW       $0x05, Y4, Y5
+	VPXOR        Y6, Y6, Y6
+	VPSUBW       Y5, Y6, Y5
+	VPMADDWD     260(DX), Y5, Y6
+	VPMADDWD     260(DX)(BX*1), Y5, Y7
+	VPMADDWD     260(DX)(SI*1), Y5, Y8
+	VPMADDWD     260(DX)(DI*1), Y5, Y5
+	VMOVDQU      Y4, (SP)
+	VMOVDQU      128(CX), Y4
+	VMOVDQU      (CX), Y9
+	VPAND        c0f<>+0(SB), Y9, Y9
+	VPSLLW       $0x04, Y4, Y10
+	VPAND        c30<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPBROADCASTD (SP), Y10
+	VPSHUFB      q6kshuf<>+0(SB), Y10, Y10
+	VPMADDUBSW   4(DX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   4(DX)(BX*1), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   4(DX)(SI*1), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   4(DX)(DI*1), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	VMOVDQU      32(CX), Y9
+	VPAND        c0f<>+0(SB), Y9, Y9
+	VPSLLW       $0x02, Y4, Y10
+	VPAND        c30<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPBROADCASTD 4(SP), Y10
+	VPSHUFB      q6kshuf<>+0(SB), Y10, Y10
+	VPMADDUBSW   36(DX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   36(DX)(BX*1), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   36(DX)(SI*1), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   36(DX)(DI*1), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	VMOVDQU      (CX), Y9
+	VPSRLW       $0x04, Y9, Y9
+	VPAND        c0f<>+0(SB), Y9, Y9
+	VMOVDQA      Y4, Y10
+	VPAND        c30<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPBROADCASTD 8(SP), Y10
+	VPSHUFB      q6kshuf<>+0(SB), Y10, Y10
+	VPMADDUBSW   68(DX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   68(DX)(BX*1), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   68(DX)(SI*1), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   68(DX)(DI*1), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	VMOVDQU      32(CX), Y9
+	VPSRLW       $0x04, Y9, Y9
+	VPAND        c0f<>+0(SB), Y9, Y9
+	VPSRLW       $0x02, Y4, Y4
+	VPAND        c30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y9, Y9
+	VPBROADCASTD 12(SP), Y4
+	VPSHUFB      q6kshuf<>+0(SB), Y4, Y4
+	VPMADDUBSW   100(DX), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   100(DX)(BX*1), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y7, Y7
+	VPMADDUBSW   100(DX)(SI*1), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VPMADDUBSW   100(DX)(DI*1), Y9, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	VMOVDQU      160(CX), Y4
+	VMOVDQU      64(CX), Y9
+	VPAND        c0f<>+0(SB), Y9, Y9
+	VPSLLW       $0x04, Y4, Y10
+	VPAND        c30<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPBROADCASTD 16(SP), Y10
+	VPSHUFB      q6kshuf<>+0(SB), Y10, Y10
+	VPMADDUBSW   132(DX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   132(DX)(BX*1), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   132(DX)(SI*1), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   132(DX)(DI*1), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	VMOVDQU      96(CX), Y9
+	VPAND        c0f<>+0(SB), Y9, Y9
+	VPSLLW       $0x02, Y4, Y10
+	VPAND        c30<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPBROADCASTD 20(SP), Y10
+	VPSHUFB      q6kshuf<>+0(SB), Y10, Y10
+	VPMADDUBSW   164(DX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   164(DX)(BX*1), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   164(DX)(SI*1), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   164(DX)(DI*1), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	VMOVDQU      64(CX), Y9
+	VPSRLW       $0x04, Y9, Y9
+	VPAND        c0f<>+0(SB), Y9, Y9
+	VMOVDQA      Y4, Y10
+	VPAND        c30<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPBROADCASTD 24(SP), Y10
+	VPSHUFB      q6kshuf<>+0(SB), Y10, Y10
+	VPMADDUBSW   196(DX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   196(DX)(BX*1), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   196(DX)(SI*1), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   196(DX)(DI*1), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	VMOVDQU      96(CX), Y9
+	VPSRLW       $0x04, Y9, Y9
+	VPAND        c0f<>+0(SB), Y9, Y9
+	VPSRLW       $0x02, Y4, Y4
+	VPAND        c30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y9, Y9
+	VPBROADCASTD 28(SP), Y4
+	VPSHUFB      q6kshuf<>+0(SB), Y4, Y4
+	VPMADDUBSW   228(DX), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   228(DX)(BX*1), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y7, Y7
+	VPMADDUBSW   228(DX)(SI*1), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VPMADDUBSW   228(DX)(DI*1), Y9, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	MOVWLZX      208(CX), R8
+	VMOVD        R8, X4
+	VCVTPH2PS    X4, X4
+	VMULSS       (DX), X4, X9
+	VBROADCASTSS X9, Y9
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y9, Y0
+	VMULSS       (DX)(BX*1), X4, X6
+	VBROADCASTSS X6, Y6
+	VCVTDQ2PS    Y7, Y7
+	VFMADD231PS  Y7, Y6, Y1
+	VMULSS       (DX)(SI*1), X4, X6
+	VBROADCASTSS X6, Y6
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y6, Y2
+	VMULSS       (DX)(DI*1), X4, X4
+	VBROADCASTSS X4, Y4
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y4, Y3
+	ADDQ         $0x000000d2, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          loop24
+
+done24:
+	MOVQ         dst+32(FP), AX
+	MOVQ         dstride+40(FP), CX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X4
+	VMOVHLPS     X4, X4, X0
+	VADDPS       X0, X4, X4
+	VPSHUFD      $0x01, X4, X0
+	VADDSS       X0, X4, X4
+	VMOVSS       X4, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	VZEROUPPER
+	RET
+
 // func dotQ6KQ8KAVX512(nb int, w *byte, x *byte) float32
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C, FMA3, SSE
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C, SSE
 TEXT ·dotQ6KQ8KAVX512(SB), NOSPLIT, $0-28
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
-	VXORPS       Y0, Y0, Y0
+	VXORPS       Z0, Z0, Z0
+	VMOVDQU64    q6kidx0<>+0(SB), Z1
+	VMOVDQU64    q6kidx1<>+0(SB), Z2
+	VMOVDQU64    q6kidx2<>+0(SB), Z3
+	VMOVDQU64    q6kidx3<>+0(SB), Z4
+	VMOVDQU64    q6kshl<>+0(SB), Z5
+	VMOVDQU64    q6kshr<>+0(SB), Z6
 	MOVL         $0x0f0f0f0f, BX
-	VMOVD        BX, X1
-	VPBROADCASTD X1, Z1
+	VMOVD        BX, X7
+	VPBROADCASTD X7, Z7
 	MOVL         $0x30303030, BX
-	VMOVD        BX, X2
-	VPBROADCASTD X2, Z2
-	VMOVDQU64    q6kidx0<>+0(SB), Z3
-	VMOVDQU64    q6kidx1<>+0(SB), Z4
-	VMOVDQU64    q6kidx2<>+0(SB), Z5
-	VMOVDQU64    q6kidx3<>+0(SB), Z6
-	VMOVDQU64    q6kshl<>+0(SB), Z7
-	VMOVDQU64    q6kshr<>+0(SB), Z8
+	VMOVD        BX, X8
+	VPBROADCASTD X8, Z8
 
-loop24:
+loop25:
 	TESTQ           AX, AX
-	JZ              done24
+	JZ              done25
 	VPMOVSXBW       192(CX), Y9
-	VPMADDWD        260(DX), Y9, Y10
-	VMOVDQA64       Z9, Z11
-	VPXORD          Z12, Z12, Z12
-	VPXORD          Z13, Z13, Z13
-	VMOVDQU64       (CX), Z14
-	VBROADCASTI64X4 128(CX), Z15
-	VPANDD          Z1, Z14, Z16
-	VPSLLVW         Z7, Z15, Z17
-	VPANDD          Z2, Z17, Z17
-	VPORD           Z17, Z16, Z16
-	VPMADDUBSW      4(DX), Z16, Z16
-	VPERMW          Z11, Z3, Z17
-	VPDPWSSD        Z17, Z16, Z12
-	VPSRLW          $0x04, Z14, Z14
-	VPANDD          Z1, Z14, Z14
-	VPSRLVW         Z8, Z15, Z15
-	VPANDD          Z2, Z15, Z15
-	VPORD           Z15, Z14, Z14
-	VPMADDUBSW      68(DX), Z14, Z14
-	VPERMW          Z11, Z4, Z15
-	VPDPWSSD        Z15, Z14, Z13
-	VMOVDQU64       64(CX), Z14
-	VBROADCASTI64X4 160(CX), Z15
-	VPANDD          Z1, Z14, Z16
-	VPSLLVW         Z7, Z15, Z17
-	VPANDD          Z2, Z17, Z17
-	VPORD           Z17, Z16, Z16
-	VPMADDUBSW      132(DX), Z16, Z16
-	VPERMW          Z11, Z5, Z17
-	VPDPWSSD        Z17, Z16, Z12
-	VPSRLW          $0x04, Z14, Z14
-	VPANDD          Z1, Z14, Z14
-	VPSRLVW         Z8, Z15, Z15
-	VPANDD          Z2, Z15, Z15
-	VPORD           Z15, Z14, Z14
-	VPMADDUBSW      196(DX), Z14, Z14
-	VPERMW          Z11, Z6, Z11
-	VPDPWSSD        Z11, Z14, Z13
-	VPADDD          Z13, Z12, Z12
-	VEXTRACTI64X4   $0x01, Z12, Y9
-	VPADDD          Y9, Y12, Y12
-	VPSLLD          $0x05, Y10, Y10
-	VPSUBD          Y10, Y12, Y12
+	VPSLLW          $0x05, Y9, Y10
+	VPXORD          Y11, Y11, Y11
+	VPSUBW          Y10, Y11, Y10
+	VPMADDWD        260(DX), Y10, Y10
+	VMOVDQA64       Z9, Z12
+	VMOVDQU64       (CX), Z13
+	VBROADCASTI64X4 128(CX), Z14
+	VPANDD          Z7, Z13, Z15
+	VPSLLVW         Z5, Z14, Z16
+	VPANDD          Z8, Z16, Z16
+	VPORD           Z16, Z15, Z15
+	VPERMW          Z12, Z1, Z16
+	VPMADDUBSW      4(DX), Z15, Z15
+	VPDPWSSD        Z16, Z15, Z10
+	VPSRLW          $0x04, Z13, Z13
+	VPANDD          Z7, Z13, Z13
+	VPSRLVW         Z6, Z14, Z14
+	VPANDD          Z8, Z14, Z14
+	VPORD           Z14, Z13, Z13
+	VPERMW          Z12, Z2, Z14
+	VPMADDUBSW      68(DX), Z13, Z13
+	VPDPWSSD        Z14, Z13, Z10
+	VMOVDQU64       64(CX), Z13
+	VBROADCASTI64X4 160(CX), Z14
+	VPANDD          Z7, Z13, Z15
+	VPSLLVW         Z5, Z14, Z16
+	VPANDD          Z8, Z16, Z16
+	VPORD           Z16, Z15, Z15
+	VPERMW          Z12, Z3, Z16
+	VPMADDUBSW      132(DX), Z15, Z15
+	VPDPWSSD        Z16, Z15, Z10
+	VPSRLW          $0x04, Z13, Z13
+	VPANDD          Z7, Z13, Z13
+	VPSRLVW         Z6, Z14, Z14
+	VPANDD          Z8, Z14, Z14
+	VPORD           Z14, Z13, Z13
+	VPERMW          Z12, Z4, Z12
+	VPMADDUBSW      196(DX), Z13, Z13
+	VPDPWSSD        Z12, Z13, Z10
 	MOVWLZX         208(CX), BX
 	VMOVD           BX, X9
 	VCVTPH2PS       X9, X9
 	VMULSS          (DX), X9, X9
-	VBROADCASTSS    X9, Y9
-	VCVTDQ2PS       Y12, Y12
-	VFMADD231PS     Y12, Y9, Y0
+	VBROADCASTSS    X9, Z12
+	VCVTDQ2PS       Z10, Z10
+	VFMADD231PS     Z10, Z12, Z0
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop24
+	JMP             loop25
 
-done24:
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X1
-	VPSHUFD       $0x01, X1, X0
-	VADDSS        X0, X1, X1
-	MOVSS         X1, ret+24(FP)
+done25:
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VPSHUFD       $0x01, X0, X1
+	VADDSS        X1, X0, X0
+	MOVSS         X0, ret+24(FP)
 	VZEROUPPER
 	RET
 
@@ -3384,3 +3692,168 @@ DATA q6kshr<>+61(SB)/1, $0x00
 DATA q6kshr<>+62(SB)/1, $0x02
 DATA q6kshr<>+63(SB)/1, $0x00
 GLOBL q6kshr<>(SB), RODATA|NOPTR, $64
+
+// func dotQ6KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
+TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-48
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         xstride+24(FP), BX
+	LEAQ         (BX)(BX*1), SI
+	LEAQ         (SI)(BX*1), DI
+	VXORPS       Z0, Z0, Z0
+	VXORPS       Z1, Z1, Z1
+	VXORPS       Z2, Z2, Z2
+	VXORPS       Z3, Z3, Z3
+	VMOVDQU64    q6kidx0<>+0(SB), Z4
+	VMOVDQU64    q6kidx1<>+0(SB), Z5
+	VMOVDQU64    q6kidx2<>+0(SB), Z6
+	VMOVDQU64    q6kidx3<>+0(SB), Z7
+	VMOVDQU64    q6kshl<>+0(SB), Z8
+	VMOVDQU64    q6kshr<>+0(SB), Z9
+	MOVL         $0x0f0f0f0f, R8
+	VMOVD        R8, X10
+	VPBROADCASTD X10, Z10
+	MOVL         $0x30303030, R8
+	VMOVD        R8, X11
+	VPBROADCASTD X11, Z11
+
+loop26:
+	TESTQ           AX, AX
+	JZ              done26
+	VPMOVSXBW       192(CX), Y12
+	VPSLLW          $0x05, Y12, Y13
+	VPXORD          Y14, Y14, Y14
+	VPSUBW          Y13, Y14, Y13
+	VPMADDWD        260(DX), Y13, Y15
+	VPMADDWD        260(DX)(BX*1), Y13, Y16
+	VPMADDWD        260(DX)(SI*1), Y13, Y17
+	VPMADDWD        260(DX)(DI*1), Y13, Y13
+	VMOVDQA64       Z12, Z18
+	VMOVDQU64       (CX), Z19
+	VBROADCASTI64X4 128(CX), Z20
+	VPANDD          Z10, Z19, Z21
+	VPSLLVW         Z8, Z20, Z22
+	VPANDD          Z11, Z22, Z22
+	VPORD           Z22, Z21, Z21
+	VPERMW          Z18, Z4, Z22
+	VPMADDUBSW      4(DX), Z21, Z23
+	VPDPWSSD        Z22, Z23, Z15
+	VPMADDUBSW      4(DX)(BX*1), Z21, Z23
+	VPDPWSSD        Z22, Z23, Z16
+	VPMADDUBSW      4(DX)(SI*1), Z21, Z23
+	VPDPWSSD        Z22, Z23, Z17
+	VPMADDUBSW      4(DX)(DI*1), Z21, Z21
+	VPDPWSSD        Z22, Z21, Z13
+	VPSRLW          $0x04, Z19, Z19
+	VPANDD          Z10, Z19, Z19
+	VPSRLVW         Z9, Z20, Z20
+	VPANDD          Z11, Z20, Z20
+	VPORD           Z20, Z19, Z19
+	VPERMW          Z18, Z5, Z20
+	VPMADDUBSW      68(DX), Z19, Z21
+	VPDPWSSD        Z20, Z21, Z15
+	VPMADDUBSW      68(DX)(BX*1), Z19, Z21
+	VPDPWSSD        Z20, Z21, Z16
+	VPMADDUBSW      68(DX)(SI*1), Z19, Z21
+	VPDPWSSD        Z20, Z21, Z17
+	VPMADDUBSW      68(DX)(DI*1), Z19, Z19
+	VPDPWSSD        Z20, Z19, Z13
+	VMOVDQU64       64(CX), Z19
+	VBROADCASTI64X4 160(CX), Z20
+	VPANDD          Z10, Z19, Z21
+	VPSLLVW         Z8, Z20, Z22
+	VPANDD          Z11, Z22, Z22
+	VPORD           Z22, Z21, Z21
+	VPERMW          Z18, Z6, Z22
+	VPMADDUBSW      132(DX), Z21, Z23
+	VPDPWSSD        Z22, Z23, Z15
+	VPMADDUBSW      132(DX)(BX*1), Z21, Z23
+	VPDPWSSD        Z22, Z23, Z16
+	VPMADDUBSW      132(DX)(SI*1), Z21, Z23
+	VPDPWSSD        Z22, Z23, Z17
+	VPMADDUBSW      132(DX)(DI*1), Z21, Z21
+	VPDPWSSD        Z22, Z21, Z13
+	VPSRLW          $0x04, Z19, Z19
+	VPANDD          Z10, Z19, Z19
+	VPSRLVW         Z9, Z20, Z20
+	VPANDD          Z11, Z20, Z20
+	VPORD           Z20, Z19, Z19
+	VPERMW          Z18, Z7, Z18
+	VPMADDUBSW      196(DX), Z19, Z20
+	VPDPWSSD        Z18, Z20, Z15
+	VPMADDUBSW      196(DX)(BX*1), Z19, Z20
+	VPDPWSSD        Z18, Z20, Z16
+	VPMADDUBSW      196(DX)(SI*1), Z19, Z20
+	VPDPWSSD        Z18, Z20, Z17
+	VPMADDUBSW      196(DX)(DI*1), Z19, Z19
+	VPDPWSSD        Z18, Z19, Z13
+	MOVWLZX         208(CX), R8
+	VMOVD           R8, X12
+	VCVTPH2PS       X12, X12
+	VMULSS          (DX), X12, X18
+	VBROADCASTSS    X18, Z18
+	VCVTDQ2PS       Z15, Z15
+	VFMADD231PS     Z15, Z18, Z0
+	VMULSS          (DX)(BX*1), X12, X15
+	VBROADCASTSS    X15, Z18
+	VCVTDQ2PS       Z16, Z16
+	VFMADD231PS     Z16, Z18, Z1
+	VMULSS          (DX)(SI*1), X12, X15
+	VBROADCASTSS    X15, Z18
+	VCVTDQ2PS       Z17, Z17
+	VFMADD231PS     Z17, Z18, Z2
+	VMULSS          (DX)(DI*1), X12, X12
+	VBROADCASTSS    X12, Z18
+	VCVTDQ2PS       Z13, Z13
+	VFMADD231PS     Z13, Z18, Z3
+	ADDQ            $0x000000d2, CX
+	ADDQ            $0x00000124, DX
+	DECQ            AX
+	JMP             loop26
+
+done26:
+	MOVQ          dst+32(FP), AX
+	MOVQ          dstride+40(FP), CX
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVHLPS      X0, X0, X4
+	VADDPS        X4, X0, X0
+	VPSHUFD       $0x01, X0, X4
+	VADDSS        X4, X0, X0
+	VMOVSS        X0, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	VZEROUPPER
+	RET

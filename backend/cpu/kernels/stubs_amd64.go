@@ -142,8 +142,20 @@ func dotQ4KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstr
 //go:noescape
 func dotQ6KQ8KAVX2(nb int, w *byte, x *byte) float32
 
+// dotQ6KQ8Kx4AVX2 computes the dot products of one row of nb Q6_K blocks at w with 4 Q8_K rows
+// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+//
+//go:noescape
+func dotQ6KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+
 // dotQ6KQ8KAVX512 returns the dot product of nb Q6_K blocks at w with nb Q8_K blocks at x.
 // Per block: Σ_i sc_i·(Σ q·a) − 32·Σ_i sc_i·bsums_i in int32, times d_w·d_x.
 //
 //go:noescape
 func dotQ6KQ8KAVX512(nb int, w *byte, x *byte) float32
+
+// dotQ6KQ8Kx4AVX512 computes the dot products of one row of nb Q6_K blocks at w with 4 Q8_K rows
+// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+//
+//go:noescape
+func dotQ6KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)

@@ -8,165 +8,178 @@ import (
 
 // Q6_K block (210 B): ql[128] @0, qh[64] @128, int8 scales[16] @192, fp16 d @208.
 // Codes are used unsigned (0..63) and the −32 offset is removed once per
-// block as 32·Σ_i scales[i]·bsums[i].
+// block as 32·Σ_i scales[i]·bsums[i] (the int32 sums start from that value).
 func genQ6K() {
 	for _, l := range []level{avx2, avx512} {
-		TEXT("dotQ6KQ8K"+l.suffix, NOSPLIT, "func(nb int, w, x *byte) float32")
-		Pragma("noescape")
-		Doc("dotQ6KQ8K"+l.suffix+" returns the dot product of nb Q6_K blocks at w with nb Q8_K blocks at x.",
-			"Per block: Σ_i sc_i·(Σ q·a) − 32·Σ_i sc_i·bsums_i in int32, times d_w·d_x.")
-		nb := Load(Param("nb"), GP64())
-		W := Mem{Base: Load(Param("w"), GP64())}
-		X := Mem{Base: Load(Param("x"), GP64())}
-		acc := YMM()
-		VXORPS(acc, acc, acc)
-		m0f, m30 := l.vec(), l.vec()
-		bcastD(0x0f0f0f0f, m0f)
-		bcastD(0x30303030, m30)
-
-		var sc Mem
-		var shuf VecVirtual
-		var idx [4]VecVirtual
-		var shl, shr VecVirtual
-		if !l.z {
-			sc = AllocLocal(32)
-			// Broadcast of the dword (s_k, s_k+1) → words 0..7 = s_k, 8..15 = s_k+1.
-			shuf = YMM()
-			VMOVDQU(constBytes("q6kshuf", append(rep([]byte{0, 1}, 16), rep([]byte{2, 3}, 16)...)), shuf)
-		} else {
-			for k := 0; k < 4; k++ { // k = 2h + pair
-				w := make([]uint16, 32)
-				for i := range w {
-					w[i] = uint16(4*k + i/8)
-				}
-				idx[k] = ZMM()
-				VMOVDQU64(constWords(cname("q6kidx%d", k), w), idx[k])
-			}
-			cnt := func(a, b uint16) []uint16 {
-				w := make([]uint16, 32)
-				for i := range w {
-					w[i] = a
-					if i >= 16 {
-						w[i] = b
-					}
-				}
-				return w
-			}
-			shl, shr = ZMM(), ZMM()
-			VMOVDQU64(constWords("q6kshl", cnt(4, 2)), shl)
-			VMOVDQU64(constWords("q6kshr", cnt(0, 2)), shr)
-		}
-
-		loop, done := uniq("loop"), uniq("done")
-		Label(loop)
-		TESTQ(nb, nb)
-		JZ(LabelRef(done))
-
-		s16 := YMM()
-		VPMOVSXBW(W.Offset(192), s16)
-		corr := YMM()
-		VPMADDWD(X.Offset(260), s16, corr)
-
-		var sumi Register
-		if !l.z {
-			VMOVDQU(s16, sc)
-			sumi = YMM()
-			VPXOR(sumi, sumi, sumi)
-			for h := 0; h < 2; h++ {
-				qh := YMM()
-				VMOVDQU(W.Offset(128+32*h), qh)
-				ql0, ql1 := YMM(), YMM()
-				VMOVDQU(W.Offset(64*h), ql0)
-				VMOVDQU(W.Offset(64*h+32), ql1)
-				for g := 0; g < 4; g++ {
-					lo, hb := YMM(), YMM()
-					src := []VecVirtual{ql0, ql1}[g&1]
-					if g < 2 {
-						VPAND(m0f, src, lo)
-					} else {
-						VPSRLW(U8(4), src, lo)
-						VPAND(m0f, lo, lo)
-					}
-					switch g {
-					case 0:
-						VPSLLW(U8(4), qh, hb)
-					case 1:
-						VPSLLW(U8(2), qh, hb)
-					case 2:
-						VMOVDQA(qh, hb)
-					case 3:
-						VPSRLW(U8(2), qh, hb)
-					}
-					VPAND(m30, hb, hb)
-					VPOR(hb, lo, lo)
-					p := YMM()
-					VPMADDUBSW(X.Offset(4+128*h+32*g), lo, p)
-					s := YMM()
-					VPBROADCASTD(sc.Offset(2*(8*h+2*g)), s)
-					VPSHUFB(shuf, s, s)
-					VPMADDWD(s, p, p)
-					VPADDD(p, sumi, sumi)
-				}
-			}
-		} else {
-			tbl := ZMM()
-			VMOVDQA64(s16.AsZ(), tbl)
-			s0, s1 := ZMM(), ZMM()
-			VPXORD(s0, s0, s0)
-			VPXORD(s1, s1, s1)
-			for h := 0; h < 2; h++ {
-				zql, zqh := ZMM(), ZMM()
-				VMOVDQU64(W.Offset(64*h), zql)
-				VBROADCASTI64X4(W.Offset(128+32*h), zqh)
-				for k := 0; k < 2; k++ { // k=0: groups 0,1; k=1: groups 2,3
-					lo, hb := ZMM(), ZMM()
-					if k == 0 {
-						VPANDD(m0f, zql, lo)
-						VPSLLVW(shl, zqh, hb)
-					} else {
-						VPSRLW(U8(4), zql, lo)
-						VPANDD(m0f, lo, lo)
-						VPSRLVW(shr, zqh, hb)
-					}
-					VPANDD(m30, hb, hb)
-					VPORD(hb, lo, lo)
-					p := ZMM()
-					VPMADDUBSW(X.Offset(4+128*h+64*k), lo, p)
-					s := ZMM()
-					VPERMW(tbl, idx[2*h+k], s)
-					raw("VPDPWSSD", s, p, []VecVirtual{s0, s1}[k])
-				}
-			}
-			VPADDD(s1, s0, s0)
-			sumi = s0.AsY()
-			// fold the upper 256 bits so sumi/corr are both YMM
-			up := YMM()
-			VEXTRACTI64X4(U8(1), s0, up)
-			VPADDD(up, sumi, sumi)
-		}
-		VPSLLD(U8(5), corr, corr)
-		VPSUBD(corr, sumi, sumi)
-
-		r := GP32()
-		MOVWLZX(W.Offset(208), r)
-		d := XMM()
-		VMOVD(r, d)
-		VCVTPH2PS(d, d)
-		VMULSS(X, d, d)
-		dv := YMM()
-		VBROADCASTSS(d, dv)
-		VCVTDQ2PS(sumi, sumi)
-		VFMADD231PS(sumi, dv, acc)
-
-		ADDQ(U32(q6kBytes), W.Base)
-		ADDQ(U32(q8kBytes), X.Base)
-		DECQ(nb)
-		JMP(LabelRef(loop))
-
-		Label(done)
-		res := hsumPS(l, acc)
-		Store(res, ReturnIndex(0))
-		VZEROUPPER()
-		RET()
+		genQ6KCols(l, 1)
+		genQ6KCols(l, 4)
 	}
+}
+
+func genQ6KCols(l level, ncols int) {
+	name := colName("dotQ6KQ8K", ncols, l)
+	TEXT(name, NOSPLIT, colSig(ncols))
+	Pragma("noescape")
+	if ncols == 1 {
+		Doc(name+" returns the dot product of nb Q6_K blocks at w with nb Q8_K blocks at x.",
+			"Per block: Σ_i sc_i·(Σ q·a) − 32·Σ_i sc_i·bsums_i in int32, times d_w·d_x.")
+	} else {
+		Doc(name+" computes the dot products of one row of nb Q6_K blocks at w with 4 Q8_K rows",
+			"at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.")
+	}
+	nb := Load(Param("nb"), GP64())
+	W := Mem{Base: Load(Param("w"), GP64())}
+	X := colPtrs(ncols)
+	acc := make([]VecVirtual, ncols)
+	for c := range acc {
+		acc[c] = l.vec()
+		VXORPS(acc[c], acc[c], acc[c])
+	}
+	m0f := constBytes("c0f", rep([]byte{0x0f}, 32))
+	m30 := constBytes("c30", rep([]byte{0x30}, 32))
+	shuf := constBytes("q6kshuf", append(rep([]byte{0, 1}, 16), rep([]byte{2, 3}, 16)...))
+
+	var sc Mem
+	var idx [4]VecVirtual
+	var shl, shr, zm0f, zm30 VecVirtual
+	if !l.z {
+		sc = AllocLocal(32)
+	} else {
+		for k := 0; k < 4; k++ { // k = 2h + pair
+			w := make([]uint16, 32)
+			for i := range w {
+				w[i] = uint16(4*k + i/8)
+			}
+			idx[k] = ZMM()
+			VMOVDQU64(constWords(cname("q6kidx%d", k), w), idx[k])
+		}
+		cnt := func(a, b uint16) []uint16 {
+			w := make([]uint16, 32)
+			for i := range w {
+				w[i] = a
+				if i >= 16 {
+					w[i] = b
+				}
+			}
+			return w
+		}
+		shl, shr, zm0f, zm30 = ZMM(), ZMM(), ZMM(), ZMM()
+		VMOVDQU64(constWords("q6kshl", cnt(4, 2)), shl)
+		VMOVDQU64(constWords("q6kshr", cnt(0, 2)), shr)
+		bcastD(0x0f0f0f0f, zm0f)
+		bcastD(0x30303030, zm30)
+	}
+
+	loop, done := uniq("loop"), uniq("done")
+	Label(loop)
+	TESTQ(nb, nb)
+	JZ(LabelRef(done))
+
+	s16 := YMM()
+	VPMOVSXBW(W.Offset(192), s16)
+	// −32·scales as int16 (|·| <= 4096): sumi_c starts at −32·Σ sc_i·bsums_i.
+	s16n := YMM()
+	VPSLLW(U8(5), s16, s16n)
+	zero := YMM()
+	if l.z {
+		VPXORD(zero, zero, zero)
+	} else {
+		VPXOR(zero, zero, zero)
+	}
+	VPSUBW(s16n, zero, s16n)
+	sumi := make([]VecVirtual, ncols)
+	for c := range X {
+		sumi[c] = l.vec()
+		VPMADDWD(X[c].Offset(260), s16n, sumi[c].AsY()) // upper half of a ZMM is zeroed
+	}
+
+	if !l.z {
+		VMOVDQU(s16, sc)
+		for h := 0; h < 2; h++ {
+			qh := YMM()
+			VMOVDQU(W.Offset(128+32*h), qh)
+			for g := 0; g < 4; g++ {
+				lo, hb := YMM(), YMM()
+				VMOVDQU(W.Offset(64*h+32*(g&1)), lo)
+				if g >= 2 {
+					VPSRLW(U8(4), lo, lo)
+				}
+				VPAND(m0f, lo, lo)
+				switch g {
+				case 0:
+					VPSLLW(U8(4), qh, hb)
+				case 1:
+					VPSLLW(U8(2), qh, hb)
+				case 2:
+					VMOVDQA(qh, hb)
+				case 3:
+					VPSRLW(U8(2), qh, hb)
+				}
+				VPAND(m30, hb, hb)
+				VPOR(hb, lo, lo)
+				// Scale words: 0..7 = sc[8h+2g], 8..15 = sc[8h+2g+1].
+				s := YMM()
+				VPBROADCASTD(sc.Offset(2*(8*h+2*g)), s)
+				VPSHUFB(shuf, s, s)
+				for c := range X {
+					p := YMM()
+					VPMADDUBSW(X[c].Offset(4+128*h+32*g), lo, p)
+					VPMADDWD(s, p, p)
+					VPADDD(p, sumi[c], sumi[c])
+				}
+			}
+		}
+	} else {
+		tbl := ZMM()
+		VMOVDQA64(s16.AsZ(), tbl) // upper half zero, table = 16 words
+		for h := 0; h < 2; h++ {
+			zql, zqh := ZMM(), ZMM()
+			VMOVDQU64(W.Offset(64*h), zql)
+			VBROADCASTI64X4(W.Offset(128+32*h), zqh)
+			for k := 0; k < 2; k++ { // k=0: groups 0,1; k=1: groups 2,3
+				lo, hb := ZMM(), ZMM()
+				if k == 0 {
+					VPANDD(zm0f, zql, lo)
+					VPSLLVW(shl, zqh, hb)
+				} else {
+					VPSRLW(U8(4), zql, lo)
+					VPANDD(zm0f, lo, lo)
+					VPSRLVW(shr, zqh, hb)
+				}
+				VPANDD(zm30, hb, hb)
+				VPORD(hb, lo, lo)
+				s := ZMM()
+				VPERMW(tbl, idx[2*h+k], s)
+				for c := range X {
+					p := ZMM()
+					VPMADDUBSW(X[c].Offset(4+128*h+64*k), lo, p)
+					raw("VPDPWSSD", s, p, sumi[c])
+				}
+			}
+		}
+	}
+
+	r := GP32()
+	MOVWLZX(W.Offset(208), r)
+	dw := XMM()
+	VMOVD(r, dw)
+	VCVTPH2PS(dw, dw)
+	for c := range X {
+		d := XMM()
+		VMULSS(X[c], dw, d)
+		dv := l.vec()
+		VBROADCASTSS(d, dv)
+		VCVTDQ2PS(sumi[c], sumi[c])
+		VFMADD231PS(sumi[c], dv, acc[c])
+	}
+
+	ADDQ(U32(q6kBytes), W.Base)
+	ADDQ(U32(q8kBytes), X[0].Base)
+	DECQ(nb)
+	JMP(LabelRef(loop))
+
+	Label(done)
+	storeCols(l, acc)
+	VZEROUPPER()
+	RET()
 }
