@@ -1,0 +1,140 @@
+package glm_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/glmrun/glmrun/internal/testdata"
+	"github.com/glmrun/glmrun/server"
+	"github.com/glmrun/glmrun/server/glm"
+)
+
+var (
+	engOnce sync.Once
+	engVal  *glm.Engine
+	engErr  error
+)
+
+// tinyEngine loads glm-tiny Q4_K_M once per test binary.
+func tinyEngine(t testing.TB) *glm.Engine {
+	t.Helper()
+	path := testdata.GLMTiny(t, "glm-tiny-q4_k_m.gguf")
+	engOnce.Do(func() { engVal, engErr = glm.Open(path, glm.Options{}) })
+	require.NoError(t, engErr)
+	return engVal
+}
+
+// startTiny serves glm-tiny with cfg on a random loopback port and returns
+// the base URL.
+func startTiny(t testing.TB, cfg server.Config) (*server.Server, string) {
+	t.Helper()
+	eng := tinyEngine(t)
+	s, err := server.New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, s.Ready(eng))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	return s, "http://" + ln.Addr().String()
+}
+
+var client = &http.Client{Timeout: 5 * time.Minute}
+
+func post(t testing.TB, url, body string) (int, []byte) {
+	t.Helper()
+	resp, err := client.Post(url, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b
+}
+
+func get(t testing.TB, url string) (int, []byte) {
+	t.Helper()
+	resp, err := client.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b
+}
+
+func jsonMap(t testing.TB, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m), "body: %s", b)
+	return m
+}
+
+// streamResult is what one streamed chat completion delivered.
+type streamResult struct {
+	reasoning, content, finish string
+	tokens                     int // completion_tokens from the usage chunk
+	first, end                 time.Time
+	done                       bool
+}
+
+// streamChat runs one streaming chat request and parses its events.
+func streamChat(t testing.TB, url, body string) streamResult {
+	t.Helper()
+	var r streamResult
+	resp, err := client.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		d, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		if d == "[DONE]" {
+			r.done = true
+			break
+		}
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(d), &m))
+		if u, ok := m["usage"].(map[string]any); ok {
+			r.tokens = int(u["completion_tokens"].(float64))
+		}
+		for _, c := range m["choices"].([]any) {
+			ch := c.(map[string]any)
+			delta := ch["delta"].(map[string]any)
+			if s, ok := delta["reasoning_content"].(string); ok {
+				if r.first.IsZero() {
+					r.first = time.Now()
+				}
+				r.reasoning += s
+			}
+			if s, ok := delta["content"].(string); ok {
+				if r.first.IsZero() {
+					r.first = time.Now()
+				}
+				r.content += s
+			}
+			if f, ok := ch["finish_reason"].(string); ok {
+				r.finish = f
+			}
+		}
+	}
+	require.NoError(t, sc.Err())
+	r.end = time.Now()
+	return r
+}
