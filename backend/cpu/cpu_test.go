@@ -106,7 +106,7 @@ func TestMatMulModes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := dot(cols, w.Row(0), xq[:qb]); got != ref {
+		if got := dot(cols, w.Row(0), xq[:qb]); math.Abs(float64(got-ref)) > 1e-5*(1+math.Abs(float64(ref))) {
 			t.Errorf("%s: kernel %v != quant.VecDot %v", typ, got, ref)
 		}
 	}

@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 
+	"github.com/glmrun/glmrun/backend/cpu/kernels"
 	"github.com/glmrun/glmrun/backend/quant"
 	"github.com/glmrun/glmrun/gguf"
 )
@@ -12,8 +13,9 @@ import (
 // weight type's vec-dot type, quant.VecDotType).
 type DotFunc func(n int, w, xq []byte) float32
 
-// dotKernels holds one DotFunc per weight type. Faster (SIMD) kernels replace
-// entries here; every entry must agree with quant.VecDot.
+// dotKernels holds one DotFunc per weight type: the SIMD kernels of package
+// kernels where they exist, else quant's pure-Go per-type functions. Every
+// entry must agree with quant.VecDot up to float summation order.
 var dotKernels = map[gguf.TensorType]DotFunc{
 	gguf.TypeF16:   quant.DotF16F32,
 	gguf.TypeBF16:  quant.DotBF16F32,
@@ -46,6 +48,18 @@ func DotKernel(t gguf.TensorType) (DotFunc, error) {
 func quantizeRow(t gguf.TensorType, src []float32, dst []byte) error {
 	if t.BlockSize() == 0 {
 		return fmt.Errorf("unknown type %d", uint32(t))
+	}
+	switch t {
+	case gguf.TypeQ8_K:
+		if len(src)%256 == 0 && len(dst) == len(src)/256*t.TypeSize() {
+			kernels.QuantizeRowQ8K(src, dst)
+			return nil
+		}
+	case gguf.TypeQ8_0:
+		if len(src)%32 == 0 && len(dst) == len(src)/32*t.TypeSize() {
+			kernels.QuantizeRowQ8_0(src, dst)
+			return nil
+		}
 	}
 	return quant.Quantize(t, src, dst)
 }

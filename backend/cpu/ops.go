@@ -2,6 +2,8 @@ package cpu
 
 import (
 	"math"
+
+	"github.com/glmrun/glmrun/backend/cpu/kernels"
 )
 
 // RMSNorm writes x / sqrt(mean(x²) + eps) ⊙ w into out for each of the
@@ -96,33 +98,12 @@ func AddScaled(dst, src []float32, a float32) {
 }
 
 // DotF32 returns Σ a[i]·b[i] over len(a) elements (b must be at least as
-// long) with eight float32 partial sums, the way SIMD f32 dot products
-// accumulate.
+// long), with kernels.DotF32 (SIMD where available).
 func DotF32(a, b []float32) float32 {
-	n := len(a)
-	b = b[:n]
-	var s0, s1, s2, s3, s4, s5, s6, s7 float32
-	i := 0
-	for ; i+8 <= n; i += 8 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-		s4 += a[i+4] * b[i+4]
-		s5 += a[i+5] * b[i+5]
-		s6 += a[i+6] * b[i+6]
-		s7 += a[i+7] * b[i+7]
-	}
-	for ; i < n; i++ {
-		s0 += a[i] * b[i]
-	}
-	return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+	return kernels.DotF32(a, b[:len(a)])
 }
 
-// AXPY sets y[i] += a·x[i] over len(y) elements.
+// AXPY sets y[i] += a·x[i] over len(y) elements (kernels.AxpyF32).
 func AXPY(y []float32, a float32, x []float32) {
-	x = x[:len(y)]
-	for i := range y {
-		y[i] += a * x[i]
-	}
+	kernels.AxpyF32(a, x[:len(y)], y)
 }
