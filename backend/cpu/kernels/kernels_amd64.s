@@ -1869,6 +1869,72 @@ done19:
 	VZEROUPPER
 	RET
 
+DATA c10<>+0(SB)/1, $0x10
+DATA c10<>+1(SB)/1, $0x10
+DATA c10<>+2(SB)/1, $0x10
+DATA c10<>+3(SB)/1, $0x10
+DATA c10<>+4(SB)/1, $0x10
+DATA c10<>+5(SB)/1, $0x10
+DATA c10<>+6(SB)/1, $0x10
+DATA c10<>+7(SB)/1, $0x10
+DATA c10<>+8(SB)/1, $0x10
+DATA c10<>+9(SB)/1, $0x10
+DATA c10<>+10(SB)/1, $0x10
+DATA c10<>+11(SB)/1, $0x10
+DATA c10<>+12(SB)/1, $0x10
+DATA c10<>+13(SB)/1, $0x10
+DATA c10<>+14(SB)/1, $0x10
+DATA c10<>+15(SB)/1, $0x10
+DATA c10<>+16(SB)/1, $0x10
+DATA c10<>+17(SB)/1, $0x10
+DATA c10<>+18(SB)/1, $0x10
+DATA c10<>+19(SB)/1, $0x10
+DATA c10<>+20(SB)/1, $0x10
+DATA c10<>+21(SB)/1, $0x10
+DATA c10<>+22(SB)/1, $0x10
+DATA c10<>+23(SB)/1, $0x10
+DATA c10<>+24(SB)/1, $0x10
+DATA c10<>+25(SB)/1, $0x10
+DATA c10<>+26(SB)/1, $0x10
+DATA c10<>+27(SB)/1, $0x10
+DATA c10<>+28(SB)/1, $0x10
+DATA c10<>+29(SB)/1, $0x10
+DATA c10<>+30(SB)/1, $0x10
+DATA c10<>+31(SB)/1, $0x10
+DATA c10<>+32(SB)/1, $0x10
+DATA c10<>+33(SB)/1, $0x10
+DATA c10<>+34(SB)/1, $0x10
+DATA c10<>+35(SB)/1, $0x10
+DATA c10<>+36(SB)/1, $0x10
+DATA c10<>+37(SB)/1, $0x10
+DATA c10<>+38(SB)/1, $0x10
+DATA c10<>+39(SB)/1, $0x10
+DATA c10<>+40(SB)/1, $0x10
+DATA c10<>+41(SB)/1, $0x10
+DATA c10<>+42(SB)/1, $0x10
+DATA c10<>+43(SB)/1, $0x10
+DATA c10<>+44(SB)/1, $0x10
+DATA c10<>+45(SB)/1, $0x10
+DATA c10<>+46(SB)/1, $0x10
+DATA c10<>+47(SB)/1, $0x10
+DATA c10<>+48(SB)/1, $0x10
+DATA c10<>+49(SB)/1, $0x10
+DATA c10<>+50(SB)/1, $0x10
+DATA c10<>+51(SB)/1, $0x10
+DATA c10<>+52(SB)/1, $0x10
+DATA c10<>+53(SB)/1, $0x10
+DATA c10<>+54(SB)/1, $0x10
+DATA c10<>+55(SB)/1, $0x10
+DATA c10<>+56(SB)/1, $0x10
+DATA c10<>+57(SB)/1, $0x10
+DATA c10<>+58(SB)/1, $0x10
+DATA c10<>+59(SB)/1, $0x10
+DATA c10<>+60(SB)/1, $0x10
+DATA c10<>+61(SB)/1, $0x10
+DATA c10<>+62(SB)/1, $0x10
+DATA c10<>+63(SB)/1, $0x10
+GLOBL c10<>(SB), RODATA|NOPTR, $64
+
 // func dotQ4KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ4KQ8Kx4AVX2(SB), NOSPLIT, $32-48
@@ -2736,6 +2802,1036 @@ done22:
 	VZEROUPPER
 	RET
 
+// func dotQ5KQ8KAVX2(nb int, w *byte, x *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ5KQ8KAVX2(SB), NOSPLIT, $32-28
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	VXORPS       Y0, Y0, Y0
+	MOVL         $0x0f0f0f0f, BX
+	VMOVD        BX, X1
+	VPBROADCASTD X1, Y1
+	MOVL         $0x80000000, BX
+	VMOVD        BX, X2
+
+loop23:
+	TESTQ        AX, AX
+	JZ           done23
+	MOVL         4(CX), BX
+	MOVL         8(CX), SI
+	MOVL         12(CX), DI
+	MOVL         DI, R8
+	ANDL         $0x0f0f0f0f, R8
+	MOVL         BX, R9
+	SHRL         $0x02, R9
+	ANDL         $0x30303030, R9
+	ORL          R9, R8
+	SHRL         $0x04, DI
+	ANDL         $0x0f0f0f0f, DI
+	MOVL         SI, R9
+	SHRL         $0x02, R9
+	ANDL         $0x30303030, R9
+	ORL          R9, DI
+	ANDL         $0x3f3f3f3f, BX
+	ANDL         $0x3f3f3f3f, SI
+	VMOVD        BX, X3
+	VPINSRD      $0x01, R8, X3, X3
+	VPINSRD      $0x02, SI, X3, X3
+	VPINSRD      $0x03, DI, X3, X3
+	VPMOVZXBW    X3, Y3
+	VMOVD        (CX), X4
+	VCVTPH2PS    X4, X4
+	VEXTRACTI128 $0x01, Y3, X5
+	VPMOVZXWD    X5, Y5
+	VPSLLD       $0x10, Y5, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDWD     260(DX), Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMOVSHDUP    X4, X6
+	VMULSS       (DX), X6, X6
+	VXORPS       X2, X6, X6
+	VBROADCASTSS X6, Y6
+	VFMADD231PS  Y5, Y6, Y0
+	VPXOR        Y5, Y5, Y5
+	VMOVDQU      Y3, (SP)
+	VMOVDQU      16(CX), Y3
+	VMOVDQU      48(CX), Y6
+	VPAND        Y1, Y6, Y7
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        Y1, Y6, Y6
+	VPSLLW       $0x04, Y3, Y8
+	VPAND        c10<>+0(SB), Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSLLW       $0x03, Y3, Y8
+	VPAND        c10<>+0(SB), Y8, Y8
+	VPOR         Y8, Y6, Y6
+	VPBROADCASTW (SP), Y8
+	VPMADDUBSW   4(DX), Y7, Y7
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	VPBROADCASTW 2(SP), Y7
+	VPMADDUBSW   36(DX), Y6, Y6
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y5, Y5
+	VMOVDQU      80(CX), Y6
+	VPAND        Y1, Y6, Y7
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        Y1, Y6, Y6
+	VPSLLW       $0x02, Y3, Y8
+	VPAND        c10<>+0(SB), Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSLLW       $0x01, Y3, Y8
+	VPAND        c10<>+0(SB), Y8, Y8
+	VPOR         Y8, Y6, Y6
+	VPBROADCASTW 4(SP), Y8
+	VPMADDUBSW   68(DX), Y7, Y7
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	VPBROADCASTW 6(SP), Y7
+	VPMADDUBSW   100(DX), Y6, Y6
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y5, Y5
+	VMOVDQU      112(CX), Y6
+	VPAND        Y1, Y6, Y7
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        Y1, Y6, Y6
+	VMOVDQA      Y3, Y8
+	VPAND        c10<>+0(SB), Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSRLW       $0x01, Y3, Y8
+	VPAND        c10<>+0(SB), Y8, Y8
+	VPOR         Y8, Y6, Y6
+	VPBROADCASTW 8(SP), Y8
+	VPMADDUBSW   132(DX), Y7, Y7
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	VPBROADCASTW 10(SP), Y7
+	VPMADDUBSW   164(DX), Y6, Y6
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y5, Y5
+	VMOVDQU      144(CX), Y6
+	VPAND        Y1, Y6, Y7
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        Y1, Y6, Y6
+	VPSRLW       $0x02, Y3, Y8
+	VPAND        c10<>+0(SB), Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSRLW       $0x03, Y3, Y3
+	VPAND        c10<>+0(SB), Y3, Y3
+	VPOR         Y3, Y6, Y6
+	VPBROADCASTW 12(SP), Y3
+	VPMADDUBSW   196(DX), Y7, Y7
+	VPMADDWD     Y3, Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	VPBROADCASTW 14(SP), Y3
+	VPMADDUBSW   228(DX), Y6, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y5, Y5
+	VMULSS       (DX), X4, X3
+	VBROADCASTSS X3, Y3
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y3, Y0
+	ADDQ         $0x000000b0, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          loop23
+
+done23:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VPSHUFD      $0x01, X1, X0
+	VADDSS       X0, X1, X1
+	MOVSS        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotQ5KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ5KQ8Kx4AVX2(SB), NOSPLIT, $32-48
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         xstride+24(FP), BX
+	LEAQ         (BX)(BX*1), SI
+	LEAQ         (SI)(BX*1), DI
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	MOVL         $0x0f0f0f0f, R8
+	VMOVD        R8, X4
+	VPBROADCASTD X4, Y4
+	MOVL         $0x80000000, R8
+	VMOVD        R8, X5
+
+loop24:
+	TESTQ        AX, AX
+	JZ           done24
+	MOVL         4(CX), R8
+	MOVL         8(CX), R9
+	MOVL         12(CX), R10
+	MOVL         R10, R11
+	ANDL         $0x0f0f0f0f, R11
+	MOVL         R8, R12
+	SHRL         $0x02, R12
+	ANDL         $0x30303030, R12
+	ORL          R12, R11
+	SHRL         $0x04, R10
+	ANDL         $0x0f0f0f0f, R10
+	MOVL         R9, R12
+	SHRL         $0x02, R12
+	ANDL         $0x30303030, R12
+	ORL          R12, R10
+	ANDL         $0x3f3f3f3f, R8
+	ANDL         $0x3f3f3f3f, R9
+	VMOVD        R8, X6
+	VPINSRD      $0x01, R11, X6, X6
+	VPINSRD      $0x02, R9, X6, X6
+	VPINSRD      $0x03, R10, X6, X6
+	VPMOVZXBW    X6, Y6
+	VMOVD        (CX), X7
+	VCVTPH2PS    X7, X7
+	VEXTRACTI128 $0x01, Y6, X8
+	VPMOVZXWD    X8, Y8
+	VPSLLD       $0x10, Y8, Y9
+	VPOR         Y9, Y8, Y8
+	VPMADDWD     260(DX), Y8, Y9
+	VCVTDQ2PS    Y9, Y9
+	VMOVSHDUP    X7, X10
+	VMULSS       (DX), X10, X10
+	VXORPS       X5, X10, X10
+	VBROADCASTSS X10, Y10
+	VFMADD231PS  Y9, Y10, Y0
+	VPMADDWD     260(DX)(BX*1), Y8, Y9
+	VCVTDQ2PS    Y9, Y9
+	VMOVSHDUP    X7, X10
+	VMULSS       (DX)(BX*1), X10, X10
+	VXORPS       X5, X10, X10
+	VBROADCASTSS X10, Y10
+	VFMADD231PS  Y9, Y10, Y1
+	VPMADDWD     260(DX)(SI*1), Y8, Y9
+	VCVTDQ2PS    Y9, Y9
+	VMOVSHDUP    X7, X10
+	VMULSS       (DX)(SI*1), X10, X10
+	VXORPS       X5, X10, X10
+	VBROADCASTSS X10, Y10
+	VFMADD231PS  Y9, Y10, Y2
+	VPMADDWD     260(DX)(DI*1), Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMOVSHDUP    X7, X9
+	VMULSS       (DX)(DI*1), X9, X9
+	VXORPS       X5, X9, X9
+	VBROADCASTSS X9, Y9
+	VFMADD231PS  Y8, Y9, Y3
+	VPXOR        Y8, Y8, Y8
+	VPXOR        Y9, Y9, Y9
+	VPXOR        Y10, Y10, Y10
+	VPXOR        Y11, Y11, Y11
+	VMOVDQU      Y6, (SP)
+	VMOVDQU      16(CX), Y6
+	VMOVDQU      48(CX), Y12
+	VPAND        Y4, Y12, Y13
+	VPSRLW       $0x04, Y12, Y12
+	VPAND        Y4, Y12, Y12
+	VPSLLW       $0x04, Y6, Y14
+	VPAND        c10<>+0(SB), Y14, Y14
+	VPOR         Y14, Y13, Y13
+	VPSLLW       $0x03, Y6, Y14
+	VPAND        c10<>+0(SB), Y14, Y14
+	VPOR         Y14, Y12, Y12
+	VPBROADCASTW (SP), Y14
+	VPMADDUBSW   4(DX), Y13, Y15
+	VPMADDWD     Y14, Y15, Y15
+	VPADDD       Y15, Y8, Y8
+	VPMADDUBSW   4(DX)(BX*1), Y13, Y15
+	VPMADDWD     Y14, Y15, Y15
+	VPADDD       Y15, Y9, Y9
+	VPMADDUBSW   4(DX)(SI*1), Y13, Y15
+	VPMADDWD     Y14, Y15, Y15
+	VPADDD       Y15, Y10, Y10
+	VPMADDUBSW   4(DX)(DI*1), Y13, Y13
+	VPMADDWD     Y14, Y13, Y13
+	VPADDD       Y13, Y11, Y11
+	VPBROADCASTW 2(SP), Y13
+	VPMADDUBSW   36(DX), Y12, Y14
+	VPMADDWD     Y13, Y14, Y14
+	VPADDD       Y14, Y8, Y8
+	VPMADDUBSW   36(DX)(BX*1), Y12, Y14
+	VPMADDWD     Y13, Y14, Y14
+	VPADDD       Y14, Y9, Y9
+	VPMADDUBSW   36(DX)(SI*1), Y12, Y14
+	VPMADDWD     Y13, Y14, Y14
+	VPADDD       Y14, Y10, Y10
+	VPMADDUBSW   36(DX)(DI*1), Y12, Y12
+	VPMADDWD     Y13, Y12, Y12
+	VPADDD       Y12, Y11, Y11
+	VMOVDQU      80(CX), Y12
+	VPAND        Y4, Y12, Y13
+	VPSRLW       $0x04, Y12, Y12
+	VPAND        Y4, Y12, Y12
+	VPSLLW       $0x02, Y6, Y14
+	VPAND        c10<>+0(SB), Y14, Y14
+	VPOR         Y14, Y13, Y13
+	VPSLLW       $0x01, Y6, Y14
+	VPAND        c10<>+0(SB), Y14, Y14
+	VPOR         Y14, Y12, Y12
+	VPBROADCASTW 4(SP), Y14
+	VPMADDUBSW   68(DX), Y13, Y15
+	VPMADDWD     Y14, Y15, Y15
+	VPADDD       Y15, Y8, Y8
+	VPMADDUBSW   68(DX)(BX*1), Y13, Y15
+	VPMADDWD     Y14, Y15, Y15
+	VPADDD       Y15, Y9, Y9
+	VPMADDUBSW   68(DX)(SI*1), Y13, Y15
+	VPMADDWD     Y14, Y15, Y15
+	VPADDD       Y15, Y10, Y10
+	VPMADDUBSW   68(DX)(DI*1), Y13, Y13
+	VPMADDWD     Y14, Y13, Y13
+	VPADDD       Y13, Y11, Y11
+	VPBROADCASTW 6(SP), Y13
+	VPMADDUBSW   100(DX), Y12, Y14
+	VPMADDWD     Y13, Y14, Y14
+	VPADDD       Y14, Y8, Y8
+	VPMADDUBSW   100(DX)(BX*1), Y12, Y14
+	VPMADDWD     Y13, Y14, Y14
+	VPADDD       Y14, Y9, Y9
+	VPMADDUBSW   100(DX)(SI*1), Y12, Y14
+	VPMADDWD     Y13, Y14, Y14
+	VPADDD       Y14, Y10, Y10
+	VPMADDUBSW   100(DX)(DI*1), Y12, Y12
+	VPMADDWD     Y13, Y12, Y12
+	VPADDD       Y12, Y11, Y11
+	VMOVDQU      112(CX), Y12
+	VPAND        Y4, Y12, Y13
+	VPSRLW       $0x04, Y12, Y12
+	VPAND        Y4, Y12, Y12
+	VMOVDQA      Y6, Y14
+	VPAND        c10<>+0(SB), Y14, Y14
+	VPOR         Y14, Y13, Y13
+	VPSRLW       $0x01, Y6, Y14
+	VPAND        c10<>+0(SB), Y14, Y14
+	VPOR         Y14, Y12, Y12
+	VPBROADCASTW 8(SP), Y14
+	VPMADDUBSW   132(DX), Y13, Y15
+	VPMADDWD     Y14, Y15, Y15
+	VPADDD       Y15, Y8, Y8
+	VPMADDUBSW   132(DX)(BX*1), Y13, Y15
+	VPMADDWD     Y14, Y15, Y15
+	VPADDD       Y15, Y9, Y9
+	VPMADDUBSW   132(DX)(SI*1), Y13, Y15
+	VPMADDWD     Y14, Y15, Y15
+	VPADDD       Y15, Y10, Y10
+	VPMADDUBSW   132(DX)(DI*1), Y13, Y13
+	VPMADDWD     Y14, Y13, Y13
+	VPADDD       Y13, Y11, Y11
+	VPBROADCASTW 10(SP), Y13
+	VPMADDUBSW   164(DX), Y12, Y14
+	VPMADDWD     Y13, Y14, Y14
+	VPADDD       Y14, Y8, Y8
+	VPMADDUBSW   164(DX)(BX*1), Y12, Y14
+	VPMADDWD     Y13, Y14, Y14
+	VPADDD       Y14, Y9, Y9
+	VPMADDUBSW   164(DX)(SI*1), Y12, Y14
+	VPMADDWD     Y13, Y14, Y14
+	VPADDD       Y14, Y10, Y10
+	VPMADDUBSW   164(DX)(DI*1), Y12, Y12
+	VPMADDWD     Y13, Y12, Y12
+	VPADDD       Y12, Y11, Y11
+	VMOVDQU      144(CX), Y12
+	VPAND        Y4, Y12, Y13
+	VPSRLW       $0x04, Y12, Y12
+	VPAND        Y4, Y12, Y12
+	VPSRLW       $0x02, Y6, Y14
+	VPAND        c10<>+0(SB), Y14, Y14
+	VPOR         Y14, Y13, Y13
+	VPSRLW       $0x03, Y6, Y6
+	VPAND        c10<>+0(SB), Y6, Y6
+	VPOR         Y6, Y12, Y12
+	VPBROADCASTW 12(SP), Y6
+	VPMADDUBSW   196(DX), Y13, Y14
+	VPMADDWD     Y6, Y14, Y14
+	VPADDD       Y14, Y8, Y8
+	VPMADDUBSW   196(DX)(BX*1), Y13, Y14
+	VPMADDWD     Y6, Y14, Y14
+	VPADDD       Y14, Y9, Y9
+	VPMADDUBSW   196(DX)(SI*1), Y13, Y14
+	VPMADDWD     Y6, Y14, Y14
+	VPADDD       Y14, Y10, Y10
+	VPMADDUBSW   196(DX)(DI*1), Y13, Y13
+	VPMADDWD     Y6, Y13, Y13
+	VPADDD       Y13, Y11, Y11
+	VPBROADCASTW 14(SP), Y6
+	VPMADDUBSW   228(DX), Y12, Y13
+	VPMADDWD     Y6, Y13, Y13
+	VPADDD       Y13, Y8, Y8
+	VPMADDUBSW   228(DX)(BX*1), Y12, Y13
+	VPMADDWD     Y6, Y13, Y13
+	VPADDD       Y13, Y9, Y9
+	VPMADDUBSW   228(DX)(SI*1), Y12, Y13
+	VPMADDWD     Y6, Y13, Y13
+	VPADDD       Y13, Y10, Y10
+	VPMADDUBSW   228(DX)(DI*1), Y12, Y12
+	VPMADDWD     Y6, Y12, Y12
+	VPADDD       Y12, Y11, Y11
+	VMULSS       (DX), X7, X6
+	VBROADCASTSS X6, Y6
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y6, Y0
+	VMULSS       (DX)(BX*1), X7, X6
+	VBROADCASTSS X6, Y6
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  Y9, Y6, Y1
+	VMULSS       (DX)(SI*1), X7, X6
+	VBROADCASTSS X6, Y6
+	VCVTDQ2PS    Y10, Y10
+	VFMADD231PS  Y10, Y6, Y2
+	VMULSS       (DX)(DI*1), X7, X6
+	VBROADCASTSS X6, Y6
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y6, Y3
+	ADDQ         $0x000000b0, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          loop24
+
+done24:
+	MOVQ         dst+32(FP), AX
+	MOVQ         dstride+40(FP), CX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X4
+	VMOVHLPS     X4, X4, X0
+	VADDPS       X0, X4, X4
+	VPSHUFD      $0x01, X4, X0
+	VADDSS       X0, X4, X4
+	VMOVSS       X4, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	VZEROUPPER
+	RET
+
+// func dotQ5KQ8KAVX512(nb int, w *byte, x *byte) float32
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C, SSE
+TEXT ·dotQ5KQ8KAVX512(SB), NOSPLIT, $0-28
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	VXORPS       Z0, Z0, Z0
+	MOVL         $0x0f0f0f0f, BX
+	VMOVD        BX, X1
+	VPBROADCASTD X1, Z1
+	MOVL         $0x80000000, BX
+	VMOVD        BX, X2
+	VMOVDQU64    q4kidx0<>+0(SB), Z3
+	VMOVDQU64    q4kidx1<>+0(SB), Z4
+	VMOVDQU64    q4kidx2<>+0(SB), Z5
+	VMOVDQU64    q4kidx3<>+0(SB), Z6
+
+loop25:
+	TESTQ           AX, AX
+	JZ              done25
+	MOVL            4(CX), BX
+	MOVL            8(CX), SI
+	MOVL            12(CX), DI
+	MOVL            DI, R8
+	ANDL            $0x0f0f0f0f, R8
+	MOVL            BX, R9
+	SHRL            $0x02, R9
+	ANDL            $0x30303030, R9
+	ORL             R9, R8
+	SHRL            $0x04, DI
+	ANDL            $0x0f0f0f0f, DI
+	MOVL            SI, R9
+	SHRL            $0x02, R9
+	ANDL            $0x30303030, R9
+	ORL             R9, DI
+	ANDL            $0x3f3f3f3f, BX
+	ANDL            $0x3f3f3f3f, SI
+	VMOVD           BX, X7
+	VPINSRD         $0x01, R8, X7, X7
+	VPINSRD         $0x02, SI, X7, X7
+	VPINSRD         $0x03, DI, X7, X7
+	VPMOVZXBW       X7, Y7
+	VMOVD           (CX), X9
+	VCVTPH2PS       X9, X9
+	VMOVDQU16       q4kminidx<>+0(SB), Y10
+	VPERMW          Y7, Y10, Y10
+	VPMADDWD        260(DX), Y10, Y10
+	VCVTDQ2PS       Y10, Y10
+	VMOVSHDUP       X9, X11
+	VMULSS          (DX), X11, X11
+	VXORPS          X2, X11, X11
+	VBROADCASTSS    X11, Z11
+	VFMADD231PS     Z10, Z11, Z0
+	VPXORD          Z8, Z8, Z8
+	VMOVDQA64       Z7, Z11
+	VBROADCASTI64X4 16(CX), Z16
+	VMOVDQU64       48(CX), Y12
+	VPSRLW          $0x04, Y12, Y7
+	VINSERTI64X4    $0x01, Y7, Z12, Z12
+	VPANDD          Z1, Z12, Z12
+	VPSLLVW         q5kshl0<>+0(SB), Z16, Z17
+	VPANDD          c10<>+0(SB), Z17, Z17
+	VPORD           Z17, Z12, Z12
+	VPERMW          Z11, Z3, Z17
+	VPMADDUBSW      4(DX), Z12, Z18
+	VPDPWSSD        Z17, Z18, Z8
+	VMOVDQU64       80(CX), Y13
+	VPSRLW          $0x04, Y13, Y7
+	VINSERTI64X4    $0x01, Y7, Z13, Z13
+	VPANDD          Z1, Z13, Z13
+	VPSLLVW         q5kshl1<>+0(SB), Z16, Z17
+	VPANDD          c10<>+0(SB), Z17, Z17
+	VPORD           Z17, Z13, Z13
+	VPERMW          Z11, Z4, Z17
+	VPMADDUBSW      68(DX), Z13, Z18
+	VPDPWSSD        Z17, Z18, Z8
+	VMOVDQU64       112(CX), Y14
+	VPSRLW          $0x04, Y14, Y7
+	VINSERTI64X4    $0x01, Y7, Z14, Z14
+	VPANDD          Z1, Z14, Z14
+	VPSRLVW         q5kshr2<>+0(SB), Z16, Z17
+	VPANDD          c10<>+0(SB), Z17, Z17
+	VPORD           Z17, Z14, Z14
+	VPERMW          Z11, Z5, Z17
+	VPMADDUBSW      132(DX), Z14, Z18
+	VPDPWSSD        Z17, Z18, Z8
+	VMOVDQU64       144(CX), Y15
+	VPSRLW          $0x04, Y15, Y7
+	VINSERTI64X4    $0x01, Y7, Z15, Z15
+	VPANDD          Z1, Z15, Z15
+	VPSRLVW         q5kshr3<>+0(SB), Z16, Z16
+	VPANDD          c10<>+0(SB), Z16, Z16
+	VPORD           Z16, Z15, Z15
+	VPERMW          Z11, Z6, Z11
+	VPMADDUBSW      196(DX), Z15, Z16
+	VPDPWSSD        Z11, Z16, Z8
+	VMULSS          (DX), X9, X7
+	VBROADCASTSS    X7, Z9
+	VCVTDQ2PS       Z8, Z8
+	VFMADD231PS     Z8, Z9, Z0
+	ADDQ            $0x000000b0, CX
+	ADDQ            $0x00000124, DX
+	DECQ            AX
+	JMP             loop25
+
+done25:
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VPSHUFD       $0x01, X0, X1
+	VADDSS        X1, X0, X0
+	MOVSS         X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+DATA q5kshl0<>+0(SB)/1, $0x04
+DATA q5kshl0<>+1(SB)/1, $0x00
+DATA q5kshl0<>+2(SB)/1, $0x04
+DATA q5kshl0<>+3(SB)/1, $0x00
+DATA q5kshl0<>+4(SB)/1, $0x04
+DATA q5kshl0<>+5(SB)/1, $0x00
+DATA q5kshl0<>+6(SB)/1, $0x04
+DATA q5kshl0<>+7(SB)/1, $0x00
+DATA q5kshl0<>+8(SB)/1, $0x04
+DATA q5kshl0<>+9(SB)/1, $0x00
+DATA q5kshl0<>+10(SB)/1, $0x04
+DATA q5kshl0<>+11(SB)/1, $0x00
+DATA q5kshl0<>+12(SB)/1, $0x04
+DATA q5kshl0<>+13(SB)/1, $0x00
+DATA q5kshl0<>+14(SB)/1, $0x04
+DATA q5kshl0<>+15(SB)/1, $0x00
+DATA q5kshl0<>+16(SB)/1, $0x04
+DATA q5kshl0<>+17(SB)/1, $0x00
+DATA q5kshl0<>+18(SB)/1, $0x04
+DATA q5kshl0<>+19(SB)/1, $0x00
+DATA q5kshl0<>+20(SB)/1, $0x04
+DATA q5kshl0<>+21(SB)/1, $0x00
+DATA q5kshl0<>+22(SB)/1, $0x04
+DATA q5kshl0<>+23(SB)/1, $0x00
+DATA q5kshl0<>+24(SB)/1, $0x04
+DATA q5kshl0<>+25(SB)/1, $0x00
+DATA q5kshl0<>+26(SB)/1, $0x04
+DATA q5kshl0<>+27(SB)/1, $0x00
+DATA q5kshl0<>+28(SB)/1, $0x04
+DATA q5kshl0<>+29(SB)/1, $0x00
+DATA q5kshl0<>+30(SB)/1, $0x04
+DATA q5kshl0<>+31(SB)/1, $0x00
+DATA q5kshl0<>+32(SB)/1, $0x03
+DATA q5kshl0<>+33(SB)/1, $0x00
+DATA q5kshl0<>+34(SB)/1, $0x03
+DATA q5kshl0<>+35(SB)/1, $0x00
+DATA q5kshl0<>+36(SB)/1, $0x03
+DATA q5kshl0<>+37(SB)/1, $0x00
+DATA q5kshl0<>+38(SB)/1, $0x03
+DATA q5kshl0<>+39(SB)/1, $0x00
+DATA q5kshl0<>+40(SB)/1, $0x03
+DATA q5kshl0<>+41(SB)/1, $0x00
+DATA q5kshl0<>+42(SB)/1, $0x03
+DATA q5kshl0<>+43(SB)/1, $0x00
+DATA q5kshl0<>+44(SB)/1, $0x03
+DATA q5kshl0<>+45(SB)/1, $0x00
+DATA q5kshl0<>+46(SB)/1, $0x03
+DATA q5kshl0<>+47(SB)/1, $0x00
+DATA q5kshl0<>+48(SB)/1, $0x03
+DATA q5kshl0<>+49(SB)/1, $0x00
+DATA q5kshl0<>+50(SB)/1, $0x03
+DATA q5kshl0<>+51(SB)/1, $0x00
+DATA q5kshl0<>+52(SB)/1, $0x03
+DATA q5kshl0<>+53(SB)/1, $0x00
+DATA q5kshl0<>+54(SB)/1, $0x03
+DATA q5kshl0<>+55(SB)/1, $0x00
+DATA q5kshl0<>+56(SB)/1, $0x03
+DATA q5kshl0<>+57(SB)/1, $0x00
+DATA q5kshl0<>+58(SB)/1, $0x03
+DATA q5kshl0<>+59(SB)/1, $0x00
+DATA q5kshl0<>+60(SB)/1, $0x03
+DATA q5kshl0<>+61(SB)/1, $0x00
+DATA q5kshl0<>+62(SB)/1, $0x03
+DATA q5kshl0<>+63(SB)/1, $0x00
+GLOBL q5kshl0<>(SB), RODATA|NOPTR, $64
+
+DATA q5kshl1<>+0(SB)/1, $0x02
+DATA q5kshl1<>+1(SB)/1, $0x00
+DATA q5kshl1<>+2(SB)/1, $0x02
+DATA q5kshl1<>+3(SB)/1, $0x00
+DATA q5kshl1<>+4(SB)/1, $0x02
+DATA q5kshl1<>+5(SB)/1, $0x00
+DATA q5kshl1<>+6(SB)/1, $0x02
+DATA q5kshl1<>+7(SB)/1, $0x00
+DATA q5kshl1<>+8(SB)/1, $0x02
+DATA q5kshl1<>+9(SB)/1, $0x00
+DATA q5kshl1<>+10(SB)/1, $0x02
+DATA q5kshl1<>+11(SB)/1, $0x00
+DATA q5kshl1<>+12(SB)/1, $0x02
+DATA q5kshl1<>+13(SB)/1, $0x00
+DATA q5kshl1<>+14(SB)/1, $0x02
+DATA q5kshl1<>+15(SB)/1, $0x00
+DATA q5kshl1<>+16(SB)/1, $0x02
+DATA q5kshl1<>+17(SB)/1, $0x00
+DATA q5kshl1<>+18(SB)/1, $0x02
+DATA q5kshl1<>+19(SB)/1, $0x00
+DATA q5kshl1<>+20(SB)/1, $0x02
+DATA q5kshl1<>+21(SB)/1, $0x00
+DATA q5kshl1<>+22(SB)/1, $0x02
+DATA q5kshl1<>+23(SB)/1, $0x00
+DATA q5kshl1<>+24(SB)/1, $0x02
+DATA q5kshl1<>+25(SB)/1, $0x00
+DATA q5kshl1<>+26(SB)/1, $0x02
+DATA q5kshl1<>+27(SB)/1, $0x00
+DATA q5kshl1<>+28(SB)/1, $0x02
+DATA q5kshl1<>+29(SB)/1, $0x00
+DATA q5kshl1<>+30(SB)/1, $0x02
+DATA q5kshl1<>+31(SB)/1, $0x00
+DATA q5kshl1<>+32(SB)/1, $0x01
+DATA q5kshl1<>+33(SB)/1, $0x00
+DATA q5kshl1<>+34(SB)/1, $0x01
+DATA q5kshl1<>+35(SB)/1, $0x00
+DATA q5kshl1<>+36(SB)/1, $0x01
+DATA q5kshl1<>+37(SB)/1, $0x00
+DATA q5kshl1<>+38(SB)/1, $0x01
+DATA q5kshl1<>+39(SB)/1, $0x00
+DATA q5kshl1<>+40(SB)/1, $0x01
+DATA q5kshl1<>+41(SB)/1, $0x00
+DATA q5kshl1<>+42(SB)/1, $0x01
+DATA q5kshl1<>+43(SB)/1, $0x00
+DATA q5kshl1<>+44(SB)/1, $0x01
+DATA q5kshl1<>+45(SB)/1, $0x00
+DATA q5kshl1<>+46(SB)/1, $0x01
+DATA q5kshl1<>+47(SB)/1, $0x00
+DATA q5kshl1<>+48(SB)/1, $0x01
+DATA q5kshl1<>+49(SB)/1, $0x00
+DATA q5kshl1<>+50(SB)/1, $0x01
+DATA q5kshl1<>+51(SB)/1, $0x00
+DATA q5kshl1<>+52(SB)/1, $0x01
+DATA q5kshl1<>+53(SB)/1, $0x00
+DATA q5kshl1<>+54(SB)/1, $0x01
+DATA q5kshl1<>+55(SB)/1, $0x00
+DATA q5kshl1<>+56(SB)/1, $0x01
+DATA q5kshl1<>+57(SB)/1, $0x00
+DATA q5kshl1<>+58(SB)/1, $0x01
+DATA q5kshl1<>+59(SB)/1, $0x00
+DATA q5kshl1<>+60(SB)/1, $0x01
+DATA q5kshl1<>+61(SB)/1, $0x00
+DATA q5kshl1<>+62(SB)/1, $0x01
+DATA q5kshl1<>+63(SB)/1, $0x00
+GLOBL q5kshl1<>(SB), RODATA|NOPTR, $64
+
+DATA q5kshr2<>+0(SB)/1, $0x00
+DATA q5kshr2<>+1(SB)/1, $0x00
+DATA q5kshr2<>+2(SB)/1, $0x00
+DATA q5kshr2<>+3(SB)/1, $0x00
+DATA q5kshr2<>+4(SB)/1, $0x00
+DATA q5kshr2<>+5(SB)/1, $0x00
+DATA q5kshr2<>+6(SB)/1, $0x00
+DATA q5kshr2<>+7(SB)/1, $0x00
+DATA q5kshr2<>+8(SB)/1, $0x00
+DATA q5kshr2<>+9(SB)/1, $0x00
+DATA q5kshr2<>+10(SB)/1, $0x00
+DATA q5kshr2<>+11(SB)/1, $0x00
+DATA q5kshr2<>+12(SB)/1, $0x00
+DATA q5kshr2<>+13(SB)/1, $0x00
+DATA q5kshr2<>+14(SB)/1, $0x00
+DATA q5kshr2<>+15(SB)/1, $0x00
+DATA q5kshr2<>+16(SB)/1, $0x00
+DATA q5kshr2<>+17(SB)/1, $0x00
+DATA q5kshr2<>+18(SB)/1, $0x00
+DATA q5kshr2<>+19(SB)/1, $0x00
+DATA q5kshr2<>+20(SB)/1, $0x00
+DATA q5kshr2<>+21(SB)/1, $0x00
+DATA q5kshr2<>+22(SB)/1, $0x00
+DATA q5kshr2<>+23(SB)/1, $0x00
+DATA q5kshr2<>+24(SB)/1, $0x00
+DATA q5kshr2<>+25(SB)/1, $0x00
+DATA q5kshr2<>+26(SB)/1, $0x00
+DATA q5kshr2<>+27(SB)/1, $0x00
+DATA q5kshr2<>+28(SB)/1, $0x00
+DATA q5kshr2<>+29(SB)/1, $0x00
+DATA q5kshr2<>+30(SB)/1, $0x00
+DATA q5kshr2<>+31(SB)/1, $0x00
+DATA q5kshr2<>+32(SB)/1, $0x01
+DATA q5kshr2<>+33(SB)/1, $0x00
+DATA q5kshr2<>+34(SB)/1, $0x01
+DATA q5kshr2<>+35(SB)/1, $0x00
+DATA q5kshr2<>+36(SB)/1, $0x01
+DATA q5kshr2<>+37(SB)/1, $0x00
+DATA q5kshr2<>+38(SB)/1, $0x01
+DATA q5kshr2<>+39(SB)/1, $0x00
+DATA q5kshr2<>+40(SB)/1, $0x01
+DATA q5kshr2<>+41(SB)/1, $0x00
+DATA q5kshr2<>+42(SB)/1, $0x01
+DATA q5kshr2<>+43(SB)/1, $0x00
+DATA q5kshr2<>+44(SB)/1, $0x01
+DATA q5kshr2<>+45(SB)/1, $0x00
+DATA q5kshr2<>+46(SB)/1, $0x01
+DATA q5kshr2<>+47(SB)/1, $0x00
+DATA q5kshr2<>+48(SB)/1, $0x01
+DATA q5kshr2<>+49(SB)/1, $0x00
+DATA q5kshr2<>+50(SB)/1, $0x01
+DATA q5kshr2<>+51(SB)/1, $0x00
+DATA q5kshr2<>+52(SB)/1, $0x01
+DATA q5kshr2<>+53(SB)/1, $0x00
+DATA q5kshr2<>+54(SB)/1, $0x01
+DATA q5kshr2<>+55(SB)/1, $0x00
+DATA q5kshr2<>+56(SB)/1, $0x01
+DATA q5kshr2<>+57(SB)/1, $0x00
+DATA q5kshr2<>+58(SB)/1, $0x01
+DATA q5kshr2<>+59(SB)/1, $0x00
+DATA q5kshr2<>+60(SB)/1, $0x01
+DATA q5kshr2<>+61(SB)/1, $0x00
+DATA q5kshr2<>+62(SB)/1, $0x01
+DATA q5kshr2<>+63(SB)/1, $0x00
+GLOBL q5kshr2<>(SB), RODATA|NOPTR, $64
+
+DATA q5kshr3<>+0(SB)/1, $0x02
+DATA q5kshr3<>+1(SB)/1, $0x00
+DATA q5kshr3<>+2(SB)/1, $0x02
+DATA q5kshr3<>+3(SB)/1, $0x00
+DATA q5kshr3<>+4(SB)/1, $0x02
+DATA q5kshr3<>+5(SB)/1, $0x00
+DATA q5kshr3<>+6(SB)/1, $0x02
+DATA q5kshr3<>+7(SB)/1, $0x00
+DATA q5kshr3<>+8(SB)/1, $0x02
+DATA q5kshr3<>+9(SB)/1, $0x00
+DATA q5kshr3<>+10(SB)/1, $0x02
+DATA q5kshr3<>+11(SB)/1, $0x00
+DATA q5kshr3<>+12(SB)/1, $0x02
+DATA q5kshr3<>+13(SB)/1, $0x00
+DATA q5kshr3<>+14(SB)/1, $0x02
+DATA q5kshr3<>+15(SB)/1, $0x00
+DATA q5kshr3<>+16(SB)/1, $0x02
+DATA q5kshr3<>+17(SB)/1, $0x00
+DATA q5kshr3<>+18(SB)/1, $0x02
+DATA q5kshr3<>+19(SB)/1, $0x00
+DATA q5kshr3<>+20(SB)/1, $0x02
+DATA q5kshr3<>+21(SB)/1, $0x00
+DATA q5kshr3<>+22(SB)/1, $0x02
+DATA q5kshr3<>+23(SB)/1, $0x00
+DATA q5kshr3<>+24(SB)/1, $0x02
+DATA q5kshr3<>+25(SB)/1, $0x00
+DATA q5kshr3<>+26(SB)/1, $0x02
+DATA q5kshr3<>+27(SB)/1, $0x00
+DATA q5kshr3<>+28(SB)/1, $0x02
+DATA q5kshr3<>+29(SB)/1, $0x00
+DATA q5kshr3<>+30(SB)/1, $0x02
+DATA q5kshr3<>+31(SB)/1, $0x00
+DATA q5kshr3<>+32(SB)/1, $0x03
+DATA q5kshr3<>+33(SB)/1, $0x00
+DATA q5kshr3<>+34(SB)/1, $0x03
+DATA q5kshr3<>+35(SB)/1, $0x00
+DATA q5kshr3<>+36(SB)/1, $0x03
+DATA q5kshr3<>+37(SB)/1, $0x00
+DATA q5kshr3<>+38(SB)/1, $0x03
+DATA q5kshr3<>+39(SB)/1, $0x00
+DATA q5kshr3<>+40(SB)/1, $0x03
+DATA q5kshr3<>+41(SB)/1, $0x00
+DATA q5kshr3<>+42(SB)/1, $0x03
+DATA q5kshr3<>+43(SB)/1, $0x00
+DATA q5kshr3<>+44(SB)/1, $0x03
+DATA q5kshr3<>+45(SB)/1, $0x00
+DATA q5kshr3<>+46(SB)/1, $0x03
+DATA q5kshr3<>+47(SB)/1, $0x00
+DATA q5kshr3<>+48(SB)/1, $0x03
+DATA q5kshr3<>+49(SB)/1, $0x00
+DATA q5kshr3<>+50(SB)/1, $0x03
+DATA q5kshr3<>+51(SB)/1, $0x00
+DATA q5kshr3<>+52(SB)/1, $0x03
+DATA q5kshr3<>+53(SB)/1, $0x00
+DATA q5kshr3<>+54(SB)/1, $0x03
+DATA q5kshr3<>+55(SB)/1, $0x00
+DATA q5kshr3<>+56(SB)/1, $0x03
+DATA q5kshr3<>+57(SB)/1, $0x00
+DATA q5kshr3<>+58(SB)/1, $0x03
+DATA q5kshr3<>+59(SB)/1, $0x00
+DATA q5kshr3<>+60(SB)/1, $0x03
+DATA q5kshr3<>+61(SB)/1, $0x00
+DATA q5kshr3<>+62(SB)/1, $0x03
+DATA q5kshr3<>+63(SB)/1, $0x00
+GLOBL q5kshr3<>(SB), RODATA|NOPTR, $64
+
+// func dotQ5KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
+TEXT ·dotQ5KQ8Kx4AVX512(SB), NOSPLIT, $0-48
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         xstride+24(FP), BX
+	LEAQ         (BX)(BX*1), SI
+	LEAQ         (SI)(BX*1), DI
+	VXORPS       Z0, Z0, Z0
+	VXORPS       Z1, Z1, Z1
+	VXORPS       Z2, Z2, Z2
+	VXORPS       Z3, Z3, Z3
+	MOVL         $0x0f0f0f0f, R8
+	VMOVD        R8, X4
+	VPBROADCASTD X4, Z4
+	MOVL         $0x80000000, R8
+	VMOVD        R8, X5
+	VMOVDQU64    q4kidx0<>+0(SB), Z6
+	VMOVDQU64    q4kidx1<>+0(SB), Z7
+	VMOVDQU64    q4kidx2<>+0(SB), Z8
+	VMOVDQU64    q4kidx3<>+0(SB), Z9
+
+loop26:
+	TESTQ           AX, AX
+	JZ              done26
+	MOVL            4(CX), R8
+	MOVL            8(CX), R9
+	MOVL            12(CX), R10
+	MOVL            R10, R11
+	ANDL            $0x0f0f0f0f, R11
+	MOVL            R8, R12
+	SHRL            $0x02, R12
+	ANDL            $0x30303030, R12
+	ORL             R12, R11
+	SHRL            $0x04, R10
+	ANDL            $0x0f0f0f0f, R10
+	MOVL            R9, R12
+	SHRL            $0x02, R12
+	ANDL            $0x30303030, R12
+	ORL             R12, R10
+	ANDL            $0x3f3f3f3f, R8
+	ANDL            $0x3f3f3f3f, R9
+	VMOVD           R8, X10
+	VPINSRD         $0x01, R11, X10, X10
+	VPINSRD         $0x02, R9, X10, X10
+	VPINSRD         $0x03, R10, X10, X10
+	VPMOVZXBW       X10, Y10
+	VMOVD           (CX), X15
+	VCVTPH2PS       X15, X15
+	VMOVDQU16       q4kminidx<>+0(SB), Y16
+	VPERMW          Y10, Y16, Y16
+	VPMADDWD        260(DX), Y16, Y17
+	VCVTDQ2PS       Y17, Y17
+	VMOVSHDUP       X15, X18
+	VMULSS          (DX), X18, X18
+	VXORPS          X5, X18, X18
+	VBROADCASTSS    X18, Z18
+	VFMADD231PS     Z17, Z18, Z0
+	VPMADDWD        260(DX)(BX*1), Y16, Y17
+	VCVTDQ2PS       Y17, Y17
+	VMOVSHDUP       X15, X18
+	VMULSS          (DX)(BX*1), X18, X18
+	VXORPS          X5, X18, X18
+	VBROADCASTSS    X18, Z18
+	VFMADD231PS     Z17, Z18, Z1
+	VPMADDWD        260(DX)(SI*1), Y16, Y17
+	VCVTDQ2PS       Y17, Y17
+	VMOVSHDUP       X15, X18
+	VMULSS          (DX)(SI*1), X18, X18
+	VXORPS          X5, X18, X18
+	VBROADCASTSS    X18, Z18
+	VFMADD231PS     Z17, Z18, Z2
+	VPMADDWD        260(DX)(DI*1), Y16, Y17
+	VCVTDQ2PS       Y17, Y17
+	VMOVSHDUP       X15, X16
+	VMULSS          (DX)(DI*1), X16, X16
+	VXORPS          X5, X16, X16
+	VBROADCASTSS    X16, Z18
+	VFMADD231PS     Z17, Z18, Z3
+	VPXORD          Z11, Z11, Z11
+	VPXORD          Z12, Z12, Z12
+	VPXORD          Z13, Z13, Z13
+	VPXORD          Z14, Z14, Z14
+	VMOVDQA64       Z10, Z18
+	VBROADCASTI64X4 16(CX), Z22
+	VMOVDQU64       48(CX), Y16
+	VPSRLW          $0x04, Y16, Y10
+	VINSERTI64X4    $0x01, Y10, Z16, Z16
+	VPANDD          Z4, Z16, Z16
+	VPSLLVW         q5kshl0<>+0(SB), Z22, Z23
+	VPANDD          c10<>+0(SB), Z23, Z23
+	VPORD           Z23, Z16, Z16
+	VPERMW          Z18, Z6, Z23
+	VPMADDUBSW      4(DX), Z16, Z24
+	VPDPWSSD        Z23, Z24, Z11
+	VPMADDUBSW      4(DX)(BX*1), Z16, Z24
+	VPDPWSSD        Z23, Z24, Z12
+	VPMADDUBSW      4(DX)(SI*1), Z16, Z24
+	VPDPWSSD        Z23, Z24, Z13
+	VPMADDUBSW      4(DX)(DI*1), Z16, Z24
+	VPDPWSSD        Z23, Z24, Z14
+	VMOVDQU64       80(CX), Y19
+	VPSRLW          $0x04, Y19, Y10
+	VINSERTI64X4    $0x01, Y10, Z19, Z19
+	VPANDD          Z4, Z19, Z19
+	VPSLLVW         q5kshl1<>+0(SB), Z22, Z23
+	VPANDD          c10<>+0(SB), Z23, Z23
+	VPORD           Z23, Z19, Z19
+	VPERMW          Z18, Z7, Z23
+	VPMADDUBSW      68(DX), Z19, Z24
+	VPDPWSSD        Z23, Z24, Z11
+	VPMADDUBSW      68(DX)(BX*1), Z19, Z24
+	VPDPWSSD        Z23, Z24, Z12
+	VPMADDUBSW      68(DX)(SI*1), Z19, Z24
+	VPDPWSSD        Z23, Z24, Z13
+	VPMADDUBSW      68(DX)(DI*1), Z19, Z24
+	VPDPWSSD        Z23, Z24, Z14
+	VMOVDQU64       112(CX), Y20
+	VPSRLW          $0x04, Y20, Y10
+	VINSERTI64X4    $0x01, Y10, Z20, Z20
+	VPANDD          Z4, Z20, Z20
+	VPSRLVW         q5kshr2<>+0(SB), Z22, Z23
+	VPANDD          c10<>+0(SB), Z23, Z23
+	VPORD           Z23, Z20, Z20
+	VPERMW          Z18, Z8, Z23
+	VPMADDUBSW      132(DX), Z20, Z24
+	VPDPWSSD        Z23, Z24, Z11
+	VPMADDUBSW      132(DX)(BX*1), Z20, Z24
+	VPDPWSSD        Z23, Z24, Z12
+	VPMADDUBSW      132(DX)(SI*1), Z20, Z24
+	VPDPWSSD        Z23, Z24, Z13
+	VPMADDUBSW      132(DX)(DI*1), Z20, Z24
+	VPDPWSSD        Z23, Z24, Z14
+	VMOVDQU64       144(CX), Y21
+	VPSRLW          $0x04, Y21, Y10
+	VINSERTI64X4    $0x01, Y10, Z21, Z21
+	VPANDD          Z4, Z21, Z21
+	VPSRLVW         q5kshr3<>+0(SB), Z22, Z22
+	VPANDD          c10<>+0(SB), Z22, Z22
+	VPORD           Z22, Z21, Z21
+	VPERMW          Z18, Z9, Z18
+	VPMADDUBSW      196(DX), Z21, Z22
+	VPDPWSSD        Z18, Z22, Z11
+	VPMADDUBSW      196(DX)(BX*1), Z21, Z22
+	VPDPWSSD        Z18, Z22, Z12
+	VPMADDUBSW      196(DX)(SI*1), Z21, Z22
+	VPDPWSSD        Z18, Z22, Z13
+	VPMADDUBSW      196(DX)(DI*1), Z21, Z22
+	VPDPWSSD        Z18, Z22, Z14
+	VMULSS          (DX), X15, X10
+	VBROADCASTSS    X10, Z18
+	VCVTDQ2PS       Z11, Z11
+	VFMADD231PS     Z11, Z18, Z0
+	VMULSS          (DX)(BX*1), X15, X10
+	VBROADCASTSS    X10, Z18
+	VCVTDQ2PS       Z12, Z12
+	VFMADD231PS     Z12, Z18, Z1
+	VMULSS          (DX)(SI*1), X15, X10
+	VBROADCASTSS    X10, Z18
+	VCVTDQ2PS       Z13, Z13
+	VFMADD231PS     Z13, Z18, Z2
+	VMULSS          (DX)(DI*1), X15, X10
+	VBROADCASTSS    X10, Z15
+	VCVTDQ2PS       Z14, Z14
+	VFMADD231PS     Z14, Z15, Z3
+	ADDQ            $0x000000b0, CX
+	ADDQ            $0x00000124, DX
+	DECQ            AX
+	JMP             loop26
+
+done26:
+	MOVQ          dst+32(FP), AX
+	MOVQ          dstride+40(FP), CX
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVHLPS      X0, X0, X4
+	VADDPS        X4, X0, X0
+	VPSHUFD       $0x01, X0, X4
+	VADDSS        X4, X0, X0
+	VMOVSS        X0, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	VZEROUPPER
+	RET
+
 // func dotQ6KQ8KAVX2(nb int, w *byte, x *byte) float32
 // Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $32-28
@@ -2744,9 +3840,9 @@ TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVQ   x+16(FP), DX
 	VXORPS Y0, Y0, Y0
 
-loop23:
+loop27:
 	TESTQ        AX, AX
-	JZ           done23
+	JZ           done27
 	VPMOVSXBW    192(CX), Y1
 	VPSLLW       $0x05, Y1, Y2
 	VPXOR        Y3, Y3, Y3
@@ -2849,9 +3945,9 @@ loop23:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop23
+	JMP          loop27
 
-done23:
+done27:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -2978,9 +4074,9 @@ TEXT ·dotQ6KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 
-loop24:
+loop28:
 	TESTQ        AX, AX
-	JZ           done24
+	JZ           done28
 	VPMOVSXBW    192(CX), Y4
 	VPSLLW       $0x05, Y4, Y5
 	VPXOR        Y6, Y6, Y6
@@ -3170,9 +4266,9 @@ loop24:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop24
+	JMP          loop28
 
-done24:
+done28:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -3229,9 +4325,9 @@ TEXT ·dotQ6KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVD        BX, X8
 	VPBROADCASTD X8, Z8
 
-loop25:
+loop29:
 	TESTQ           AX, AX
-	JZ              done25
+	JZ              done29
 	VPMOVSXBW       192(CX), Y9
 	VPSLLW          $0x05, Y9, Y10
 	VPXORD          Y11, Y11, Y11
@@ -3282,9 +4378,9 @@ loop25:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop25
+	JMP             loop29
 
-done25:
+done29:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -3719,9 +4815,9 @@ TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVD        R8, X11
 	VPBROADCASTD X11, Z11
 
-loop26:
+loop30:
 	TESTQ           AX, AX
-	JZ              done26
+	JZ              done30
 	VPMOVSXBW       192(CX), Y12
 	VPSLLW          $0x05, Y12, Y13
 	VPXORD          Y14, Y14, Y14
@@ -3811,9 +4907,9 @@ loop26:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop26
+	JMP             loop30
 
-done26:
+done30:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4

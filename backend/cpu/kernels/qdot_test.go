@@ -165,6 +165,31 @@ func genQ4K(r *rand.Rand, nb int, m genMode) []byte {
 	return b
 }
 
+func genQ5K(r *rand.Rand, nb int, m genMode) []byte {
+	b := make([]byte, nb*176)
+	if m == modeReal {
+		quant.QuantizeRowQ5K(randFloats(r, nb*256), b)
+		return b
+	}
+	randBytes(r, b)
+	for i := 0; i < nb; i++ {
+		blk := b[i*176 : (i+1)*176]
+		putF16(blk, randF16Mode(r, m))
+		putF16(blk[2:], randF16Mode(r, m))
+		switch m {
+		case modeExact: // sub-block scales and mins <= 3
+			for j := 4; j < 16; j++ {
+				blk[j] &= 3
+			}
+		case modeExtreme: // sc = m = 63, every code 31
+			for j := 4; j < 176; j++ {
+				blk[j] = 0xff
+			}
+		}
+	}
+	return b
+}
+
 func genQ6K(r *rand.Rand, nb int, m genMode) []byte {
 	b := make([]byte, nb*210)
 	if m == modeReal {
@@ -252,12 +277,24 @@ type qcase struct {
 var qcases = []qcase{
 	{k: kQ4K, dot: DotQ4KQ8K, rows: DotQ4KQ8KRows, mat: MatQ4KQ8K, genW: genQ4K, genX: genQ8K,
 		deqW: quant.DequantizeRowQ4K, deqX: quant.DequantizeRowQ8K, maxNB: 16, split: splitQ4K},
+	{k: kQ5K, dot: DotQ5KQ8K, rows: DotQ5KQ8KRows, mat: MatQ5KQ8K, genW: genQ5K, genX: genQ8K,
+		deqW: quant.DequantizeRowQ5K, deqX: quant.DequantizeRowQ8K, maxNB: 16, split: splitQ5K},
 	{k: kQ6K, dot: DotQ6KQ8K, rows: DotQ6KQ8KRows, mat: MatQ6KQ8K, genW: genQ6K, genX: genQ8K,
 		deqW: quant.DequantizeRowQ6K, deqX: quant.DequantizeRowQ8K, maxNB: 16},
 	{k: kQ5_0, dot: DotQ5_0Q8_0, rows: DotQ5_0Q8_0Rows, mat: MatQ5_0Q8_0, genW: genQ5_0, genX: genQ8_0,
 		deqW: quant.DequantizeRowQ5_0, deqX: quant.DequantizeRowQ8_0, maxNB: 128},
 	{k: kQ8_0, dot: DotQ8_0Q8_0, rows: DotQ8_0Q8_0Rows, mat: MatQ8_0Q8_0, genW: genQ8_0W, genX: genQ8_0,
 		deqW: quant.DequantizeRowQ8_0, deqX: quant.DequantizeRowQ8_0, maxNB: 128},
+}
+
+// splitQ5K is splitQ4K for Q5_K blocks (same d/dmin header).
+func splitQ5K(w []byte) (a, b []byte) {
+	a, b = append([]byte(nil), w...), append([]byte(nil), w...)
+	for i := 0; i+176 <= len(w); i += 176 {
+		putF16(a[i+2:], 0)
+		putF16(b[i:], 0)
+	}
+	return a, b
 }
 
 // splitQ4K returns two copies of the Q4_K row w: one with every dmin zeroed
@@ -453,7 +490,7 @@ func fuzzQuant(f *testing.F, c qcase) {
 		for i := 0; i < nb; i++ {
 			wb, xb := w[i*c.k.wBytes:(i+1)*c.k.wBytes], x[i*c.k.xBytes:(i+1)*c.k.xBytes]
 			switch c.k {
-			case kQ4K:
+			case kQ4K, kQ5K:
 				fixF16(wb)
 				fixF16(wb[2:])
 			case kQ6K:
@@ -489,9 +526,10 @@ func fuzzQuant(f *testing.F, c qcase) {
 }
 
 func FuzzDotQ4KQ8K(f *testing.F)   { fuzzQuant(f, qcases[0]) }
-func FuzzDotQ6KQ8K(f *testing.F)   { fuzzQuant(f, qcases[1]) }
-func FuzzDotQ5_0Q8_0(f *testing.F) { fuzzQuant(f, qcases[2]) }
-func FuzzDotQ8_0Q8_0(f *testing.F) { fuzzQuant(f, qcases[3]) }
+func FuzzDotQ5KQ8K(f *testing.F)   { fuzzQuant(f, qcases[1]) }
+func FuzzDotQ6KQ8K(f *testing.F)   { fuzzQuant(f, qcases[2]) }
+func FuzzDotQ5_0Q8_0(f *testing.F) { fuzzQuant(f, qcases[3]) }
+func FuzzDotQ8_0Q8_0(f *testing.F) { fuzzQuant(f, qcases[4]) }
 
 var sink float32
 

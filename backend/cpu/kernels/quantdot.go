@@ -10,8 +10,8 @@ package kernels
 //     tensor (quant-formats.md §2); rows of a matrix are consecutive, so a
 //     matrix slice from gguf.File.TensorData can be passed as is.
 //   - An activation row is n/B blocks of the weight type's vec-dot type
-//     (quant.VecDotType): Q8_K (292 B / 256) from QuantizeRowQ8K for Q4_K and
-//     Q6_K, Q8_0 (34 B / 32) from QuantizeRowQ8_0 for Q5_0 and Q8_0.
+//     (quant.VecDotType): Q8_K (292 B / 256) from QuantizeRowQ8K for Q4_K,
+//     Q5_K and Q6_K, Q8_0 (34 B / 32) from QuantizeRowQ8_0 for Q5_0 and Q8_0.
 //   - No alignment is required.
 //
 // Accuracy: the integer block sums equal the twin's exactly for every input
@@ -41,6 +41,20 @@ func DotQ4KQ8KRows(n int, w, x []byte, dst []float32) { kQ4K.rows(n, w, x, dst) 
 // consecutive Q8_K rows (n/256·292 bytes each); ldd >= rows.
 func MatQ4KQ8K(n int, w []byte, rows int, x []byte, cols int, dst []float32, ldd int) {
 	kQ4K.tile(n, w, rows, x, cols, dst, ldd)
+}
+
+// DotQ5KQ8K returns the dot product of a Q5_K weight row w with a Q8_K
+// activation row x, n elements (n/256·176 and n/256·292 bytes). Twin:
+// quant.DotQ5KQ8K. As DotQ4KQ8K with the fifth code bit from qh OR-ed into
+// the nibbles (codes 0..31).
+func DotQ5KQ8K(n int, w, x []byte) float32 { return kQ5K.dot(n, w, x) }
+
+// DotQ5KQ8KRows is DotQ4KQ8KRows for Q5_K weights (n/256·176 bytes a row).
+func DotQ5KQ8KRows(n int, w, x []byte, dst []float32) { kQ5K.rows(n, w, x, dst) }
+
+// MatQ5KQ8K is MatQ4KQ8K for Q5_K weights.
+func MatQ5KQ8K(n int, w []byte, rows int, x []byte, cols int, dst []float32, ldd int) {
+	kQ5K.tile(n, w, rows, x, cols, dst, ldd)
 }
 
 // DotQ6KQ8K returns the dot product of a Q6_K weight row w with a Q8_K

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -74,11 +76,17 @@ func q4kMinsDup(l level, s16 VecVirtual) VecVirtual {
 }
 
 func genQ4K() {
-	for _, l := range []level{avx2, avx512} {
-		genQ4KCols(l, 1)
-		genQ4KCols(l, 4)
+	for _, q5 := range []bool{false, true} {
+		for _, l := range []level{avx2, avx512} {
+			genQ4KCols(l, 1, q5)
+			genQ4KCols(l, 4, q5)
+		}
 	}
 }
+
+// Q5_K block (176 B): as Q4_K plus qh[32] @16 (bit j of qh[l] is bit 4 of
+// element 32j+l), qs[128] @48.
+const q5kBytes = 176
 
 // colPtrs loads the activation row pointers of a multi-column kernel:
 // column c lives at x + c·xstride.
@@ -129,16 +137,20 @@ func colName(base string, ncols int, l level) string {
 	return base + "x4" + l.suffix
 }
 
-func genQ4KCols(l level, ncols int) {
-	name := colName("dotQ4KQ8K", ncols, l)
+func genQ4KCols(l level, ncols int, q5 bool) {
+	typ, blockBytes, qsOff := "Q4_K", q4kBytes, 16
+	if q5 {
+		typ, blockBytes, qsOff = "Q5_K", q5kBytes, 48
+	}
+	name := colName("dot"+strings.ReplaceAll(typ, "_", "")+"Q8K", ncols, l)
 	TEXT(name, NOSPLIT, colSig(ncols))
 	Pragma("noescape")
 	if ncols == 1 {
-		Doc(name+" returns the dot product of nb Q4_K blocks at w with nb Q8_K blocks at x.",
+		Doc(name+" returns the dot product of nb "+typ+" blocks at w with nb Q8_K blocks at x.",
 			"Per block: Σ_j sc_j·(Σ q·a) in int32 (maddubs, then "+map[bool]string{false: "pmaddwd", true: "vpdpwssd"}[l.z]+" with the scale),",
 			"times d_w·d_x, minus dmin_w·d_x·Σ_j m_j·(bsums[2j]+bsums[2j+1]).")
 	} else {
-		Doc(name+" computes the dot products of one row of nb Q4_K blocks at w with 4 Q8_K rows",
+		Doc(name+" computes the dot products of one row of nb "+typ+" blocks at w with 4 Q8_K rows",
 			"at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.")
 	}
 	nb := Load(Param("nb"), GP64())
@@ -210,15 +222,38 @@ func genQ4KCols(l level, ncols int) {
 			VPXOR(sumi[c], sumi[c], sumi[c])
 		}
 	}
+	m10 := constBytes("c10", rep([]byte{0x10}, 64))
 	if !l.z {
 		VMOVDQU(s16, sc)
+		var qh VecVirtual
+		if q5 {
+			qh = YMM()
+			VMOVDQU(W.Offset(16), qh)
+		}
 		for ch := 0; ch < 4; ch++ {
 			q := YMM()
-			VMOVDQU(W.Offset(16+32*ch), q)
+			VMOVDQU(W.Offset(qsOff+32*ch), q)
 			lo, hi := YMM(), YMM()
 			VPAND(mask, q, lo)
 			VPSRLW(U8(4), q, hi)
 			VPAND(mask, hi, hi)
+			if q5 {
+				// Bit k = 2ch (+1 for hi) of every qh byte → bit 4.
+				for i, v := range []VecVirtual{lo, hi} {
+					k := 2*ch + i
+					hb := YMM()
+					switch {
+					case k < 4:
+						VPSLLW(U8(4-k), qh, hb)
+					case k == 4:
+						VMOVDQA(qh, hb)
+					default:
+						VPSRLW(U8(k-4), qh, hb)
+					}
+					VPAND(m10, hb, hb)
+					VPOR(hb, v, v)
+				}
+			}
 			for k, v := range []VecVirtual{lo, hi} {
 				s := YMM()
 				VPBROADCASTW(sc.Offset(2*(2*ch+k)), s)
@@ -233,13 +268,29 @@ func genQ4KCols(l level, ncols int) {
 	} else {
 		tbl := ZMM()
 		VMOVDQA64(s16.AsZ(), tbl) // upper half zero (VEX write), table = 16 words
+		var zqh VecVirtual
+		if q5 {
+			zqh = ZMM()
+			VBROADCASTI64X4(W.Offset(16), zqh)
+		}
 		for ch := 0; ch < 4; ch++ {
 			z := ZMM()
-			VMOVDQU64(W.Offset(16+32*ch), z.AsY())
+			VMOVDQU64(W.Offset(qsOff+32*ch), z.AsY())
 			hi := YMM()
 			VPSRLW(U8(4), z.AsY(), hi)
 			VINSERTI64X4(U8(1), hi, z, z)
 			VPANDD(mask, z, z)
+			if q5 {
+				// Words 0..15 need bit 2ch of qh at bit 4, words 16..31 bit 2ch+1.
+				hb := ZMM()
+				if ch < 2 {
+					VPSLLVW(constWords(cname("q5kshl%d", ch), halves(uint16(4-2*ch), uint16(3-2*ch))), zqh, hb)
+				} else {
+					VPSRLVW(constWords(cname("q5kshr%d", ch), halves(uint16(2*ch-4), uint16(2*ch-3))), zqh, hb)
+				}
+				VPANDD(m10, hb, hb)
+				VPORD(hb, z, z)
+			}
 			s := ZMM()
 			VPERMW(tbl, idx[ch], s)
 			for c := range X {
@@ -258,7 +309,7 @@ func genQ4KCols(l level, ncols int) {
 		VFMADD231PS(sumi[c], dv, acc[c])
 	}
 
-	ADDQ(U32(q4kBytes), W.Base)
+	ADDQ(U32(blockBytes), W.Base)
 	ADDQ(U32(q8kBytes), X[0].Base)
 	DECQ(nb)
 	JMP(LabelRef(loop))
@@ -267,4 +318,16 @@ func genQ4KCols(l level, ncols int) {
 	storeCols(l, acc)
 	VZEROUPPER()
 	RET()
+}
+
+// halves returns 32 words: 16 copies of a, then 16 copies of b.
+func halves(a, b uint16) []uint16 {
+	w := make([]uint16, 32)
+	for i := range w {
+		w[i] = a
+		if i >= 16 {
+			w[i] = b
+		}
+	}
+	return w
 }
