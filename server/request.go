@@ -241,6 +241,9 @@ func (s *Server) resolveSampling(f *samplingFields, g *genRequest) *apiError {
 	return nil
 }
 
+// maxStopBytes bounds one stop string (matching costs O(length) per token).
+const maxStopBytes = 1024
+
 // parseStop accepts null, a string or an array of strings (at most 16).
 func parseStop(raw json.RawMessage) ([]string, *apiError) {
 	if len(raw) == 0 || string(raw) == "null" {
@@ -250,6 +253,9 @@ func parseStop(raw json.RawMessage) ([]string, *apiError) {
 	if err := json.Unmarshal(raw, &one); err == nil {
 		if one == "" {
 			return nil, nil
+		}
+		if len(one) > maxStopBytes {
+			return nil, badRequest("stop", "the stop string is %d bytes long; at most %d are allowed", len(one), maxStopBytes)
 		}
 		return []string{one}, nil
 	}
@@ -262,6 +268,9 @@ func parseStop(raw json.RawMessage) ([]string, *apiError) {
 	}
 	out := many[:0]
 	for _, s := range many {
+		if len(s) > maxStopBytes {
+			return nil, badRequest("stop", "a stop string is %d bytes long; at most %d are allowed", len(s), maxStopBytes)
+		}
 		if s != "" {
 			out = append(out, s)
 		}

@@ -214,9 +214,14 @@ func (s *scheduler) run() {
 				return
 			}
 			if !idle {
-				// The head of the queue does not fit yet (cannot happen with
-				// no active slot unless its reservation exceeds the budget,
-				// which admission prevents) or was just cancelled: loop.
+				// With every slot free the head of the queue still does not
+				// fit: it never will. Answer it rather than spin.
+				s.mu.Lock()
+				j := s.queue[0]
+				s.queue = s.queue[1:]
+				s.met.setDeferred(len(s.queue))
+				s.mu.Unlock()
+				j.out.push(event{Done: true, Err: fmt.Errorf("the request needs %d KV positions; the server has %d", j.reserve, s.kvBudget)})
 				continue
 			}
 			select {

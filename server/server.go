@@ -215,6 +215,13 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: rc, modelIDs: ids, met: newMetrics(), startedAt: time.Now()}
 	s.created = s.startedAt.Unix()
 	s.routes()
+	s.httpSrv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: min(30*time.Second, rc.Timeout),
+		ReadTimeout:       rc.Timeout,
+		IdleTimeout:       rc.Timeout,
+		ErrorLog:          rc.Log,
+	}
 	return s, nil
 }
 
@@ -274,13 +281,6 @@ func (s *Server) Handler() http.Handler { return s }
 
 // Serve answers HTTP requests on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.httpSrv = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: min(30*time.Second, s.cfg.Timeout),
-		ReadTimeout:       s.cfg.Timeout,
-		IdleTimeout:       s.cfg.Timeout,
-		ErrorLog:          s.cfg.Log,
-	}
 	err := s.httpSrv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -291,10 +291,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting connections, waits for in-flight requests
 // (streams included) to finish or ctx to expire, then stops the scheduler.
 func (s *Server) Shutdown(ctx context.Context) error {
-	var err error
-	if s.httpSrv != nil {
-		err = s.httpSrv.Shutdown(ctx)
-	}
+	err := s.httpSrv.Shutdown(ctx)
 	if s.sched != nil {
 		if err != nil {
 			// Draining timed out: stop anyway, abandoning what is left.

@@ -289,6 +289,7 @@ func TestErrors(t *testing.T) {
 		{"json mode", "/v1/chat/completions", `{"messages":[{"role":"user","content":"a"}],"response_format":{"type":"json_object"}}`, 400, "invalid_request_error", "response_format", "not supported"},
 		{"bad format", "/v1/chat/completions", `{"messages":[{"role":"user","content":"a"}],"response_format":{"type":"xml"}}`, 400, "invalid_request_error", "response_format", "unknown"},
 		{"bad stop", "/v1/chat/completions", `{"messages":[{"role":"user","content":"a"}],"stop":5}`, 400, "invalid_request_error", "stop", "stop"},
+		{"long stop", "/v1/chat/completions", `{"messages":[{"role":"user","content":"a"}],"stop":["` + strings.Repeat("s", 1025) + `"]}`, 400, "invalid_request_error", "stop", "at most 1024"},
 		{"bad max_tokens", "/v1/chat/completions", `{"messages":[{"role":"user","content":"a"}],"max_tokens":-5}`, 400, "invalid_request_error", "max_tokens", "max_tokens"},
 		{"bad reasoning_format", "/v1/chat/completions", `{"messages":[{"role":"user","content":"a"}],"reasoning_format":"xml"}`, 400, "invalid_request_error", "reasoning_format", "reasoning_format"},
 		{"bad logit_bias", "/v1/chat/completions", `{"messages":[{"role":"user","content":"a"}],"logit_bias":{"99999":1}}`, 400, "invalid_request_error", "logit_bias", "vocabulary"},
