@@ -26,6 +26,7 @@ type fakeEngine struct {
 	failAfter int64         // >0: the n-th ForwardBatch call fails
 
 	calls     atomic.Int64
+	tokensIn  atomic.Int64 // tokens fed over all calls
 	maxSeqs   atomic.Int64 // largest number of sequences in one ForwardBatch
 	maxTokens atomic.Int64 // largest number of tokens in one ForwardBatch
 	mu        sync.Mutex
@@ -232,6 +233,15 @@ type fakeCache struct {
 }
 
 func (c *fakeCache) Len() int { return len(c.toks) }
+
+// Truncate keeps the first n tokens (prompt caching).
+func (c *fakeCache) Truncate(n int) error {
+	if n < 0 || n > len(c.toks) {
+		return fmt.Errorf("fake: truncate to %d of %d", n, len(c.toks))
+	}
+	c.toks = c.toks[:n]
+	return nil
+}
 func (c *fakeCache) Reset()   { c.toks = c.toks[:0] }
 
 func (e *fakeEngine) NewCache(n int) (server.Cache, error) {
@@ -290,6 +300,7 @@ func (e *fakeEngine) ForwardBatch(caches []server.Cache, tokens [][]int32) ([][]
 		}
 		fc.toks = append(fc.toks, tokens[i]...)
 		total += len(tokens[i])
+		e.tokensIn.Add(int64(len(tokens[i])))
 		row := make([]float32, fakeVocab)
 		row[nextToken(fc.toks)] = 10
 		out[i] = row

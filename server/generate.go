@@ -150,7 +150,7 @@ func timingsJSON(t timings) map[string]any {
 	ppt, pps := per(t.PromptMS, t.PromptN)
 	gpt, gps := per(t.PredictedMS, t.PredictedN)
 	return map[string]any{
-		"cache_n": 0, "prompt_n": t.PromptN, "prompt_ms": t.PromptMS,
+		"cache_n": t.CacheN, "prompt_n": t.PromptN, "prompt_ms": t.PromptMS,
 		"prompt_per_token_ms": ppt, "prompt_per_second": pps,
 		"predicted_n": t.PredictedN, "predicted_ms": t.PredictedMS,
 		"predicted_per_token_ms": gpt, "predicted_per_second": gps,
@@ -203,7 +203,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, g *genRequest,
 		st := &stream{notify: notify}
 		jobs[i] = &job{
 			ctx: ctx, prompt: prompt, maxTokens: g.MaxTokens, reserve: reserve, params: p,
-			stops: g.Stops, ignoreEOS: g.IgnoreEOS, inThink: startThink, budget: budget, thinkEnd: thinkEnd,
+			stops: g.Stops, ignoreEOS: g.IgnoreEOS, cachePrompt: g.CachePrompt, inThink: startThink, budget: budget, thinkEnd: thinkEnd,
 			out: st,
 		}
 		c := &choice{index: i, st: st}
@@ -400,7 +400,7 @@ func (o *responder) usage() map[string]any {
 	}
 	return map[string]any{
 		"prompt_tokens": o.promptN, "completion_tokens": comp, "total_tokens": o.promptN + comp,
-		"prompt_tokens_details":     map[string]any{"cached_tokens": 0},
+		"prompt_tokens_details":     map[string]any{"cached_tokens": o.choices[0].timings.CacheN},
 		"completion_tokens_details": map[string]any{"reasoning_tokens": reason},
 	}
 }

@@ -38,6 +38,7 @@ type samplingFields struct {
 	NCmpl               *int               `json:"n_cmpl"`
 	LogitBias           map[string]float64 `json:"logit_bias"`
 	IgnoreEOS           *bool              `json:"ignore_eos"`
+	CachePrompt         *bool              `json:"cache_prompt"`
 }
 
 type streamOptions struct {
@@ -93,6 +94,7 @@ type genRequest struct {
 	RandomSeed   bool // the seed was -1 or absent; Params.Seed is then drawn per request
 	Stops        []string
 	IgnoreEOS    bool
+	CachePrompt  bool // reuse a slot's cached prompt prefix (default true)
 
 	// Chat only.
 	Messages        []ChatMessage
@@ -238,6 +240,7 @@ func (s *Server) resolveSampling(f *samplingFields, g *genRequest) *apiError {
 	if f.IgnoreEOS != nil {
 		g.IgnoreEOS = *f.IgnoreEOS
 	}
+	g.CachePrompt = f.CachePrompt == nil || *f.CachePrompt
 	return nil
 }
 

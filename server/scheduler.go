@@ -37,7 +37,8 @@ type event struct {
 // timings are one generation's counts and durations (llama-server's
 // "timings" object).
 type timings struct {
-	PromptN     int
+	PromptN     int // prompt tokens evaluated (not reused from the cache)
+	CacheN      int // prompt tokens reused from the cache
 	PromptMS    float64
 	PredictedN  int
 	PredictedMS float64
@@ -82,6 +83,9 @@ type job struct {
 	params    SamplingParams
 	stops     []string
 	ignoreEOS bool
+	// cachePrompt lets the job reuse the longest common prefix of its
+	// prompt that a slot's cache still holds from an earlier request.
+	cachePrompt bool
 	// Reasoning budget: when inThink and budget >= 0, thinkEnd is forced
 	// after budget generated tokens.
 	inThink  bool
@@ -100,6 +104,7 @@ type slot struct {
 	sampler  Sampler
 	decoder  TokenDecoder
 	fed      int   // prompt tokens already in the cache
+	cached   int   // prompt tokens reused from the slot's previous request
 	next     int32 // sampled token to feed at the next step
 	nGen     int
 	held     string // text held back because it may start a stop string
@@ -132,6 +137,15 @@ type scheduler struct {
 	slots  []*slot // len maxSlots; nil = free
 	caches []Cache // per slot index, kept for reuse
 	capOf  []int
+	// cachedToks[i] are the tokens caches[i] holds, in order (nil when unknown,
+	// e.g. after a failed pass); they let a later request reuse a prefix.
+	cachedToks [][]int32
+}
+
+// truncater is implemented by caches that can drop their tail, which prompt
+// caching needs.
+type truncater interface {
+	Truncate(n int) error
 }
 
 func newScheduler(eng Engine, maxSlots, maxSeqLen, kvBudget, uBatch, maxQueue int, met *metrics) *scheduler {
@@ -140,6 +154,7 @@ func newScheduler(eng Engine, maxSlots, maxSeqLen, kvBudget, uBatch, maxQueue in
 		uBatch: max(uBatch, 1), maxQueue: maxQueue, met: met,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		slots: make([]*slot, maxSlots), caches: make([]Cache, maxSlots), capOf: make([]int, maxSlots),
+		cachedToks: make([][]int32, maxSlots),
 	}
 	for id := 0; id < eng.VocabSize(); id++ {
 		if eng.IsEOG(int32(id)) {
@@ -279,13 +294,7 @@ func (s *scheduler) admit() {
 			s.met.cancelled()
 			continue
 		}
-		free := -1
-		for i, sl := range s.slots {
-			if sl == nil {
-				free = i
-				break
-			}
-		}
+		free := s.pickSlot(j)
 		if free < 0 || s.reserved()+j.reserve > s.kvBudget {
 			return
 		}
@@ -298,9 +307,38 @@ func (s *scheduler) admit() {
 	}
 }
 
-// start binds j to slot i: a cache with room for its reservation, a sampler
-// and a decoder.
+// pickSlot returns the free slot whose cache shares the longest prefix with
+// j's prompt (the lowest free index when none does), or -1.
+func (s *scheduler) pickSlot(j *job) int {
+	best, bestN := -1, -1
+	for i, sl := range s.slots {
+		if sl != nil {
+			continue
+		}
+		n := 0
+		if j.cachePrompt && s.caches[i] != nil && s.capOf[i] >= j.reserve {
+			n = commonPrefix(s.cachedToks[i], j.prompt)
+		}
+		if n > bestN {
+			best, bestN = i, n
+		}
+	}
+	return best
+}
+
+func commonPrefix(a, b []int32) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// start binds j to slot i: a cache with room for its reservation (keeping
+// the longest prefix of the prompt it already holds, when allowed), a
+// sampler and a decoder.
 func (s *scheduler) start(i int, j *job) error {
+	reuse := 0
 	if s.caches[i] == nil || s.capOf[i] < j.reserve {
 		// Grow in powers of two (capped by maxSeqLen) so that a slot's cache
 		// is reallocated at most log2(maxSeqLen) times over the server's life.
@@ -310,7 +348,7 @@ func (s *scheduler) start(i int, j *job) error {
 		}
 		c = min(c, s.maxSeqLen)
 		c = max(c, j.reserve)
-		s.caches[i] = nil
+		s.caches[i], s.cachedToks[i] = nil, nil
 		cache, err := s.eng.NewCache(c)
 		if err != nil {
 			s.capOf[i] = 0
@@ -318,15 +356,29 @@ func (s *scheduler) start(i int, j *job) error {
 		}
 		s.caches[i], s.capOf[i] = cache, c
 	} else {
-		s.caches[i].Reset()
+		if tr, ok := s.caches[i].(truncater); ok && j.cachePrompt && s.cachedToks[i] != nil {
+			// Keep at least one prompt token to evaluate: its logits start
+			// the generation.
+			reuse = min(commonPrefix(s.cachedToks[i], j.prompt), len(j.prompt)-1)
+			if reuse > 0 && tr.Truncate(reuse) != nil {
+				reuse = 0
+			}
+		}
+		if reuse == 0 {
+			s.caches[i].Reset()
+		}
 	}
+	if s.cachedToks[i] == nil {
+		s.cachedToks[i] = make([]int32, 0, len(j.prompt))
+	}
+	s.cachedToks[i] = append(s.cachedToks[i][:0], j.prompt[:reuse]...)
 	smp, err := s.eng.NewSampler(j.params, j.prompt)
 	if err != nil {
 		return fmt.Errorf("creating the sampler: %w", err)
 	}
 	s.slots[i] = &slot{
 		j: j, cache: s.caches[i], cacheCap: s.capOf[i], sampler: smp, decoder: s.eng.NewDecoder(),
-		inThink: j.inThink, admitted: time.Now(),
+		inThink: j.inThink, admitted: time.Now(), fed: reuse, cached: reuse,
 	}
 	return nil
 }
@@ -386,6 +438,7 @@ func (s *scheduler) step() {
 	}
 	if err != nil {
 		for _, i := range idx {
+			s.cachedToks[i] = nil // the cache's contents are unknown now
 			s.slots[i].j.out.push(event{Done: true, Err: err})
 			s.met.computeFailed()
 			s.free(i)
@@ -394,6 +447,9 @@ func (s *scheduler) step() {
 	}
 	for k, i := range idx {
 		sl := s.slots[i]
+		if s.cachedToks[i] != nil {
+			s.cachedToks[i] = append(s.cachedToks[i], toks[k]...)
+		}
 		s.met.maxTokens(sl.cache.Len())
 		if nPre[k] > 0 {
 			sl.fed += nPre[k]
@@ -526,7 +582,8 @@ func (s *scheduler) finishWith(i int, reason string, flushTail bool) {
 	sl.held = ""
 	now := time.Now()
 	tm := timings{
-		PromptN:    len(sl.j.prompt),
+		PromptN:    len(sl.j.prompt) - sl.cached,
+		CacheN:     sl.cached,
 		PredictedN: sl.nGen,
 		QueueMS:    ms(sl.admitted.Sub(sl.j.submitted)),
 	}

@@ -649,3 +649,42 @@ func TestConfigValidation(t *testing.T) {
 	require.NoError(t, s.Ready(&fakeEngine{}))
 	assert.Equal(t, 4096, s.MaxSeqLen(), "defaults to the model's n_ctx_train (capped at 32768)")
 }
+
+// TestPromptCache: a request whose prompt shares a prefix with what a free
+// slot's cache holds evaluates only the rest, and gives the same output.
+func TestPromptCache(t *testing.T) {
+	eng := &fakeEngine{}
+	ts := startServer(t, server.Config{MaxBatchSize: 1}, eng)
+	chat := func(body string) (map[string]any, map[string]any) {
+		code, _, b := post(t, ts.url+"/v1/chat/completions", body)
+		require.Equal(t, 200, code, "%s", b)
+		m := jsonMap(t, b)
+		return m["choices"].([]any)[0].(map[string]any)["message"].(map[string]any), m["usage"].(map[string]any)
+	}
+	cached := func(u map[string]any) float64 {
+		return u["prompt_tokens_details"].(map[string]any)["cached_tokens"].(float64)
+	}
+	first, u1 := chat(chatHi)
+	assert.Zero(t, cached(u1))
+	before := eng.tokensIn.Load()
+	second, u2 := chat(chatHi)
+	assert.Equal(t, first, second, "a cached prefix gives the same output")
+	assert.Equal(t, u1["prompt_tokens"].(float64)-1, cached(u2), "all but the last prompt token come from the cache")
+	// Evaluated: 1 prompt token + every generated token but the last.
+	assert.Equal(t, int64(1+len(fakeReply)-1), eng.tokensIn.Load()-before)
+
+	// The next turn of the conversation reuses the shared prefix.
+	turn := `{"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"` + fakeAnswer + `"},{"role":"user","content":"More"}]}`
+	third, u3 := chat(turn)
+	assert.Equal(t, fakeAnswer, third["content"])
+	prefix, _ := eng.Tokenize("[gMASK]<sop><|user|>Hi<|assistant|>", true)
+	assert.Equal(t, float64(len(prefix)), cached(u3))
+
+	// cache_prompt:false evaluates everything.
+	_, u4 := chat(`{"messages":[{"role":"user","content":"Hi"}],"cache_prompt":false}`)
+	assert.Zero(t, cached(u4))
+	// A different conversation shares only "[gMASK]<sop><|user|>".
+	other, u5 := chat(`{"messages":[{"role":"user","content":"Bye"}]}`)
+	assert.Equal(t, fakeAnswer, other["content"])
+	assert.Equal(t, 3.0, cached(u5))
+}
