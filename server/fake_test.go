@@ -242,7 +242,7 @@ func (c *fakeCache) Truncate(n int) error {
 	c.toks = c.toks[:n]
 	return nil
 }
-func (c *fakeCache) Reset()   { c.toks = c.toks[:0] }
+func (c *fakeCache) Reset() { c.toks = c.toks[:0] }
 
 func (e *fakeEngine) NewCache(n int) (server.Cache, error) {
 	if n <= 0 {
