@@ -92,11 +92,23 @@ func quantizeQ8KAVX2(nb int, src *float32, dst *byte)
 //go:noescape
 func dotQ8_0Q8_0AVX2(nb int, w *byte, x *byte) float32
 
+// dotQ8_0Q8_0x4AVX2 computes the dot products of one row of nb Q8_0 blocks at w with 4 Q8_0 rows
+// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+//
+//go:noescape
+func dotQ8_0Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+
 // dotQ8_0Q8_0AVX512 returns the dot product of nb Q8_0 blocks at w with nb Q8_0 blocks at x.
 // Block sums are exact int32: vpdpbusd(w^0x80, x) − vpdpbusd(0x80, x).
 //
 //go:noescape
 func dotQ8_0Q8_0AVX512(nb int, w *byte, x *byte) float32
+
+// dotQ8_0Q8_0x4AVX512 computes the dot products of one row of nb Q8_0 blocks at w with 4 Q8_0 rows
+// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+//
+//go:noescape
+func dotQ8_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
 
 // dotQ5_0Q8_0AVX2 returns the dot product of nb Q5_0 blocks at w with nb Q8_0 blocks at x.
 // Exact int32 block sums: Σ(code−16)·x = Σ code·x − 16·Σx with codes 0..31 unsigned.
@@ -104,11 +116,23 @@ func dotQ8_0Q8_0AVX512(nb int, w *byte, x *byte) float32
 //go:noescape
 func dotQ5_0Q8_0AVX2(nb int, w *byte, x *byte) float32
 
+// dotQ5_0Q8_0x4AVX2 computes the dot products of one row of nb Q5_0 blocks at w with 4 Q8_0 rows
+// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+//
+//go:noescape
+func dotQ5_0Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+
 // dotQ5_0Q8_0AVX512 returns the dot product of nb Q5_0 blocks at w with nb Q8_0 blocks at x.
 // Exact int32 block sums: Σ(code−16)·x = Σ code·x − 16·Σx with codes 0..31 unsigned.
 //
 //go:noescape
 func dotQ5_0Q8_0AVX512(nb int, w *byte, x *byte) float32
+
+// dotQ5_0Q8_0x4AVX512 computes the dot products of one row of nb Q5_0 blocks at w with 4 Q8_0 rows
+// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+//
+//go:noescape
+func dotQ5_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
 
 // dotQ4KQ8KAVX2 returns the dot product of nb Q4_K blocks at w with nb Q8_K blocks at x.
 // Per block: Σ_j sc_j·(Σ q·a) in int32 (maddubs, then pmaddwd with the scale),

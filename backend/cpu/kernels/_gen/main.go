@@ -25,11 +25,24 @@ func main() {
 
 // raw emits an instruction avo's table lacks (the AVX-512 VNNI family): the
 // last operand is the accumulator, read and written; all others are read.
+// Pass registers only: avo's liveness does not look into memory operands of
+// hand-built instructions.
 func raw(op string, ops ...operand.Op) {
 	Instruction(&ir.Instruction{
 		Opcode:   op,
 		Operands: ops,
 		Inputs:   ops,
 		Outputs:  ops[len(ops)-1:],
+	})
+}
+
+// zeroVec zeroes v with VPXORD v, v, v (EVEX-encodable, so v may be any of
+// the 32 vector registers), declared to avo as write-only: avo's own VPXORD
+// counts the self-XOR as a read, which would keep v live from function entry.
+func zeroVec(v operand.Op) {
+	Instruction(&ir.Instruction{
+		Opcode:   "VPXORD",
+		Operands: []operand.Op{v, v, v},
+		Outputs:  []operand.Op{v},
 	})
 }

@@ -217,7 +217,7 @@ func genQ4KCols(l level, ncols int, q5 bool) {
 	for c := range sumi {
 		sumi[c] = l.vec()
 		if l.z {
-			VPXORD(sumi[c], sumi[c], sumi[c])
+			zeroVec(sumi[c])
 		} else {
 			VPXOR(sumi[c], sumi[c], sumi[c])
 		}

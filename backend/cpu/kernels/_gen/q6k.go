@@ -82,7 +82,7 @@ func genQ6KCols(l level, ncols int) {
 	VPSLLW(U8(5), s16, s16n)
 	zero := YMM()
 	if l.z {
-		VPXORD(zero, zero, zero)
+		zeroVec(zero)
 	} else {
 		VPXOR(zero, zero, zero)
 	}
