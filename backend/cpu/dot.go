@@ -23,11 +23,11 @@ var dotKernels = map[gguf.TensorType]DotFunc{
 	gguf.TypeQ4_1:  quant.DotQ4_1Q8_1,
 	gguf.TypeQ5_1:  quant.DotQ5_1Q8_1,
 	gguf.TypeMXFP4: quant.DotMXFP4Q8_0,
-	gguf.TypeQ5_0:  quant.DotQ5_0Q8_0,
-	gguf.TypeQ8_0:  quant.DotQ8_0Q8_0,
-	gguf.TypeQ4_K:  quant.DotQ4KQ8K,
-	gguf.TypeQ5_K:  quant.DotQ5KQ8K,
-	gguf.TypeQ6_K:  quant.DotQ6KQ8K,
+	gguf.TypeQ5_0:  kernels.DotQ5_0Q8_0,
+	gguf.TypeQ8_0:  kernels.DotQ8_0Q8_0,
+	gguf.TypeQ4_K:  kernels.DotQ4KQ8K,
+	gguf.TypeQ5_K:  kernels.DotQ5KQ8K,
+	gguf.TypeQ6_K:  kernels.DotQ6KQ8K,
 }
 
 // DotKernel returns the dot kernel for weight type t: the registered fast
