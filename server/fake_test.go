@@ -22,6 +22,7 @@ import (
 // cycle and never stops by itself: after a lower-case letter comes the next
 // one, after 'z' a space, after anything else 'a'.
 type fakeEngine struct {
+	answer    string        // replaces fakeAnswer in the scripts when set
 	stepDelay time.Duration // sleep per ForwardBatch call (simulated compute)
 	failAfter int64         // >0: the n-th ForwardBatch call fails
 
@@ -251,13 +252,30 @@ func (e *fakeEngine) NewCache(n int) (server.Cache, error) {
 	return &fakeCache{cap: n}, nil
 }
 
+// scripts returns the thinking-mode and direct-answer scripts.
+func (e *fakeEngine) scripts() (reply, answer []int32) {
+	if e.answer == "" {
+		return fakeReply, fakeAnswerIDs
+	}
+	for _, b := range []byte(fakeReasoning) {
+		reply = append(reply, int32(b))
+	}
+	reply = append(reply, tokEndThink)
+	for _, b := range []byte(e.answer) {
+		answer = append(answer, int32(b))
+	}
+	answer = append(answer, tokObservation)
+	return append(reply, answer...), answer
+}
+
 // nextToken is the scripted continuation of seq.
-func nextToken(seq []int32) int32 {
+func (e *fakeEngine) nextToken(seq []int32) int32 {
+	reply, answer := e.scripts()
 	for i := len(seq) - 2; i >= 0; i-- {
 		if seq[i] == tokAssistant && (seq[i+1] == tokThink || seq[i+1] == tokEndThink) {
-			script := fakeReply
+			script := reply
 			if seq[i+1] == tokEndThink {
-				script = fakeAnswerIDs
+				script = answer
 			}
 			k := len(seq) - (i + 2)
 			if k < len(script) {
@@ -302,7 +320,7 @@ func (e *fakeEngine) ForwardBatch(caches []server.Cache, tokens [][]int32) ([][]
 		total += len(tokens[i])
 		e.tokensIn.Add(int64(len(tokens[i])))
 		row := make([]float32, fakeVocab)
-		row[nextToken(fc.toks)] = 10
+		row[e.nextToken(fc.toks)] = 10
 		out[i] = row
 	}
 	for {

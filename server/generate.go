@@ -74,6 +74,8 @@ type choice struct {
 	index     int
 	st        *stream
 	parser    ReasoningParser // nil: all text is content
+	tools     *toolCallParser // nil: no tool-call parsing
+	calls     []parsedToolCall
 	legacy    bool            // deepseek-legacy: raw text in content AND reasoning split
 	prefix    string          // text to put before the first content (legacy "<think>")
 	content   strings.Builder
@@ -110,6 +112,14 @@ func (c *choice) split(text string, final bool) (string, string) {
 // apply consumes one event's text; it returns the deltas to report.
 func (c *choice) apply(ev event) (reasoning, content string) {
 	reasoning, content = c.split(ev.Text, ev.Done)
+	if c.tools != nil {
+		content = c.tools.Add(content)
+		if ev.Done {
+			var rest string
+			rest, c.calls = c.tools.Flush()
+			content += rest
+		}
+	}
 	c.tokens += ev.Tokens
 	if content != "" && (!c.legacy || strings.Contains(c.content.String()+content, "</think>")) {
 		c.seenText = true
@@ -207,6 +217,9 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, g *genRequest,
 			out: st,
 		}
 		c := &choice{index: i, st: st}
+		if isChat && g.ParseTools && g.ReasoningFormat != "none" {
+			c.tools = &toolCallParser{}
+		}
 		if isChat {
 			switch g.ReasoningFormat {
 			case "deepseek":
@@ -278,6 +291,9 @@ func (o *responder) run(ctx context.Context, notify chan struct{}) {
 				re, co := c.apply(ev)
 				if ev.Done {
 					c.done, c.finish, c.timings = true, ev.Finish, ev.Timings
+					if len(c.calls) > 0 {
+						c.finish = "tool_calls"
+					}
 					remaining--
 				}
 				if o.g.Stream && !o.streamDelta(c, re, co, ev.Done) {
@@ -372,6 +388,11 @@ func (o *responder) streamDelta(c *choice, reasoning, content string, done bool)
 				return false
 			}
 		}
+		if done && len(c.calls) > 0 {
+			if !o.sendData(o.chunk([]any{map[string]any{"index": c.index, "delta": map[string]any{"tool_calls": toolCallsJSON(c.calls, true)}, "finish_reason": nil}})) {
+				return false
+			}
+		}
 		if done {
 			last := o.chunk([]any{map[string]any{"index": c.index, "delta": map[string]any{}, "finish_reason": c.finish}})
 			last["timings"] = timingsJSON(c.timings)
@@ -425,6 +446,9 @@ func (o *responder) writeFinal() {
 			if c.reasoning.Len() > 0 {
 				msg["reasoning_content"] = c.reasoning.String()
 			}
+			if len(c.calls) > 0 {
+				msg["tool_calls"] = toolCallsJSON(c.calls, false)
+			}
 			out = append(out, map[string]any{"index": c.index, "message": msg, "finish_reason": c.finish, "logprobs": nil})
 		} else {
 			out = append(out, map[string]any{"index": c.index, "text": c.content.String(), "logprobs": nil, "finish_reason": c.finish})
@@ -439,4 +463,18 @@ func (o *responder) writeFinal() {
 		"system_fingerprint": systemFingerprint, "choices": out, "usage": o.usage(),
 		"timings": timingsJSON(o.choices[0].timings),
 	})
+}
+
+// toolCallsJSON renders calls as OpenAI tool_calls (with "index" in stream
+// deltas).
+func toolCallsJSON(calls []parsedToolCall, withIndex bool) []any {
+	out := make([]any, len(calls))
+	for i, c := range calls {
+		m := map[string]any{"id": c.ID, "type": "function", "function": map[string]any{"name": c.Name, "arguments": c.Arguments}}
+		if withIndex {
+			m["index"] = i
+		}
+		out[i] = m
+	}
+	return out
 }

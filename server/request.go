@@ -57,6 +57,7 @@ type chatRequestJSON struct {
 	ReasoningEffort       *string         `json:"reasoning_effort"`
 	ReasoningBudgetTokens *int            `json:"reasoning_budget_tokens"`
 	Tools                 json.RawMessage `json:"tools"`
+	ToolChoice            json.RawMessage `json:"tool_choice"`
 }
 
 type messageJSON struct {
@@ -99,6 +100,7 @@ type genRequest struct {
 	// Chat only.
 	Messages        []ChatMessage
 	ChatOpts        ChatOptions
+	ParseTools      bool   // tools were given (tool_choice not "none"): parse tool calls
 	ReasoningFormat string // auto, deepseek, none, deepseek-legacy
 	ReasoningBudget int    // -1 = unlimited
 
@@ -419,6 +421,10 @@ func (s *Server) parseChatRequest(body []byte) (*genRequest, *apiError) {
 		}
 		for _, t := range tools {
 			g.ChatOpts.Tools = append(g.ChatOpts.Tools, string(t))
+		}
+		g.ParseTools = len(tools) > 0 && string(r.ToolChoice) != `"none"`
+		if string(r.ToolChoice) == `"none"` {
+			g.ChatOpts.Tools = nil // as llama-server: no tools offered at all
 		}
 	}
 

@@ -688,3 +688,51 @@ func TestPromptCache(t *testing.T) {
 	assert.Equal(t, fakeAnswer, other["content"])
 	assert.Equal(t, 3.0, cached(u5))
 }
+
+// TestToolCalls: with tools in the request, GLM's <tool_call> markup in the
+// output becomes OpenAI tool_calls and finish_reason "tool_calls".
+func TestToolCalls(t *testing.T) {
+	answer := "Checking.<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value><arg_key>days</arg_key><arg_value>2</arg_value></tool_call>"
+	ts := startServer(t, server.Config{}, &fakeEngine{answer: answer})
+	req := `{"messages":[{"role":"user","content":"Weather?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]`
+	code, _, body := post(t, ts.url+"/v1/chat/completions", req+`}`)
+	require.Equal(t, 200, code, "%s", body)
+	c := jsonMap(t, body)["choices"].([]any)[0].(map[string]any)
+	assert.Equal(t, "tool_calls", c["finish_reason"])
+	msg := c["message"].(map[string]any)
+	assert.Equal(t, "Checking.", msg["content"])
+	assert.Equal(t, fakeReasoning, msg["reasoning_content"])
+	calls := msg["tool_calls"].([]any)
+	require.Len(t, calls, 1)
+	call := calls[0].(map[string]any)
+	assert.Equal(t, "function", call["type"])
+	assert.NotEmpty(t, call["id"])
+	fn := call["function"].(map[string]any)
+	assert.Equal(t, "get_weather", fn["name"])
+	assert.JSONEq(t, `{"city":"Paris","days":2}`, fn["arguments"].(string))
+
+	code, _, body = post(t, ts.url+"/v1/chat/completions", req+`,"stream":true}`)
+	require.Equal(t, 200, code)
+	cs := parseChatStream(t, body)
+	assert.Equal(t, "Checking.", cs.content)
+	assert.Equal(t, "tool_calls", cs.finish)
+	found := false
+	for _, ch := range cs.chunks {
+		for _, x := range ch["choices"].([]any) {
+			if tc, ok := x.(map[string]any)["delta"].(map[string]any)["tool_calls"].([]any); ok {
+				found = true
+				f := tc[0].(map[string]any)
+				assert.EqualValues(t, 0, f["index"])
+				assert.Equal(t, "get_weather", f["function"].(map[string]any)["name"])
+			}
+		}
+	}
+	assert.True(t, found, "a tool_calls delta was streamed")
+
+	// Without tools the markup is plain content.
+	code, _, body = post(t, ts.url+"/v1/chat/completions", `{"messages":[{"role":"user","content":"Weather?"}]}`)
+	require.Equal(t, 200, code)
+	c = jsonMap(t, body)["choices"].([]any)[0].(map[string]any)
+	assert.Equal(t, answer, c["message"].(map[string]any)["content"])
+	assert.Equal(t, "stop", c["finish_reason"])
+}
