@@ -76,8 +76,8 @@ type choice struct {
 	parser    ReasoningParser // nil: all text is content
 	tools     *toolCallParser // nil: no tool-call parsing
 	calls     []parsedToolCall
-	legacy    bool            // deepseek-legacy: raw text in content AND reasoning split
-	prefix    string          // text to put before the first content (legacy "<think>")
+	legacy    bool   // deepseek-legacy: raw text in content AND reasoning split
+	prefix    string // text to put before the first content (legacy "<think>")
 	content   strings.Builder
 	reasoning strings.Builder
 	tokens    int
