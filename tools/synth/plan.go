@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/glmrun/glmrun/gguf"
+	"github.com/glmrun/glmrun/quantize"
 )
 
 // Shape holds the GLM-4.7-Flash hyperparameters that decide tensor shapes
@@ -117,12 +119,6 @@ func (t TensorSpec) Bytes() uint64 {
 	return rb * (t.Elements() / t.Dims[0])
 }
 
-// useMoreBits is llama.cpp's use_more_bits (src/llama-quant.cpp): the layers
-// whose ffn_down tensors Q4_K_M stores as q6_K.
-func useMoreBits(layer, nLayers int) bool {
-	return layer < nLayers/8 || layer >= 7*nLayers/8 || (layer-nLayers/8)%3 == 2
-}
-
 // Plan returns the tensors of a GLM-4.7-Flash-shaped file in the order the
 // llama.cpp converter writes them: output, output_norm, token_embd, then each
 // block's tensors sorted by name.
@@ -136,8 +132,10 @@ func Plan(s Shape, q Quant) ([]TensorSpec, error) {
 	d, v := uint64(s.Embd), uint64(s.Vocab)
 	kqk := uint64(s.NopeDim + s.RopeDim)
 	var out []TensorSpec
-	matrix := func(name string, t gguf.TensorType, dims ...uint64) {
-		out = append(out, TensorSpec{Name: name, Dims: dims, Type: t, Kind: kindMatrix, Sigma: 1 / math.Sqrt(float64(dims[0]))})
+	// Matrices are laid out as bf16; applyMix below gives them the mix's
+	// types.
+	matrix := func(name string, dims ...uint64) {
+		out = append(out, TensorSpec{Name: name, Dims: dims, Type: gguf.TypeBF16, Kind: kindMatrix, Sigma: 1 / math.Sqrt(float64(dims[0]))})
 	}
 	f32 := func(name string, k tensorKind, dims ...uint64) {
 		sigma := 0.0
@@ -146,58 +144,44 @@ func Plan(s Shape, q Quant) ([]TensorSpec, error) {
 		}
 		out = append(out, TensorSpec{Name: name, Dims: dims, Type: gguf.TypeF32, Kind: k, Sigma: sigma})
 	}
-	// pick applies the mix to a matrix whose Q4_K_M type is base.
-	pick := func(base gguf.TensorType, ne0 uint64, inBlock bool) gguf.TensorType {
-		switch q {
-		case QuantBF16:
-			return gguf.TypeBF16
-		case QuantMMFP4:
-			if inBlock && ne0%128 == 0 {
-				return gguf.TypeMMFP4
-			}
-		}
-		return fallback(base, ne0)
-	}
-
-	matrix("output.weight", pick(gguf.TypeQ6_K, d, false), d, v)
+	matrix("output.weight", d, v)
 	f32("output_norm.weight", kindNorm, d)
-	matrix("token_embd.weight", pick(gguf.TypeQ4_K, d, false), d, v)
+	matrix("token_embd.weight", d, v)
 
 	for l := 0; l < s.Layers; l++ {
 		start := len(out)
 		p := func(n string) string { return fmt.Sprintf("blk.%d.%s", l, n) }
-		down := gguf.TypeQ4_K
-		if useMoreBits(l, s.Layers) {
-			down = gguf.TypeQ6_K
-		}
 		f32(p("attn_norm.weight"), kindNorm, d)
-		matrix(p("attn_q_a.weight"), pick(gguf.TypeQ4_K, d, true), d, uint64(s.QLora))
+		matrix(p("attn_q_a.weight"), d, uint64(s.QLora))
 		f32(p("attn_q_a_norm.weight"), kindNorm, uint64(s.QLora))
-		matrix(p("attn_q_b.weight"), pick(gguf.TypeQ4_K, uint64(s.QLora), true), uint64(s.QLora), uint64(s.Heads)*kqk)
-		matrix(p("attn_kv_a_mqa.weight"), pick(gguf.TypeQ4_K, d, true), d, uint64(s.KVLora+s.RopeDim))
+		matrix(p("attn_q_b.weight"), uint64(s.QLora), uint64(s.Heads)*kqk)
+		matrix(p("attn_kv_a_mqa.weight"), d, uint64(s.KVLora+s.RopeDim))
 		f32(p("attn_kv_a_norm.weight"), kindNorm, uint64(s.KVLora))
-		matrix(p("attn_k_b.weight"), pick(gguf.TypeQ4_K, uint64(s.NopeDim), true), uint64(s.NopeDim), uint64(s.KVLora), uint64(s.Heads))
-		matrix(p("attn_v_b.weight"), pick(gguf.TypeQ4_K, uint64(s.KVLora), true), uint64(s.KVLora), uint64(s.VDim), uint64(s.Heads))
-		matrix(p("attn_output.weight"), pick(gguf.TypeQ4_K, uint64(s.Heads*s.VDim), true), uint64(s.Heads*s.VDim), d)
+		matrix(p("attn_k_b.weight"), uint64(s.NopeDim), uint64(s.KVLora), uint64(s.Heads))
+		matrix(p("attn_v_b.weight"), uint64(s.KVLora), uint64(s.VDim), uint64(s.Heads))
+		matrix(p("attn_output.weight"), uint64(s.Heads*s.VDim), d)
 		f32(p("ffn_norm.weight"), kindNorm, d)
 		if l == 0 {
-			matrix(p("ffn_gate.weight"), pick(gguf.TypeQ4_K, d, true), d, uint64(s.FF))
-			matrix(p("ffn_up.weight"), pick(gguf.TypeQ4_K, d, true), d, uint64(s.FF))
-			matrix(p("ffn_down.weight"), pick(down, uint64(s.FF), true), uint64(s.FF), d)
+			matrix(p("ffn_gate.weight"), d, uint64(s.FF))
+			matrix(p("ffn_up.weight"), d, uint64(s.FF))
+			matrix(p("ffn_down.weight"), uint64(s.FF), d)
 		} else {
 			e, fe := uint64(s.Experts), uint64(s.FFExp)
 			f32(p("ffn_gate_inp.weight"), kindRouter, d, e)
 			f32(p("exp_probs_b.bias"), kindBias, e)
-			matrix(p("ffn_gate_exps.weight"), pick(gguf.TypeQ4_K, d, true), d, fe, e)
-			matrix(p("ffn_up_exps.weight"), pick(gguf.TypeQ4_K, d, true), d, fe, e)
-			matrix(p("ffn_down_exps.weight"), pick(down, fe, true), fe, d, e)
+			matrix(p("ffn_gate_exps.weight"), d, fe, e)
+			matrix(p("ffn_up_exps.weight"), d, fe, e)
+			matrix(p("ffn_down_exps.weight"), fe, d, e)
 			sh := fe * uint64(s.SharedExp)
-			matrix(p("ffn_gate_shexp.weight"), pick(gguf.TypeQ4_K, d, true), d, sh)
-			matrix(p("ffn_up_shexp.weight"), pick(gguf.TypeQ4_K, d, true), d, sh)
-			matrix(p("ffn_down_shexp.weight"), pick(down, sh, true), sh, d)
+			matrix(p("ffn_gate_shexp.weight"), d, sh)
+			matrix(p("ffn_up_shexp.weight"), d, sh)
+			matrix(p("ffn_down_shexp.weight"), sh, d)
 		}
 		blk := out[start:]
 		sort.Slice(blk, func(i, j int) bool { return blk[i].Name < blk[j].Name })
+	}
+	if err := applyMix(out, s, q); err != nil {
+		return nil, err
 	}
 	for _, t := range out {
 		if _, err := t.Type.RowBytes(t.Dims[0]); err != nil {
@@ -207,21 +191,38 @@ func Plan(s Shape, q Quant) ([]TensorSpec, error) {
 	return out, nil
 }
 
-// fallback is llama.cpp's tensor_type_fallback for the types Q4_K_M uses:
-// a row that is not a multiple of 256 turns q4_K into q5_0 and q6_K into
-// q8_0; if even 32 does not divide it, f16.
-func fallback(t gguf.TensorType, ne0 uint64) gguf.TensorType {
-	if ne0%uint64(t.BlockSize()) == 0 {
-		return t
+// applyMix sets the type of every matrix of plan (laid out in llama.cpp's
+// tensor order) for mix q. The Q4_K_M types come from the shared
+// llama-quantize rules (quantize.Chooser: use_more_bits for ffn_down,
+// q6_K output, tensor_type_fallback where a row is not a multiple of 256);
+// the mmfp4 mix then stores every in-block matrix whose rows are a multiple
+// of 128 as MMFP4 and keeps the Q4_K_M type elsewhere.
+func applyMix(plan []TensorSpec, s Shape, q Quant) error {
+	if q == QuantBF16 {
+		return nil
 	}
-	switch t {
-	case gguf.TypeQ4_K:
-		t = gguf.TypeQ5_0
-	case gguf.TypeQ6_K:
-		t = gguf.TypeQ8_0
+	names := make([]string, len(plan))
+	for i, t := range plan {
+		names[i] = t.Name
 	}
-	if ne0%uint64(t.BlockSize()) != 0 {
-		return gguf.TypeF16
+	ch, err := quantize.NewChooser(quantize.PresetQ4_K_M,
+		quantize.ModelInfo{Arch: "deepseek2", Layers: s.Layers, Experts: s.Experts}, names)
+	if err != nil {
+		return err
 	}
-	return t
+	for i := range plan {
+		t := &plan[i]
+		if t.Kind != kindMatrix {
+			continue
+		}
+		typ, err := ch.Choose(t.Name, t.Dims, t.Type)
+		if err != nil {
+			return fmt.Errorf("tensor %s: %v", t.Name, err)
+		}
+		if q == QuantMMFP4 && strings.HasPrefix(t.Name, "blk.") && t.Dims[0]%128 == 0 {
+			typ = gguf.TypeMMFP4
+		}
+		t.Type = typ
+	}
+	return nil
 }
