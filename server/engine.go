@@ -51,6 +51,14 @@ type Engine interface {
 	NewSampler(p SamplingParams, prompt []int32) (Sampler, error)
 }
 
+// DeviceMemoryReporter is an optional Engine extension: engines that run on
+// a GPU report its memory for the gpu_memory_used_bytes metric.
+type DeviceMemoryReporter interface {
+	// DeviceMemory returns the device's used and total bytes; ok is false
+	// when the engine runs on the CPU.
+	DeviceMemory() (used, total uint64, ok bool)
+}
+
 // Cache is one sequence's KV cache, owned by the scheduler goroutine.
 type Cache interface {
 	// Len is the number of positions held.

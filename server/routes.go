@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -93,6 +94,12 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	var buf bytes.Buffer
 	s.met.writePrometheus(&buf)
+	if dm, ok := s.engine().(DeviceMemoryReporter); ok {
+		if used, total, ok := dm.DeviceMemory(); ok {
+			fmt.Fprintf(&buf, "# HELP gpu_memory_used_bytes Device memory in use.\n# TYPE gpu_memory_used_bytes gauge\ngpu_memory_used_bytes %d\n", used)
+			fmt.Fprintf(&buf, "# HELP gpu_memory_total_bytes Device memory in all.\n# TYPE gpu_memory_total_bytes gauge\ngpu_memory_total_bytes %d\n", total)
+		}
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	w.Header().Set("Process-Start-Time-Unix", strconv.FormatInt(s.created, 10))
 	w.WriteHeader(http.StatusOK)

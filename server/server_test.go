@@ -736,3 +736,17 @@ func TestToolCalls(t *testing.T) {
 	assert.Equal(t, answer, c["message"].(map[string]any)["content"])
 	assert.Equal(t, "stop", c["finish_reason"])
 }
+
+// gpuFake is a fake engine that reports device memory.
+type gpuFake struct{ *fakeEngine }
+
+func (gpuFake) DeviceMemory() (used, total uint64, ok bool) { return 3 << 30, 80 << 30, true }
+
+func TestGPUMemoryMetric(t *testing.T) {
+	ts := startServer(t, server.Config{}, &fakeEngine{})
+	assert.NotContains(t, getMetrics(t, ts.url), "gpu_memory_used_bytes", "a CPU engine reports no GPU memory")
+	ts = startServer(t, server.Config{}, gpuFake{&fakeEngine{}})
+	text := getMetrics(t, ts.url)
+	assert.Equal(t, float64(3<<30), metricValue(t, text, "gpu_memory_used_bytes"))
+	assert.Equal(t, float64(80<<30), metricValue(t, text, "gpu_memory_total_bytes"))
+}
