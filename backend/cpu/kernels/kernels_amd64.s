@@ -2849,6 +2849,932 @@ done22:
 	VZEROUPPER
 	RET
 
+DATA mxfp4lut<>+0(SB)/1, $0x0c
+DATA mxfp4lut<>+1(SB)/1, $0x0d
+DATA mxfp4lut<>+2(SB)/1, $0x0e
+DATA mxfp4lut<>+3(SB)/1, $0x0f
+DATA mxfp4lut<>+4(SB)/1, $0x10
+DATA mxfp4lut<>+5(SB)/1, $0x12
+DATA mxfp4lut<>+6(SB)/1, $0x14
+DATA mxfp4lut<>+7(SB)/1, $0x18
+DATA mxfp4lut<>+8(SB)/1, $0x0c
+DATA mxfp4lut<>+9(SB)/1, $0x0b
+DATA mxfp4lut<>+10(SB)/1, $0x0a
+DATA mxfp4lut<>+11(SB)/1, $0x09
+DATA mxfp4lut<>+12(SB)/1, $0x08
+DATA mxfp4lut<>+13(SB)/1, $0x06
+DATA mxfp4lut<>+14(SB)/1, $0x04
+DATA mxfp4lut<>+15(SB)/1, $0x00
+DATA mxfp4lut<>+16(SB)/1, $0x0c
+DATA mxfp4lut<>+17(SB)/1, $0x0d
+DATA mxfp4lut<>+18(SB)/1, $0x0e
+DATA mxfp4lut<>+19(SB)/1, $0x0f
+DATA mxfp4lut<>+20(SB)/1, $0x10
+DATA mxfp4lut<>+21(SB)/1, $0x12
+DATA mxfp4lut<>+22(SB)/1, $0x14
+DATA mxfp4lut<>+23(SB)/1, $0x18
+DATA mxfp4lut<>+24(SB)/1, $0x0c
+DATA mxfp4lut<>+25(SB)/1, $0x0b
+DATA mxfp4lut<>+26(SB)/1, $0x0a
+DATA mxfp4lut<>+27(SB)/1, $0x09
+DATA mxfp4lut<>+28(SB)/1, $0x08
+DATA mxfp4lut<>+29(SB)/1, $0x06
+DATA mxfp4lut<>+30(SB)/1, $0x04
+DATA mxfp4lut<>+31(SB)/1, $0x00
+GLOBL mxfp4lut<>(SB), RODATA|NOPTR, $32
+
+// func dotMXFP4Q8_0AVX2(nb int, w *byte, x *byte) float32
+// Requires: AVX, AVX2, CMOV, F16C, FMA3, SSE
+TEXT ·dotMXFP4Q8_0AVX2(SB), NOSPLIT, $0-28
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVL         $0x0c0c0c0c, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Y2
+
+loop23:
+	CMPQ         AX, $0x02
+	JL           one21
+	VMOVDQU      1(CX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y4
+	VPAND        c0f<>+0(SB), Y4, Y4
+	VMOVDQU      mxfp4lut<>+0(SB), Y5
+	VPSHUFB      Y4, Y5, Y4
+	VPMADDUBSW   2(DX), Y4, Y4
+	VPMADDUBSW   2(DX), Y2, Y5
+	VPSUBW       Y5, Y4, Y4
+	VPMADDWD     c0001<>+0(SB), Y4, Y4
+	MOVBLZX      (CX), BX
+	LEAL         -1(BX), SI
+	SHLL         $0x17, SI
+	LEAL         1(BX), DI
+	SHLL         $0x15, DI
+	CMPL         BX, $0x02
+	CMOVLCS      DI, SI
+	VMOVD        SI, X3
+	MOVWLZX      (DX), BX
+	VMOVD        BX, X5
+	VCVTPH2PS    X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y5, Y0
+	VMOVDQU      18(CX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y4
+	VPAND        c0f<>+0(SB), Y4, Y4
+	VMOVDQU      mxfp4lut<>+0(SB), Y5
+	VPSHUFB      Y4, Y5, Y4
+	VPMADDUBSW   36(DX), Y4, Y4
+	VPMADDUBSW   36(DX), Y2, Y5
+	VPSUBW       Y5, Y4, Y4
+	VPMADDWD     c0001<>+0(SB), Y4, Y4
+	MOVBLZX      17(CX), BX
+	LEAL         -1(BX), SI
+	SHLL         $0x17, SI
+	LEAL         1(BX), DI
+	SHLL         $0x15, DI
+	CMPL         BX, $0x02
+	CMOVLCS      DI, SI
+	VMOVD        SI, X3
+	MOVWLZX      34(DX), BX
+	VMOVD        BX, X5
+	VCVTPH2PS    X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y5, Y1
+	ADDQ         $0x00000022, CX
+	ADDQ         $0x00000044, DX
+	SUBQ         $0x02, AX
+	JMP          loop23
+
+one21:
+	TESTQ        AX, AX
+	JZ           done23
+	VMOVDQU      1(CX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        c0f<>+0(SB), Y3, Y3
+	VMOVDQU      mxfp4lut<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPMADDUBSW   2(DX), Y3, Y3
+	VPMADDUBSW   2(DX), Y2, Y2
+	VPSUBW       Y2, Y3, Y3
+	VPMADDWD     c0001<>+0(SB), Y3, Y3
+	MOVBLZX      (CX), AX
+	LEAL         -1(AX), CX
+	SHLL         $0x17, CX
+	LEAL         1(AX), BX
+	SHLL         $0x15, BX
+	CMPL         AX, $0x02
+	CMOVLCS      BX, CX
+	VMOVD        CX, X2
+	MOVWLZX      (DX), AX
+	VMOVD        AX, X4
+	VCVTPH2PS    X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y2
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y3, Y2, Y0
+
+done23:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VPSHUFD      $0x01, X1, X0
+	VADDSS       X0, X1, X1
+	MOVSS        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotMXFP4Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// Requires: AVX, AVX2, CMOV, F16C, FMA3
+TEXT ·dotMXFP4Q8_0x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         xstride+24(FP), BX
+	LEAQ         (BX)(BX*1), SI
+	LEAQ         (SI)(BX*1), DI
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVL         $0x0c0c0c0c, R8
+	VMOVD        R8, X8
+	VPBROADCASTD X8, Y8
+
+loop24:
+	CMPQ         AX, $0x02
+	JL           one22
+	VMOVDQU      1(CX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y10
+	VPAND        c0f<>+0(SB), Y10, Y10
+	VMOVDQU      mxfp4lut<>+0(SB), Y11
+	VPSHUFB      Y10, Y11, Y10
+	VPMADDUBSW   2(DX), Y10, Y11
+	VPMADDUBSW   2(DX), Y8, Y12
+	VPSUBW       Y12, Y11, Y11
+	VPMADDWD     c0001<>+0(SB), Y11, Y11
+	MOVBLZX      (CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      (DX), R8
+	VMOVD        R8, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y0
+	VPMADDUBSW   2(DX)(BX*1), Y10, Y11
+	VPMADDUBSW   2(DX)(BX*1), Y8, Y12
+	VPSUBW       Y12, Y11, Y11
+	VPMADDWD     c0001<>+0(SB), Y11, Y11
+	MOVBLZX      (CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      (DX)(BX*1), R8
+	VMOVD        R8, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y1
+	VPMADDUBSW   2(DX)(SI*1), Y10, Y11
+	VPMADDUBSW   2(DX)(SI*1), Y8, Y12
+	VPSUBW       Y12, Y11, Y11
+	VPMADDWD     c0001<>+0(SB), Y11, Y11
+	MOVBLZX      (CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      (DX)(SI*1), R8
+	VMOVD        R8, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y2
+	VPMADDUBSW   2(DX)(DI*1), Y10, Y10
+	VPMADDUBSW   2(DX)(DI*1), Y8, Y11
+	VPSUBW       Y11, Y10, Y10
+	VPMADDWD     c0001<>+0(SB), Y10, Y10
+	MOVBLZX      (CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      (DX)(DI*1), R8
+	VMOVD        R8, X11
+	VCVTPH2PS    X11, X11
+	VMULSS       X9, X11, X11
+	VBROADCASTSS X11, Y11
+	VCVTDQ2PS    Y10, Y10
+	VFMADD231PS  Y10, Y11, Y3
+	VMOVDQU      18(CX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y10
+	VPAND        c0f<>+0(SB), Y10, Y10
+	VMOVDQU      mxfp4lut<>+0(SB), Y11
+	VPSHUFB      Y10, Y11, Y10
+	VPMADDUBSW   36(DX), Y10, Y11
+	VPMADDUBSW   36(DX), Y8, Y12
+	VPSUBW       Y12, Y11, Y11
+	VPMADDWD     c0001<>+0(SB), Y11, Y11
+	MOVBLZX      17(CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      34(DX), R8
+	VMOVD        R8, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y4
+	VPMADDUBSW   36(DX)(BX*1), Y10, Y11
+	VPMADDUBSW   36(DX)(BX*1), Y8, Y12
+	VPSUBW       Y12, Y11, Y11
+	VPMADDWD     c0001<>+0(SB), Y11, Y11
+	MOVBLZX      17(CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      34(DX)(BX*1), R8
+	VMOVD        R8, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y5
+	VPMADDUBSW   36(DX)(SI*1), Y10, Y11
+	VPMADDUBSW   36(DX)(SI*1), Y8, Y12
+	VPSUBW       Y12, Y11, Y11
+	VPMADDWD     c0001<>+0(SB), Y11, Y11
+	MOVBLZX      17(CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      34(DX)(SI*1), R8
+	VMOVD        R8, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y6
+	VPMADDUBSW   36(DX)(DI*1), Y10, Y10
+	VPMADDUBSW   36(DX)(DI*1), Y8, Y11
+	VPSUBW       Y11, Y10, Y10
+	VPMADDWD     c0001<>+0(SB), Y10, Y10
+	MOVBLZX      17(CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      34(DX)(DI*1), R8
+	VMOVD        R8, X11
+	VCVTPH2PS    X11, X11
+	VMULSS       X9, X11, X11
+	VBROADCASTSS X11, Y11
+	VCVTDQ2PS    Y10, Y10
+	VFMADD231PS  Y10, Y11, Y7
+	ADDQ         $0x00000022, CX
+	ADDQ         $0x00000044, DX
+	SUBQ         $0x02, AX
+	JMP          loop24
+
+one22:
+	TESTQ        AX, AX
+	JZ           done24
+	VMOVDQU      1(CX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        c0f<>+0(SB), Y9, Y9
+	VMOVDQU      mxfp4lut<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VPMADDUBSW   2(DX), Y9, Y10
+	VPMADDUBSW   2(DX), Y8, Y11
+	VPSUBW       Y11, Y10, Y10
+	VPMADDWD     c0001<>+0(SB), Y10, Y10
+	MOVBLZX      (CX), AX
+	LEAL         -1(AX), R8
+	SHLL         $0x17, R8
+	LEAL         1(AX), R9
+	SHLL         $0x15, R9
+	CMPL         AX, $0x02
+	CMOVLCS      R9, R8
+	VMOVD        R8, X11
+	MOVWLZX      (DX), AX
+	VMOVD        AX, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X11, X12, X12
+	VBROADCASTSS X12, Y11
+	VCVTDQ2PS    Y10, Y10
+	VFMADD231PS  Y10, Y11, Y0
+	VPMADDUBSW   2(DX)(BX*1), Y9, Y10
+	VPMADDUBSW   2(DX)(BX*1), Y8, Y11
+	VPSUBW       Y11, Y10, Y10
+	VPMADDWD     c0001<>+0(SB), Y10, Y10
+	MOVBLZX      (CX), AX
+	LEAL         -1(AX), R8
+	SHLL         $0x17, R8
+	LEAL         1(AX), R9
+	SHLL         $0x15, R9
+	CMPL         AX, $0x02
+	CMOVLCS      R9, R8
+	VMOVD        R8, X11
+	MOVWLZX      (DX)(BX*1), AX
+	VMOVD        AX, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X11, X12, X12
+	VBROADCASTSS X12, Y11
+	VCVTDQ2PS    Y10, Y10
+	VFMADD231PS  Y10, Y11, Y1
+	VPMADDUBSW   2(DX)(SI*1), Y9, Y10
+	VPMADDUBSW   2(DX)(SI*1), Y8, Y11
+	VPSUBW       Y11, Y10, Y10
+	VPMADDWD     c0001<>+0(SB), Y10, Y10
+	MOVBLZX      (CX), AX
+	LEAL         -1(AX), BX
+	SHLL         $0x17, BX
+	LEAL         1(AX), R8
+	SHLL         $0x15, R8
+	CMPL         AX, $0x02
+	CMOVLCS      R8, BX
+	VMOVD        BX, X11
+	MOVWLZX      (DX)(SI*1), AX
+	VMOVD        AX, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X11, X12, X12
+	VBROADCASTSS X12, Y11
+	VCVTDQ2PS    Y10, Y10
+	VFMADD231PS  Y10, Y11, Y2
+	VPMADDUBSW   2(DX)(DI*1), Y9, Y9
+	VPMADDUBSW   2(DX)(DI*1), Y8, Y8
+	VPSUBW       Y8, Y9, Y9
+	VPMADDWD     c0001<>+0(SB), Y9, Y9
+	MOVBLZX      (CX), AX
+	LEAL         -1(AX), CX
+	SHLL         $0x17, CX
+	LEAL         1(AX), BX
+	SHLL         $0x15, BX
+	CMPL         AX, $0x02
+	CMOVLCS      BX, CX
+	VMOVD        CX, X8
+	MOVWLZX      (DX)(DI*1), AX
+	VMOVD        AX, X10
+	VCVTPH2PS    X10, X10
+	VMULSS       X8, X10, X10
+	VBROADCASTSS X10, Y8
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  Y9, Y8, Y3
+
+done24:
+	VADDPS       Y4, Y0, Y0
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y7, Y3, Y3
+	MOVQ         dst+32(FP), AX
+	MOVQ         dstride+40(FP), CX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X4
+	VMOVHLPS     X4, X4, X0
+	VADDPS       X0, X4, X4
+	VPSHUFD      $0x01, X4, X0
+	VADDSS       X0, X4, X4
+	VMOVSS       X4, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	VZEROUPPER
+	RET
+
+// func dotMXFP4Q8_0AVX512(nb int, w *byte, x *byte) float32
+// Requires: AVX, AVX2, AVX512F, AVX512VL, CMOV, F16C, FMA3, SSE
+TEXT ·dotMXFP4Q8_0AVX512(SB), NOSPLIT, $0-28
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	MOVL         $0x0c0c0c0c, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Y2
+
+loop25:
+	CMPQ         AX, $0x02
+	JL           one23
+	VMOVDQU64    1(CX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI32X4 $0x01, X4, Y3, Y4
+	VPANDD       c0f<>+0(SB), Y4, Y4
+	VMOVDQU64    mxfp4lut<>+0(SB), Y5
+	VPSHUFB      Y4, Y5, Y4
+	VMOVDQU64    2(DX), Y7
+	VPXORD       Y5, Y5, Y5
+	VPXORD       Y6, Y6, Y6
+	VPDPBUSD     Y7, Y4, Y5
+	VPDPBUSD     Y7, Y2, Y6
+	VPSUBD       Y6, Y5, Y5
+	MOVBLZX      (CX), BX
+	LEAL         -1(BX), SI
+	SHLL         $0x17, SI
+	LEAL         1(BX), DI
+	SHLL         $0x15, DI
+	CMPL         BX, $0x02
+	CMOVLCS      DI, SI
+	VMOVD        SI, X3
+	MOVWLZX      (DX), BX
+	VMOVD        BX, X4
+	VCVTPH2PS    X4, X4
+	VMULSS       X3, X4, X4
+	VBROADCASTSS X4, Y4
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y4, Y0
+	VMOVDQU64    18(CX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI32X4 $0x01, X4, Y3, Y4
+	VPANDD       c0f<>+0(SB), Y4, Y4
+	VMOVDQU64    mxfp4lut<>+0(SB), Y5
+	VPSHUFB      Y4, Y5, Y4
+	VMOVDQU64    36(DX), Y7
+	VPXORD       Y5, Y5, Y5
+	VPXORD       Y6, Y6, Y6
+	VPDPBUSD     Y7, Y4, Y5
+	VPDPBUSD     Y7, Y2, Y6
+	VPSUBD       Y6, Y5, Y5
+	MOVBLZX      17(CX), BX
+	LEAL         -1(BX), SI
+	SHLL         $0x17, SI
+	LEAL         1(BX), DI
+	SHLL         $0x15, DI
+	CMPL         BX, $0x02
+	CMOVLCS      DI, SI
+	VMOVD        SI, X3
+	MOVWLZX      34(DX), BX
+	VMOVD        BX, X4
+	VCVTPH2PS    X4, X4
+	VMULSS       X3, X4, X4
+	VBROADCASTSS X4, Y4
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y4, Y1
+	ADDQ         $0x00000022, CX
+	ADDQ         $0x00000044, DX
+	SUBQ         $0x02, AX
+	JMP          loop25
+
+one23:
+	TESTQ        AX, AX
+	JZ           done25
+	VMOVDQU64    1(CX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI32X4 $0x01, X4, Y3, Y3
+	VPANDD       c0f<>+0(SB), Y3, Y3
+	VMOVDQU64    mxfp4lut<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VMOVDQU64    2(DX), Y6
+	VPXORD       Y4, Y4, Y4
+	VPXORD       Y5, Y5, Y5
+	VPDPBUSD     Y6, Y3, Y4
+	VPDPBUSD     Y6, Y2, Y5
+	VPSUBD       Y5, Y4, Y4
+	MOVBLZX      (CX), AX
+	LEAL         -1(AX), CX
+	SHLL         $0x17, CX
+	LEAL         1(AX), BX
+	SHLL         $0x15, BX
+	CMPL         AX, $0x02
+	CMOVLCS      BX, CX
+	VMOVD        CX, X2
+	MOVWLZX      (DX), AX
+	VMOVD        AX, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X2, X3, X3
+	VBROADCASTSS X3, Y2
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y2, Y0
+
+done25:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VPSHUFD      $0x01, X1, X0
+	VADDSS       X0, X1, X1
+	MOVSS        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotMXFP4Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// Requires: AVX, AVX2, AVX512F, AVX512VL, CMOV, F16C, FMA3
+TEXT ·dotMXFP4Q8_0x4AVX512(SB), NOSPLIT, $0-48
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         xstride+24(FP), BX
+	LEAQ         (BX)(BX*1), SI
+	LEAQ         (SI)(BX*1), DI
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	MOVL         $0x0c0c0c0c, R8
+	VMOVD        R8, X8
+	VPBROADCASTD X8, Y8
+
+loop26:
+	CMPQ         AX, $0x02
+	JL           one24
+	VMOVDQU64    1(CX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI32X4 $0x01, X10, Y9, Y10
+	VPANDD       c0f<>+0(SB), Y10, Y10
+	VMOVDQU64    mxfp4lut<>+0(SB), Y11
+	VPSHUFB      Y10, Y11, Y10
+	VMOVDQU64    2(DX), Y13
+	VPXORD       Y11, Y11, Y11
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
+	MOVBLZX      (CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      (DX), R8
+	VMOVD        R8, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y0
+	VMOVDQU64    2(DX)(BX*1), Y13
+	VPXORD       Y11, Y11, Y11
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
+	MOVBLZX      (CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      (DX)(BX*1), R8
+	VMOVD        R8, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y1
+	VMOVDQU64    2(DX)(SI*1), Y13
+	VPXORD       Y11, Y11, Y11
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
+	MOVBLZX      (CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      (DX)(SI*1), R8
+	VMOVD        R8, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y2
+	VMOVDQU64    2(DX)(DI*1), Y13
+	VPXORD       Y11, Y11, Y11
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
+	MOVBLZX      (CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      (DX)(DI*1), R8
+	VMOVD        R8, X10
+	VCVTPH2PS    X10, X10
+	VMULSS       X9, X10, X10
+	VBROADCASTSS X10, Y10
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y10, Y3
+	VMOVDQU64    18(CX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI32X4 $0x01, X10, Y9, Y10
+	VPANDD       c0f<>+0(SB), Y10, Y10
+	VMOVDQU64    mxfp4lut<>+0(SB), Y11
+	VPSHUFB      Y10, Y11, Y10
+	VMOVDQU64    36(DX), Y13
+	VPXORD       Y11, Y11, Y11
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
+	MOVBLZX      17(CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      34(DX), R8
+	VMOVD        R8, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y4
+	VMOVDQU64    36(DX)(BX*1), Y13
+	VPXORD       Y11, Y11, Y11
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
+	MOVBLZX      17(CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      34(DX)(BX*1), R8
+	VMOVD        R8, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y5
+	VMOVDQU64    36(DX)(SI*1), Y13
+	VPXORD       Y11, Y11, Y11
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
+	MOVBLZX      17(CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      34(DX)(SI*1), R8
+	VMOVD        R8, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y6
+	VMOVDQU64    36(DX)(DI*1), Y13
+	VPXORD       Y11, Y11, Y11
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
+	MOVBLZX      17(CX), R8
+	LEAL         -1(R8), R9
+	SHLL         $0x17, R9
+	LEAL         1(R8), R10
+	SHLL         $0x15, R10
+	CMPL         R8, $0x02
+	CMOVLCS      R10, R9
+	VMOVD        R9, X9
+	MOVWLZX      34(DX)(DI*1), R8
+	VMOVD        R8, X10
+	VCVTPH2PS    X10, X10
+	VMULSS       X9, X10, X10
+	VBROADCASTSS X10, Y10
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y10, Y7
+	ADDQ         $0x00000022, CX
+	ADDQ         $0x00000044, DX
+	SUBQ         $0x02, AX
+	JMP          loop26
+
+one24:
+	TESTQ        AX, AX
+	JZ           done26
+	VMOVDQU64    1(CX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI32X4 $0x01, X10, Y9, Y9
+	VPANDD       c0f<>+0(SB), Y9, Y9
+	VMOVDQU64    mxfp4lut<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VMOVDQU64    2(DX), Y12
+	VPXORD       Y10, Y10, Y10
+	VPXORD       Y11, Y11, Y11
+	VPDPBUSD     Y12, Y9, Y10
+	VPDPBUSD     Y12, Y8, Y11
+	VPSUBD       Y11, Y10, Y10
+	MOVBLZX      (CX), AX
+	LEAL         -1(AX), R8
+	SHLL         $0x17, R8
+	LEAL         1(AX), R9
+	SHLL         $0x15, R9
+	CMPL         AX, $0x02
+	CMOVLCS      R9, R8
+	VMOVD        R8, X11
+	MOVWLZX      (DX), AX
+	VMOVD        AX, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X11, X12, X12
+	VBROADCASTSS X12, Y11
+	VCVTDQ2PS    Y10, Y10
+	VFMADD231PS  Y10, Y11, Y0
+	VMOVDQU64    2(DX)(BX*1), Y12
+	VPXORD       Y10, Y10, Y10
+	VPXORD       Y11, Y11, Y11
+	VPDPBUSD     Y12, Y9, Y10
+	VPDPBUSD     Y12, Y8, Y11
+	VPSUBD       Y11, Y10, Y10
+	MOVBLZX      (CX), AX
+	LEAL         -1(AX), R8
+	SHLL         $0x17, R8
+	LEAL         1(AX), R9
+	SHLL         $0x15, R9
+	CMPL         AX, $0x02
+	CMOVLCS      R9, R8
+	VMOVD        R8, X11
+	MOVWLZX      (DX)(BX*1), AX
+	VMOVD        AX, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X11, X12, X12
+	VBROADCASTSS X12, Y11
+	VCVTDQ2PS    Y10, Y10
+	VFMADD231PS  Y10, Y11, Y1
+	VMOVDQU64    2(DX)(SI*1), Y12
+	VPXORD       Y10, Y10, Y10
+	VPXORD       Y11, Y11, Y11
+	VPDPBUSD     Y12, Y9, Y10
+	VPDPBUSD     Y12, Y8, Y11
+	VPSUBD       Y11, Y10, Y10
+	MOVBLZX      (CX), AX
+	LEAL         -1(AX), BX
+	SHLL         $0x17, BX
+	LEAL         1(AX), R8
+	SHLL         $0x15, R8
+	CMPL         AX, $0x02
+	CMOVLCS      R8, BX
+	VMOVD        BX, X11
+	MOVWLZX      (DX)(SI*1), AX
+	VMOVD        AX, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       X11, X12, X12
+	VBROADCASTSS X12, Y11
+	VCVTDQ2PS    Y10, Y10
+	VFMADD231PS  Y10, Y11, Y2
+	VMOVDQU64    2(DX)(DI*1), Y12
+	VPXORD       Y10, Y10, Y10
+	VPXORD       Y11, Y11, Y11
+	VPDPBUSD     Y12, Y9, Y10
+	VPDPBUSD     Y12, Y8, Y11
+	VPSUBD       Y11, Y10, Y10
+	MOVBLZX      (CX), AX
+	LEAL         -1(AX), CX
+	SHLL         $0x17, CX
+	LEAL         1(AX), BX
+	SHLL         $0x15, BX
+	CMPL         AX, $0x02
+	CMOVLCS      BX, CX
+	VMOVD        CX, X8
+	MOVWLZX      (DX)(DI*1), AX
+	VMOVD        AX, X9
+	VCVTPH2PS    X9, X9
+	VMULSS       X8, X9, X9
+	VBROADCASTSS X9, Y8
+	VCVTDQ2PS    Y10, Y10
+	VFMADD231PS  Y10, Y8, Y3
+
+done26:
+	VADDPS       Y4, Y0, Y0
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y7, Y3, Y3
+	MOVQ         dst+32(FP), AX
+	MOVQ         dstride+40(FP), CX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X4
+	VMOVHLPS     X4, X4, X0
+	VADDPS       X0, X4, X4
+	VPSHUFD      $0x01, X4, X0
+	VADDSS       X0, X4, X4
+	VMOVSS       X4, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	VZEROUPPER
+	RET
+
 // func dotQ4KQ8KAVX2(nb int, w *byte, x *byte) float32
 // Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ4KQ8KAVX2(SB), NOSPLIT, $32-28
@@ -2862,9 +3788,9 @@ TEXT ·dotQ4KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X2
 
-loop23:
+loop27:
 	TESTQ        AX, AX
-	JZ           done23
+	JZ           done27
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -2957,9 +3883,9 @@ loop23:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop23
+	JMP          loop27
 
-done23:
+done27:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -3055,9 +3981,9 @@ TEXT ·dotQ4KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	MOVL         $0x80000000, R8
 	VMOVD        R8, X5
 
-loop24:
+loop28:
 	TESTQ        AX, AX
-	JZ           done24
+	JZ           done28
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -3258,9 +4184,9 @@ loop24:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop24
+	JMP          loop28
 
-done24:
+done28:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -3314,9 +4240,9 @@ TEXT ·dotQ4KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kidx2<>+0(SB), Z5
 	VMOVDQU64    q4kidx3<>+0(SB), Z6
 
-loop25:
+loop29:
 	TESTQ        AX, AX
-	JZ           done25
+	JZ           done29
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -3387,9 +4313,9 @@ loop25:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop25
+	JMP          loop29
 
-done25:
+done29:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -3723,9 +4649,9 @@ TEXT ·dotQ4KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64    q4kidx2<>+0(SB), Z8
 	VMOVDQU64    q4kidx3<>+0(SB), Z9
 
-loop26:
+loop30:
 	TESTQ        AX, AX
-	JZ           done26
+	JZ           done30
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -3856,9 +4782,9 @@ loop26:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop26
+	JMP          loop30
 
-done26:
+done30:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4
@@ -3916,9 +4842,9 @@ TEXT ·dotQ5KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X2
 
-loop27:
+loop31:
 	TESTQ        AX, AX
-	JZ           done27
+	JZ           done31
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -4036,9 +4962,9 @@ loop27:
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop27
+	JMP          loop31
 
-done27:
+done31:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -4068,9 +4994,9 @@ TEXT ·dotQ5KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	MOVL         $0x80000000, R8
 	VMOVD        R8, X5
 
-loop28:
+loop32:
 	TESTQ        AX, AX
-	JZ           done28
+	JZ           done32
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -4296,9 +5222,9 @@ loop28:
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop28
+	JMP          loop32
 
-done28:
+done32:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -4352,9 +5278,9 @@ TEXT ·dotQ5KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kidx2<>+0(SB), Z5
 	VMOVDQU64    q4kidx3<>+0(SB), Z6
 
-loop29:
+loop33:
 	TESTQ           AX, AX
-	JZ              done29
+	JZ              done33
 	MOVL            4(CX), BX
 	MOVL            8(CX), SI
 	MOVL            12(CX), DI
@@ -4438,9 +5364,9 @@ loop29:
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop29
+	JMP             loop33
 
-done29:
+done33:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -4740,9 +5666,9 @@ TEXT ·dotQ5KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64    q4kidx2<>+0(SB), Z8
 	VMOVDQU64    q4kidx3<>+0(SB), Z9
 
-loop30:
+loop34:
 	TESTQ           AX, AX
-	JZ              done30
+	JZ              done34
 	MOVL            4(CX), R8
 	MOVL            8(CX), R9
 	MOVL            12(CX), R10
@@ -4886,9 +5812,9 @@ loop30:
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop30
+	JMP             loop34
 
-done30:
+done34:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4
@@ -4941,9 +5867,9 @@ TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVQ   x+16(FP), DX
 	VXORPS Y0, Y0, Y0
 
-loop31:
+loop35:
 	TESTQ        AX, AX
-	JZ           done31
+	JZ           done35
 	VPMOVSXBW    192(CX), Y1
 	VPSLLW       $0x05, Y1, Y2
 	VPXOR        Y3, Y3, Y3
@@ -5046,9 +5972,9 @@ loop31:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop31
+	JMP          loop35
 
-done31:
+done35:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -5141,9 +6067,9 @@ TEXT ·dotQ6KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 
-loop32:
+loop36:
 	TESTQ        AX, AX
-	JZ           done32
+	JZ           done36
 	VPMOVSXBW    192(CX), Y4
 	VPSLLW       $0x05, Y4, Y5
 	VPXOR        Y6, Y6, Y6
@@ -5333,9 +6259,9 @@ loop32:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop32
+	JMP          loop36
 
-done32:
+done36:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -5392,9 +6318,9 @@ TEXT ·dotQ6KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVD        BX, X8
 	VPBROADCASTD X8, Z8
 
-loop33:
+loop37:
 	TESTQ           AX, AX
-	JZ              done33
+	JZ              done37
 	VPMOVSXBW       192(CX), Y9
 	VPSLLW          $0x05, Y9, Y10
 	VPXORD          Y11, Y11, Y11
@@ -5445,9 +6371,9 @@ loop33:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop33
+	JMP             loop37
 
-done33:
+done37:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -5882,9 +6808,9 @@ TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVD        R8, X11
 	VPBROADCASTD X11, Z11
 
-loop34:
+loop38:
 	TESTQ           AX, AX
-	JZ              done34
+	JZ              done38
 	VPMOVSXBW       192(CX), Y12
 	VPSLLW          $0x05, Y12, Y13
 	VPXORD          Y14, Y14, Y14
@@ -5974,9 +6900,9 @@ loop34:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop34
+	JMP             loop38
 
-done34:
+done38:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4

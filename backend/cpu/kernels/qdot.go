@@ -22,11 +22,12 @@ type qdot struct {
 }
 
 var (
-	kQ4K  = &qdot{name: "DotQ4KQ8K", block: 256, wBytes: 144, xBytes: 292, twin: quant.DotQ4KQ8K}
-	kQ5K  = &qdot{name: "DotQ5KQ8K", block: 256, wBytes: 176, xBytes: 292, twin: quant.DotQ5KQ8K}
-	kQ6K  = &qdot{name: "DotQ6KQ8K", block: 256, wBytes: 210, xBytes: 292, twin: quant.DotQ6KQ8K}
-	kQ5_0 = &qdot{name: "DotQ5_0Q8_0", block: 32, wBytes: 22, xBytes: 34, twin: quant.DotQ5_0Q8_0}
-	kQ8_0 = &qdot{name: "DotQ8_0Q8_0", block: 32, wBytes: 34, xBytes: 34, twin: quant.DotQ8_0Q8_0}
+	kQ4K   = &qdot{name: "DotQ4KQ8K", block: 256, wBytes: 144, xBytes: 292, twin: quant.DotQ4KQ8K}
+	kQ5K   = &qdot{name: "DotQ5KQ8K", block: 256, wBytes: 176, xBytes: 292, twin: quant.DotQ5KQ8K}
+	kQ6K   = &qdot{name: "DotQ6KQ8K", block: 256, wBytes: 210, xBytes: 292, twin: quant.DotQ6KQ8K}
+	kQ5_0  = &qdot{name: "DotQ5_0Q8_0", block: 32, wBytes: 22, xBytes: 34, twin: quant.DotQ5_0Q8_0}
+	kMXFP4 = &qdot{name: "DotMXFP4Q8_0", block: 32, wBytes: 17, xBytes: 34, twin: quant.DotMXFP4Q8_0}
+	kQ8_0  = &qdot{name: "DotQ8_0Q8_0", block: 32, wBytes: 34, xBytes: 34, twin: quant.DotQ8_0Q8_0}
 )
 
 // check panics unless n is a multiple of the block size and w, x hold n

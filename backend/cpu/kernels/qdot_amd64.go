@@ -9,6 +9,8 @@ func init() {
 	kQ6K.asm4[LevelAVX2], kQ6K.asm4[LevelAVX512] = dotQ6KQ8Kx4AVX2, dotQ6KQ8Kx4AVX512
 	kQ5_0.asm[LevelAVX2], kQ5_0.asm[LevelAVX512] = dotQ5_0Q8_0AVX2, dotQ5_0Q8_0AVX512
 	kQ5_0.asm4[LevelAVX2], kQ5_0.asm4[LevelAVX512] = dotQ5_0Q8_0x4AVX2, dotQ5_0Q8_0x4AVX512
+	kMXFP4.asm[LevelAVX2], kMXFP4.asm[LevelAVX512] = dotMXFP4Q8_0AVX2, dotMXFP4Q8_0AVX512
+	kMXFP4.asm4[LevelAVX2], kMXFP4.asm4[LevelAVX512] = dotMXFP4Q8_0x4AVX2, dotMXFP4Q8_0x4AVX512
 	kQ8_0.asm[LevelAVX2], kQ8_0.asm[LevelAVX512] = dotQ8_0Q8_0AVX2, dotQ8_0Q8_0AVX512
 	kQ8_0.asm4[LevelAVX2], kQ8_0.asm4[LevelAVX512] = dotQ8_0Q8_0x4AVX2, dotQ8_0Q8_0x4AVX512
 }

@@ -236,6 +236,33 @@ func genQ5_0(r *rand.Rand, nb int, m genMode) []byte {
 	return b
 }
 
+func genMXFP4(r *rand.Rand, nb int, m genMode) []byte {
+	b := make([]byte, nb*17)
+	if m == modeReal {
+		quant.QuantizeRowMXFP4(randFloats(r, nb*32), b)
+		return b
+	}
+	randBytes(r, b)
+	for i := 0; i < nb; i++ {
+		blk := b[i*17 : (i+1)*17]
+		switch m {
+		case modeRandom:
+			blk[0] = byte(100 + r.IntN(40))
+			if r.IntN(8) == 0 {
+				blk[0] = []byte{0, 1, 2, 200}[r.IntN(4)] // subnormal and large scales
+			}
+		case modeExact:
+			blk[0] = byte(127 + r.IntN(2))
+		case modeExtreme: // ±12 codes (7 and 15), subnormal or unit scales
+			blk[0] = []byte{0, 1, 128}[r.IntN(3)]
+			for j := 1; j < 17; j++ {
+				blk[j] = []byte{0x77, 0xff, 0x7f, 0xf7}[r.IntN(4)]
+			}
+		}
+	}
+	return b
+}
+
 func genQ8_0W(r *rand.Rand, nb int, m genMode) []byte {
 	if m == modeExtreme {
 		b := make([]byte, nb*34)
@@ -283,6 +310,8 @@ var qcases = []qcase{
 		deqW: quant.DequantizeRowQ6K, deqX: quant.DequantizeRowQ8K, maxNB: 16},
 	{k: kQ5_0, dot: DotQ5_0Q8_0, rows: DotQ5_0Q8_0Rows, mat: MatQ5_0Q8_0, genW: genQ5_0, genX: genQ8_0,
 		deqW: quant.DequantizeRowQ5_0, deqX: quant.DequantizeRowQ8_0, maxNB: 128},
+	{k: kMXFP4, dot: DotMXFP4Q8_0, rows: DotMXFP4Q8_0Rows, mat: MatMXFP4Q8_0, genW: genMXFP4, genX: genQ8_0,
+		deqW: quant.DequantizeRowMXFP4, deqX: quant.DequantizeRowQ8_0, maxNB: 128},
 	{k: kQ8_0, dot: DotQ8_0Q8_0, rows: DotQ8_0Q8_0Rows, mat: MatQ8_0Q8_0, genW: genQ8_0W, genX: genQ8_0,
 		deqW: quant.DequantizeRowQ8_0, deqX: quant.DequantizeRowQ8_0, maxNB: 128},
 }
@@ -495,6 +524,7 @@ func fuzzQuant(f *testing.F, c qcase) {
 				fixF16(wb[2:])
 			case kQ6K:
 				fixF16(wb[208:])
+			case kMXFP4: // every E8M0 exponent is finite
 			default:
 				fixF16(wb)
 			}
@@ -525,11 +555,12 @@ func fuzzQuant(f *testing.F, c qcase) {
 	})
 }
 
-func FuzzDotQ4KQ8K(f *testing.F)   { fuzzQuant(f, qcases[0]) }
-func FuzzDotQ5KQ8K(f *testing.F)   { fuzzQuant(f, qcases[1]) }
-func FuzzDotQ6KQ8K(f *testing.F)   { fuzzQuant(f, qcases[2]) }
-func FuzzDotQ5_0Q8_0(f *testing.F) { fuzzQuant(f, qcases[3]) }
-func FuzzDotQ8_0Q8_0(f *testing.F) { fuzzQuant(f, qcases[4]) }
+func FuzzDotQ4KQ8K(f *testing.F)    { fuzzQuant(f, qcases[0]) }
+func FuzzDotQ5KQ8K(f *testing.F)    { fuzzQuant(f, qcases[1]) }
+func FuzzDotQ6KQ8K(f *testing.F)    { fuzzQuant(f, qcases[2]) }
+func FuzzDotQ5_0Q8_0(f *testing.F)  { fuzzQuant(f, qcases[3]) }
+func FuzzDotMXFP4Q8_0(f *testing.F) { fuzzQuant(f, qcases[4]) }
+func FuzzDotQ8_0Q8_0(f *testing.F)  { fuzzQuant(f, qcases[5]) }
 
 var sink float32
 

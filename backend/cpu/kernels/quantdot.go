@@ -4,14 +4,14 @@ package kernels
 //
 // Layout contract shared by every function here:
 //   - n is the row length in elements, a multiple of the block size (256 for
-//     the K-quants, 32 for Q5_0/Q8_0); the functions panic otherwise and when
+//     the K-quants, 32 for Q5_0/Q8_0/MXFP4); the functions panic otherwise and when
 //     a slice is shorter than the rows it must hold.
 //   - A weight row is n/B consecutive blocks exactly as stored in the GGUF
 //     tensor (quant-formats.md §2); rows of a matrix are consecutive, so a
 //     matrix slice from gguf.File.TensorData can be passed as is.
 //   - An activation row is n/B blocks of the weight type's vec-dot type
 //     (quant.VecDotType): Q8_K (292 B / 256) from QuantizeRowQ8K for Q4_K,
-//     Q5_K and Q6_K, Q8_0 (34 B / 32) from QuantizeRowQ8_0 for Q5_0 and Q8_0.
+//     Q5_K and Q6_K, Q8_0 (34 B / 32) from QuantizeRowQ8_0 for Q5_0, Q8_0 and MXFP4.
 //   - No alignment is required.
 //
 // Accuracy: the integer block sums equal the twin's exactly for every input
@@ -98,4 +98,19 @@ func DotQ8_0Q8_0Rows(n int, w, x []byte, dst []float32) { kQ8_0.rows(n, w, x, ds
 // MatQ8_0Q8_0 is MatQ4KQ8K for Q8_0 weights and activations.
 func MatQ8_0Q8_0(n int, w []byte, rows int, x []byte, cols int, dst []float32, ldd int) {
 	kQ8_0.tile(n, w, rows, x, cols, dst, ldd)
+}
+
+// DotMXFP4Q8_0 returns the dot product of an MXFP4 weight row w (n/32·17
+// bytes: E8M0 exponent, 16 bytes of E2M1 codes) with a Q8_0 activation row
+// x, n elements. Twin: quant.DotMXFP4Q8_0. Codes go through a vpshufb
+// lookup of kv2+12 (unsigned) and 12·Σx is subtracted: exact int32 block
+// sums. AVX2: maddubs; AVX-512: vpdpbusd.
+func DotMXFP4Q8_0(n int, w, x []byte) float32 { return kMXFP4.dot(n, w, x) }
+
+// DotMXFP4Q8_0Rows is DotQ4KQ8KRows for MXFP4 weights and Q8_0 activations.
+func DotMXFP4Q8_0Rows(n int, w, x []byte, dst []float32) { kMXFP4.rows(n, w, x, dst) }
+
+// MatMXFP4Q8_0 is MatQ4KQ8K for MXFP4 weights and Q8_0 activations.
+func MatMXFP4Q8_0(n int, w []byte, rows int, x []byte, cols int, dst []float32, ldd int) {
+	kMXFP4.tile(n, w, rows, x, cols, dst, ldd)
 }

@@ -134,6 +134,30 @@ func dotQ5_0Q8_0AVX512(nb int, w *byte, x *byte) float32
 //go:noescape
 func dotQ5_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
 
+// dotMXFP4Q8_0AVX2 returns the dot product of nb MXFP4 blocks at w with nb Q8_0 blocks at x.
+// Exact int32 block sums: Σ kv2[code]·x = Σ (kv2[code]+12)·x − 12·Σx.
+//
+//go:noescape
+func dotMXFP4Q8_0AVX2(nb int, w *byte, x *byte) float32
+
+// dotMXFP4Q8_0x4AVX2 computes the dot products of one row of nb MXFP4 blocks at w with 4 Q8_0 rows
+// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+//
+//go:noescape
+func dotMXFP4Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+
+// dotMXFP4Q8_0AVX512 returns the dot product of nb MXFP4 blocks at w with nb Q8_0 blocks at x.
+// Exact int32 block sums: Σ kv2[code]·x = Σ (kv2[code]+12)·x − 12·Σx.
+//
+//go:noescape
+func dotMXFP4Q8_0AVX512(nb int, w *byte, x *byte) float32
+
+// dotMXFP4Q8_0x4AVX512 computes the dot products of one row of nb MXFP4 blocks at w with 4 Q8_0 rows
+// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+//
+//go:noescape
+func dotMXFP4Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+
 // dotQ4KQ8KAVX2 returns the dot product of nb Q4_K blocks at w with nb Q8_K blocks at x.
 // Per block: Σ_j sc_j·(Σ q·a) in int32 (maddubs, then pmaddwd with the scale),
 // times d_w·d_x, minus dmin_w·d_x·Σ_j m_j·(bsums[2j]+bsums[2j+1]).

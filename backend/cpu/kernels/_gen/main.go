@@ -18,6 +18,7 @@ func main() {
 	genQuantize()
 	genQ8_0()
 	genQ5_0()
+	genMXFP4()
 	genQ4K()
 	genQ6K()
 	Generate()

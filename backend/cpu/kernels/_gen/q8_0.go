@@ -31,8 +31,16 @@ func blockScale32(w, x Mem) VecVirtual {
 // kernel32 describes a 32-block dot: prep decodes a weight block once,
 // col returns the block's 8 int32 partial sums against one activation block.
 type kernel32 struct {
-	prep func(w Mem) []VecVirtual
-	col  func(st []VecVirtual, x Mem) VecVirtual
+	prep  func(w Mem) []VecVirtual
+	col   func(st []VecVirtual, x Mem) VecVirtual
+	scale func(w, x Mem) VecVirtual // block scale in XMM lane 0; nil: blockScale32
+}
+
+func (k kernel32) blockScale(w, x Mem) VecVirtual {
+	if k.scale != nil {
+		return k.scale(w, x)
+	}
+	return blockScale32(w, x)
 }
 
 func (k kernel32) body(w, x Mem) VecVirtual { return k.col(k.prep(w), x) }
@@ -63,7 +71,7 @@ func dotBlocks32x4(name string, wBytes int, doc []string, setup func(), k kernel
 		for c := range X {
 			x := X[c].Offset(q8_0Bytes * b)
 			p := k.col(st, x)
-			d := blockScale32(w, x)
+			d := k.blockScale(w, x)
 			dv := YMM()
 			VBROADCASTSS(d, dv)
 			VCVTDQ2PS(p, p)
@@ -95,7 +103,7 @@ func dotBlocks32x4(name string, wBytes int, doc []string, setup func(), k kernel
 
 // dotBlocks32 emits the shared loop of the 32-block dots: body returns the
 // block's 8 int32 partial sums in a YMM register.
-func dotBlocks32(name string, wBytes int, doc []string, setup func(), body func(w, x Mem) VecVirtual) {
+func dotBlocks32(name string, wBytes int, doc []string, setup func(), k kernel32) {
 	TEXT(name, NOSPLIT, "func(nb int, w, x *byte) float32")
 	Pragma("noescape")
 	Doc(doc...)
@@ -107,10 +115,10 @@ func dotBlocks32(name string, wBytes int, doc []string, setup func(), body func(
 	VXORPS(acc1, acc1, acc1)
 	setup()
 	loop, one, done := uniq("loop"), uniq("one"), uniq("done")
-	block := func(k int, acc VecVirtual) {
-		w, x := W.Offset(wBytes*k), X.Offset(q8_0Bytes*k)
-		p := body(w, x)
-		d := blockScale32(w, x)
+	block := func(b int, acc VecVirtual) {
+		w, x := W.Offset(wBytes*b), X.Offset(q8_0Bytes*b)
+		p := k.body(w, x)
+		d := k.blockScale(w, x)
 		dv := YMM()
 		VBROADCASTSS(d, dv)
 		VCVTDQ2PS(p, p)
@@ -159,7 +167,7 @@ func genQ8_0() {
 	}
 	doc2 := []string{"dotQ8_0Q8_0AVX2 returns the dot product of nb Q8_0 blocks at w with nb Q8_0 blocks at x.",
 		"Block sums are exact int32 (int16 widening + pmaddwd)."}
-	dotBlocks32("dotQ8_0Q8_0AVX2", q8_0Bytes, doc2, func() {}, k2.body)
+	dotBlocks32("dotQ8_0Q8_0AVX2", q8_0Bytes, doc2, func() {}, k2)
 	dotBlocks32x4("dotQ8_0Q8_0x4AVX2", q8_0Bytes, x4doc("dotQ8_0Q8_0x4AVX2", "Q8_0"), func() {}, k2)
 
 	// AVX-512 VNNI: w·x = (w⊕0x80)·x − 128·Σx with vpdpbusd (u8 × s8 → int32,
@@ -188,7 +196,7 @@ func genQ8_0() {
 	}
 	dotBlocks32("dotQ8_0Q8_0AVX512", q8_0Bytes, []string{
 		"dotQ8_0Q8_0AVX512 returns the dot product of nb Q8_0 blocks at w with nb Q8_0 blocks at x.",
-		"Block sums are exact int32: vpdpbusd(w^0x80, x) − vpdpbusd(0x80, x)."}, setup, k5.body)
+		"Block sums are exact int32: vpdpbusd(w^0x80, x) − vpdpbusd(0x80, x)."}, setup, k5)
 	dotBlocks32x4("dotQ8_0Q8_0x4AVX512", q8_0Bytes, x4doc("dotQ8_0Q8_0x4AVX512", "Q8_0"), setup, k5)
 }
 
@@ -270,7 +278,7 @@ func genQ5_0() {
 			"dotQ5_0Q8_0" + l.suffix + " returns the dot product of nb Q5_0 blocks at w with nb Q8_0 blocks at x.",
 			"Exact int32 block sums: Σ(code−16)·x = Σ code·x − 16·Σx with codes 0..31 unsigned.",
 		}
-		dotBlocks32("dotQ5_0Q8_0"+l.suffix, q5_0Bytes, doc, setup, k.body)
+		dotBlocks32("dotQ5_0Q8_0"+l.suffix, q5_0Bytes, doc, setup, k)
 		dotBlocks32x4("dotQ5_0Q8_0x4"+l.suffix, q5_0Bytes, x4doc("dotQ5_0Q8_0x4"+l.suffix, "Q5_0"), setup, k)
 	}
 }
