@@ -91,6 +91,22 @@ func TestMatMulModes(t *testing.T) {
 			if rel > tol {
 				t.Errorf("%s %s: rel_l2 %.3g > %.g", typ, mode, rel, tol)
 			}
+			if mode == Fast && typ != gguf.TypeF32 {
+				// The tile kernels must agree with the row kernel.
+				dot, _ := DotKernel(typ)
+				xq, qb, err := QuantizeRows(nil, quant.VecDotType(typ), x, n, cols)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < n; i++ {
+					for r := 0; r < rows; r++ {
+						want := dot(cols, w.Row(r), xq[i*qb:(i+1)*qb])
+						if d := math.Abs(float64(out[i*rows+r] - want)); d > 1e-5*(1+math.Abs(float64(want))) {
+							t.Fatalf("%s fast: out[%d][%d] = %v, row kernel %v", typ, i, r, out[i*rows+r], want)
+						}
+					}
+				}
+			}
 		}
 		// The registered kernel must agree with the reference VecDot.
 		dot, err := DotKernel(typ)

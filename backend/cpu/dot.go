@@ -30,6 +30,21 @@ var dotKernels = map[gguf.TensorType]DotFunc{
 	gguf.TypeQ6_K:  kernels.DotQ6KQ8K,
 }
 
+// TileFunc sets dst[c·ldd+r] = dot(weight row r, activation row c) for
+// r < rows, c < cols: w holds rows consecutive weight rows of n elements, x
+// holds cols consecutive activation rows quantized to the vec-dot type.
+type TileFunc func(n int, w []byte, rows int, x []byte, cols int, dst []float32, ldd int)
+
+// tileKernels holds the tile (matrix-matrix) kernels used for products over
+// several activation rows (prefill); types without one go row by row.
+var tileKernels = map[gguf.TensorType]TileFunc{
+	gguf.TypeQ4_K: kernels.MatQ4KQ8K,
+	gguf.TypeQ5_K: kernels.MatQ5KQ8K,
+	gguf.TypeQ6_K: kernels.MatQ6KQ8K,
+	gguf.TypeQ5_0: kernels.MatQ5_0Q8_0,
+	gguf.TypeQ8_0: kernels.MatQ8_0Q8_0,
+}
+
 // DotKernel returns the dot kernel for weight type t: the registered fast
 // kernel if there is one, else quant's reference VecDot.
 func DotKernel(t gguf.TensorType) (DotFunc, error) {

@@ -85,11 +85,12 @@ type Job struct {
 // job is a validated Job with its prepared activations.
 type job struct {
 	Job
-	g   grouping
-	xq  []byte // activations quantized to the vec-dot type (fast mode)
-	qb  int    // bytes per quantized activation row
-	dot DotFunc
-	f32 []float32 // F32 weight view
+	g    grouping
+	xq   []byte // activations quantized to the vec-dot type (fast mode)
+	qb   int    // bytes per quantized activation row
+	dot  DotFunc
+	tile TileFunc  // nil: row by row
+	f32  []float32 // F32 weight view
 }
 
 // MatMulBatch runs several independent products in one parallel pass over
@@ -142,6 +143,7 @@ func MatMulBatch(p *Pool, mode Mode, jobs []Job) error {
 				return err
 			}
 			j.dot = dot
+			j.tile = tileKernels[w.Type]
 		default:
 			if err := CheckType(w.Type); err != nil {
 				return err
@@ -163,16 +165,26 @@ func MatMulBatch(p *Pool, mode Mode, jobs []Job) error {
 			base += js[k].W.Rows
 			k++
 		}
-		for r := lo; r < hi; r++ {
+		for r := lo; r < hi; {
 			for r-base >= js[k].W.Rows {
 				base += js[k].W.Rows
 				k++
 			}
 			j := &js[k]
-			if err := j.row(r-base, &scratch, maxCols); err != nil {
-				errs[worker] = err
-				return
+			// Rows of one job and one group up to hi form a segment.
+			r0 := r - base
+			r1 := min(hi-base, j.W.Rows, (r0/j.g.rows+1)*j.g.rows)
+			if j.tile != nil && j.g.n > 1 {
+				j.tileRows(r0, r1)
+			} else {
+				for q := r0; q < r1; q++ {
+					if err := j.row(q, &scratch, maxCols); err != nil {
+						errs[worker] = err
+						return
+					}
+				}
 			}
+			r += r1 - r0
 		}
 	})
 	return firstErr(errs)
@@ -209,6 +221,23 @@ func (j *job) row(r int, scratch *[]float32, maxCols int) error {
 		}
 	}
 	return nil
+}
+
+// tileRowsBlock is the number of weight rows a tile kernel streams against
+// all of a product's activation rows before moving on (kept in L1/L2).
+const tileRowsBlock = 16
+
+// tileRows computes weight rows [r0, r1) of one group for all tokens with
+// the tile kernel.
+func (j *job) tileRows(r0, r1 int) {
+	g, rb := j.g, j.W.RowBytes()
+	k := r0 / g.rows
+	xg := j.xq[k*g.n*j.qb : (k+1)*g.n*j.qb]
+	for a := r0; a < r1; a += tileRowsBlock {
+		b := min(a+tileRowsBlock, r1)
+		dst := j.Out[g.outIdx(a, 0):]
+		j.tile(j.W.Cols, j.W.Data[a*rb:b*rb], b-a, xg, g.n, dst, g.rows)
+	}
 }
 
 // grouping maps a weight row to its group's activations and outputs.
