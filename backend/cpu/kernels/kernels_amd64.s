@@ -3775,6 +3775,224 @@ done26:
 	VZEROUPPER
 	RET
 
+// func dotMMFP4Q8_0AVX2(ng int, q *byte, s *byte, x *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotMMFP4Q8_0AVX2(SB), NOSPLIT, $0-36
+	MOVQ         ng+0(FP), AX
+	MOVQ         q+8(FP), CX
+	MOVQ         s+16(FP), DX
+	MOVQ         x+24(FP), BX
+	VPXORD       Y0, Y0, Y0
+	MOVL         $0x0c0c0c0c, SI
+	VMOVD        SI, X1
+	VPBROADCASTD X1, Y1
+	MOVL         $0x3f000000, SI
+	VMOVD        SI, X2
+
+loop27:
+	TESTQ        AX, AX
+	JZ           done27
+	VPXORD       Y3, Y3, Y3
+	VMOVDQU      (CX), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPAND        c0f<>+0(SB), Y5, Y5
+	VMOVDQU      mxfp4lut<>+0(SB), Y6
+	VPSHUFB      Y5, Y6, Y5
+	VPMADDUBSW   2(BX), Y5, Y5
+	VPMADDUBSW   2(BX), Y1, Y6
+	VPSUBW       Y6, Y5, Y5
+	VPMADDWD     c0001<>+0(SB), Y5, Y5
+	MOVWLZX      (BX), SI
+	VMOVD        SI, X4
+	VCVTPH2PS    X4, X4
+	VBROADCASTSS X4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVDQU      16(CX), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPAND        c0f<>+0(SB), Y5, Y5
+	VMOVDQU      mxfp4lut<>+0(SB), Y6
+	VPSHUFB      Y5, Y6, Y5
+	VPMADDUBSW   36(BX), Y5, Y5
+	VPMADDUBSW   36(BX), Y1, Y6
+	VPSUBW       Y6, Y5, Y5
+	VPMADDWD     c0001<>+0(SB), Y5, Y5
+	MOVWLZX      34(BX), SI
+	VMOVD        SI, X4
+	VCVTPH2PS    X4, X4
+	VBROADCASTSS X4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVDQU      32(CX), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPAND        c0f<>+0(SB), Y5, Y5
+	VMOVDQU      mxfp4lut<>+0(SB), Y6
+	VPSHUFB      Y5, Y6, Y5
+	VPMADDUBSW   70(BX), Y5, Y5
+	VPMADDUBSW   70(BX), Y1, Y6
+	VPSUBW       Y6, Y5, Y5
+	VPMADDWD     c0001<>+0(SB), Y5, Y5
+	MOVWLZX      68(BX), SI
+	VMOVD        SI, X4
+	VCVTPH2PS    X4, X4
+	VBROADCASTSS X4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVDQU      48(CX), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPAND        c0f<>+0(SB), Y5, Y5
+	VMOVDQU      mxfp4lut<>+0(SB), Y6
+	VPSHUFB      Y5, Y6, Y5
+	VPMADDUBSW   104(BX), Y5, Y5
+	VPMADDUBSW   104(BX), Y1, Y6
+	VPSUBW       Y6, Y5, Y5
+	VPMADDWD     c0001<>+0(SB), Y5, Y5
+	MOVWLZX      102(BX), SI
+	VMOVD        SI, X4
+	VCVTPH2PS    X4, X4
+	VBROADCASTSS X4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y3
+	MOVWLZX      (DX), SI
+	VMOVD        SI, X4
+	VCVTPH2PS    X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y5
+	VFMADD231PS  Y3, Y5, Y0
+	ADDQ         $0x40, CX
+	ADDQ         $0x02, DX
+	ADDQ         $0x00000088, BX
+	DECQ         AX
+	JMP          loop27
+
+done27:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VPSHUFD      $0x01, X1, X0
+	VADDSS       X0, X1, X1
+	MOVSS        X1, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func dotMMFP4Q8_0AVX512(ng int, q *byte, s *byte, x *byte) float32
+// Requires: AVX, AVX2, AVX512F, AVX512VL, F16C, FMA3, SSE
+TEXT ·dotMMFP4Q8_0AVX512(SB), NOSPLIT, $0-36
+	MOVQ         ng+0(FP), AX
+	MOVQ         q+8(FP), CX
+	MOVQ         s+16(FP), DX
+	MOVQ         x+24(FP), BX
+	VPXORD       Y0, Y0, Y0
+	MOVL         $0x0c0c0c0c, SI
+	VMOVD        SI, X1
+	VPBROADCASTD X1, Y1
+	MOVL         $0x3f000000, SI
+	VMOVD        SI, X2
+
+loop28:
+	TESTQ        AX, AX
+	JZ           done28
+	VPXORD       Y3, Y3, Y3
+	VMOVDQU64    (CX), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI32X4 $0x01, X5, Y4, Y5
+	VPANDD       c0f<>+0(SB), Y5, Y5
+	VMOVDQU64    mxfp4lut<>+0(SB), Y6
+	VPSHUFB      Y5, Y6, Y5
+	VMOVDQU64    2(BX), Y8
+	VPXORD       Y6, Y6, Y6
+	VPXORD       Y7, Y7, Y7
+	VPDPBUSD     Y8, Y5, Y6
+	VPDPBUSD     Y8, Y1, Y7
+	VPSUBD       Y7, Y6, Y6
+	MOVWLZX      (BX), SI
+	VMOVD        SI, X4
+	VCVTPH2PS    X4, X4
+	VBROADCASTSS X4, Y5
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VMOVDQU64    16(CX), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI32X4 $0x01, X5, Y4, Y5
+	VPANDD       c0f<>+0(SB), Y5, Y5
+	VMOVDQU64    mxfp4lut<>+0(SB), Y6
+	VPSHUFB      Y5, Y6, Y5
+	VMOVDQU64    36(BX), Y8
+	VPXORD       Y6, Y6, Y6
+	VPXORD       Y7, Y7, Y7
+	VPDPBUSD     Y8, Y5, Y6
+	VPDPBUSD     Y8, Y1, Y7
+	VPSUBD       Y7, Y6, Y6
+	MOVWLZX      34(BX), SI
+	VMOVD        SI, X4
+	VCVTPH2PS    X4, X4
+	VBROADCASTSS X4, Y5
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VMOVDQU64    32(CX), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI32X4 $0x01, X5, Y4, Y5
+	VPANDD       c0f<>+0(SB), Y5, Y5
+	VMOVDQU64    mxfp4lut<>+0(SB), Y6
+	VPSHUFB      Y5, Y6, Y5
+	VMOVDQU64    70(BX), Y8
+	VPXORD       Y6, Y6, Y6
+	VPXORD       Y7, Y7, Y7
+	VPDPBUSD     Y8, Y5, Y6
+	VPDPBUSD     Y8, Y1, Y7
+	VPSUBD       Y7, Y6, Y6
+	MOVWLZX      68(BX), SI
+	VMOVD        SI, X4
+	VCVTPH2PS    X4, X4
+	VBROADCASTSS X4, Y5
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VMOVDQU64    48(CX), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI32X4 $0x01, X5, Y4, Y5
+	VPANDD       c0f<>+0(SB), Y5, Y5
+	VMOVDQU64    mxfp4lut<>+0(SB), Y6
+	VPSHUFB      Y5, Y6, Y5
+	VMOVDQU64    104(BX), Y8
+	VPXORD       Y6, Y6, Y6
+	VPXORD       Y7, Y7, Y7
+	VPDPBUSD     Y8, Y5, Y6
+	VPDPBUSD     Y8, Y1, Y7
+	VPSUBD       Y7, Y6, Y6
+	MOVWLZX      102(BX), SI
+	VMOVD        SI, X4
+	VCVTPH2PS    X4, X4
+	VBROADCASTSS X4, Y5
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y5, Y3
+	MOVWLZX      (DX), SI
+	VMOVD        SI, X4
+	VCVTPH2PS    X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y5
+	VFMADD231PS  Y3, Y5, Y0
+	ADDQ         $0x40, CX
+	ADDQ         $0x02, DX
+	ADDQ         $0x00000088, BX
+	DECQ         AX
+	JMP          loop28
+
+done28:
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	MOVSS         X1, ret+32(FP)
+	VZEROUPPER
+	RET
+
 // func dotQ4KQ8KAVX2(nb int, w *byte, x *byte) float32
 // Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ4KQ8KAVX2(SB), NOSPLIT, $32-28
@@ -3788,9 +4006,9 @@ TEXT ·dotQ4KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X2
 
-loop27:
+loop29:
 	TESTQ        AX, AX
-	JZ           done27
+	JZ           done29
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -3883,9 +4101,9 @@ loop27:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop27
+	JMP          loop29
 
-done27:
+done29:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -3981,9 +4199,9 @@ TEXT ·dotQ4KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	MOVL         $0x80000000, R8
 	VMOVD        R8, X5
 
-loop28:
+loop30:
 	TESTQ        AX, AX
-	JZ           done28
+	JZ           done30
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -4184,9 +4402,9 @@ loop28:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop28
+	JMP          loop30
 
-done28:
+done30:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -4240,9 +4458,9 @@ TEXT ·dotQ4KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kidx2<>+0(SB), Z5
 	VMOVDQU64    q4kidx3<>+0(SB), Z6
 
-loop29:
+loop31:
 	TESTQ        AX, AX
-	JZ           done29
+	JZ           done31
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -4313,9 +4531,9 @@ loop29:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop29
+	JMP          loop31
 
-done29:
+done31:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -4649,9 +4867,9 @@ TEXT ·dotQ4KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64    q4kidx2<>+0(SB), Z8
 	VMOVDQU64    q4kidx3<>+0(SB), Z9
 
-loop30:
+loop32:
 	TESTQ        AX, AX
-	JZ           done30
+	JZ           done32
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -4782,9 +5000,9 @@ loop30:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop30
+	JMP          loop32
 
-done30:
+done32:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4
@@ -4842,9 +5060,9 @@ TEXT ·dotQ5KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X2
 
-loop31:
+loop33:
 	TESTQ        AX, AX
-	JZ           done31
+	JZ           done33
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -4962,9 +5180,9 @@ loop31:
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop31
+	JMP          loop33
 
-done31:
+done33:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -4994,9 +5212,9 @@ TEXT ·dotQ5KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	MOVL         $0x80000000, R8
 	VMOVD        R8, X5
 
-loop32:
+loop34:
 	TESTQ        AX, AX
-	JZ           done32
+	JZ           done34
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -5222,9 +5440,9 @@ loop32:
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop32
+	JMP          loop34
 
-done32:
+done34:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -5278,9 +5496,9 @@ TEXT ·dotQ5KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kidx2<>+0(SB), Z5
 	VMOVDQU64    q4kidx3<>+0(SB), Z6
 
-loop33:
+loop35:
 	TESTQ           AX, AX
-	JZ              done33
+	JZ              done35
 	MOVL            4(CX), BX
 	MOVL            8(CX), SI
 	MOVL            12(CX), DI
@@ -5364,9 +5582,9 @@ loop33:
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop33
+	JMP             loop35
 
-done33:
+done35:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -5666,9 +5884,9 @@ TEXT ·dotQ5KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64    q4kidx2<>+0(SB), Z8
 	VMOVDQU64    q4kidx3<>+0(SB), Z9
 
-loop34:
+loop36:
 	TESTQ           AX, AX
-	JZ              done34
+	JZ              done36
 	MOVL            4(CX), R8
 	MOVL            8(CX), R9
 	MOVL            12(CX), R10
@@ -5812,9 +6030,9 @@ loop34:
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop34
+	JMP             loop36
 
-done34:
+done36:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4
@@ -5867,9 +6085,9 @@ TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVQ   x+16(FP), DX
 	VXORPS Y0, Y0, Y0
 
-loop35:
+loop37:
 	TESTQ        AX, AX
-	JZ           done35
+	JZ           done37
 	VPMOVSXBW    192(CX), Y1
 	VPSLLW       $0x05, Y1, Y2
 	VPXOR        Y3, Y3, Y3
@@ -5972,9 +6190,9 @@ loop35:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop35
+	JMP          loop37
 
-done35:
+done37:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -6067,9 +6285,9 @@ TEXT ·dotQ6KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 
-loop36:
+loop38:
 	TESTQ        AX, AX
-	JZ           done36
+	JZ           done38
 	VPMOVSXBW    192(CX), Y4
 	VPSLLW       $0x05, Y4, Y5
 	VPXOR        Y6, Y6, Y6
@@ -6259,9 +6477,9 @@ loop36:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop36
+	JMP          loop38
 
-done36:
+done38:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -6318,9 +6536,9 @@ TEXT ·dotQ6KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVD        BX, X8
 	VPBROADCASTD X8, Z8
 
-loop37:
+loop39:
 	TESTQ           AX, AX
-	JZ              done37
+	JZ              done39
 	VPMOVSXBW       192(CX), Y9
 	VPSLLW          $0x05, Y9, Y10
 	VPXORD          Y11, Y11, Y11
@@ -6371,9 +6589,9 @@ loop37:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop37
+	JMP             loop39
 
-done37:
+done39:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -6808,9 +7026,9 @@ TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVD        R8, X11
 	VPBROADCASTD X11, Z11
 
-loop38:
+loop40:
 	TESTQ           AX, AX
-	JZ              done38
+	JZ              done40
 	VPMOVSXBW       192(CX), Y12
 	VPSLLW          $0x05, Y12, Y13
 	VPXORD          Y14, Y14, Y14
@@ -6900,9 +7118,9 @@ loop38:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop38
+	JMP             loop40
 
-done38:
+done40:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4

@@ -85,6 +85,11 @@ func TestSpeedupReport(t *testing.T) {
 			rows = append(rows, row{"Mat" + c.k.name[3:] + "(16x4)/16/4", n, func() { c.mat(n, wr, R, xc, 4, dst, R) }})
 		}
 	}
+	for _, n := range []int{2048, 1536, 5120, 10240} {
+		q, sc := genMMFP4(r, n, modeReal)
+		x := genQ8_0(r, n/32, modeReal)
+		rows = append(rows, row{"DotMMFP4Q8_0", n, func() { sink += DotMMFP4Q8_0(n, q, sc, x) }})
+	}
 	for _, c := range qzcases {
 		for _, n := range []int{2048, 1536, 5120, 10240} {
 			x := randFloats(r, n)

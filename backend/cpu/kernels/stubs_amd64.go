@@ -158,6 +158,18 @@ func dotMXFP4Q8_0AVX512(nb int, w *byte, x *byte) float32
 //go:noescape
 func dotMXFP4Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
 
+// dotMMFP4Q8_0AVX2 returns the dot product of ng 128-element MMFP4 groups (codes at q, fp16 scales at s)
+// with 4·ng Q8_0 blocks at x: Σ_g (scale_g/2)·Σ_s d_x·isum_s, exact int32 isum_s.
+//
+//go:noescape
+func dotMMFP4Q8_0AVX2(ng int, q *byte, s *byte, x *byte) float32
+
+// dotMMFP4Q8_0AVX512 returns the dot product of ng 128-element MMFP4 groups (codes at q, fp16 scales at s)
+// with 4·ng Q8_0 blocks at x: Σ_g (scale_g/2)·Σ_s d_x·isum_s, exact int32 isum_s.
+//
+//go:noescape
+func dotMMFP4Q8_0AVX512(ng int, q *byte, s *byte, x *byte) float32
+
 // dotQ4KQ8KAVX2 returns the dot product of nb Q4_K blocks at w with nb Q8_K blocks at x.
 // Per block: Σ_j sc_j·(Σ q·a) in int32 (maddubs, then pmaddwd with the scale),
 // times d_w·d_x, minus dmin_w·d_x·Σ_j m_j·(bsums[2j]+bsums[2j+1]).

@@ -19,6 +19,7 @@ func main() {
 	genQ8_0()
 	genQ5_0()
 	genMXFP4()
+	genMMFP4()
 	genQ4K()
 	genQ6K()
 	Generate()
