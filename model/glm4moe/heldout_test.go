@@ -71,8 +71,13 @@ func naiveForward(sm *synthModel, toks []int32) [][]float64 {
 		qpe := make([][][]float64, n)
 		for i := 0; i < n; i++ {
 			a := rms(x[i], W[name(l, "attn_norm.weight")])
-			cq := rms(mv(W[name(l, "attn_q_a.weight")], s.d, s.qLora, a), W[name(l, "attn_q_a_norm.weight")])
-			q := mv(W[name(l, "attn_q_b.weight")], s.qLora, H*qk, cq)
+			var q []float64
+			if s.qLora > 0 {
+				cq := rms(mv(W[name(l, "attn_q_a.weight")], s.d, s.qLora, a), W[name(l, "attn_q_a_norm.weight")])
+				q = mv(W[name(l, "attn_q_b.weight")], s.qLora, H*qk, cq)
+			} else {
+				q = mv(W[name(l, "attn_q.weight")], s.d, H*qk, a)
+			}
 			ckv := mv(W[name(l, "attn_kv_a_mqa.weight")], s.d, kvl+s.rope, a)
 			kvlat[i] = rms(ckv[:kvl], W[name(l, "attn_kv_a_norm.weight")])
 			kpe[i] = rope(ckv[kvl:], i)
@@ -185,8 +190,14 @@ func naiveForward(sm *synthModel, toks []int32) [][]float64 {
 					if s.norm {
 						w /= wsum
 					}
-					ge := W[name(l, "ffn_gate_exps.weight")][e*ffE*s.d : (e+1)*ffE*s.d]
-					ue := W[name(l, "ffn_up_exps.weight")][e*ffE*s.d : (e+1)*ffE*s.d]
+					var ge, ue []float64
+					if s.fused {
+						gu := W[name(l, "ffn_gate_up_exps.weight")][2*e*ffE*s.d : 2*(e+1)*ffE*s.d]
+						ge, ue = gu[:ffE*s.d], gu[ffE*s.d:]
+					} else {
+						ge = W[name(l, "ffn_gate_exps.weight")][e*ffE*s.d : (e+1)*ffE*s.d]
+						ue = W[name(l, "ffn_up_exps.weight")][e*ffE*s.d : (e+1)*ffE*s.d]
+					}
 					de := W[name(l, "ffn_down_exps.weight")][e*s.d*ffE : (e+1)*s.d*ffE]
 					y := mlp(ge, ue, de, ffE, hh)
 					for k := range f {
@@ -249,6 +260,9 @@ func TestHeldOutModelMatchesNaiveReference(t *testing.T) {
 	sm2 := heldOutSpec()
 	sm2.gating, sm2.bias, sm2.norm, sm2.nextn, sm2.dense = 1, false, false, 0, 1
 	specs["softmax"] = sm2
+	sm3 := heldOutSpec()
+	sm3.qLora, sm3.fused, sm3.nShared, sm3.heads, sm3.rope = 0, true, 2, 5, 16
+	specs["noqlora-fused-2shared"] = sm3
 	for name, spec := range specs {
 		t.Run(name, func(t *testing.T) {
 			sm := buildSynth(t, spec, 3, nil)

@@ -21,6 +21,7 @@ type synthSpec struct {
 	ff, nExp, nUsed, ffExp, nShared int
 	vocab                           int
 	nextn                           int     // extra (skipped) NextN blocks, no tensors written
+	fused                           bool    // write ffn_gate_up_exps instead of ffn_gate_exps + ffn_up_exps
 	gating                          int     // 0: key absent; else expert_gating_func
 	bias                            bool    // write exp_probs_b
 	scale                           float32 // expert_weights_scale
@@ -105,9 +106,13 @@ func buildSynth(t *testing.T, s synthSpec, seed uint64, mutate func(kv map[strin
 	for l := 0; l < s.layers; l++ {
 		b := func(n string) string { return fmt.Sprintf("blk.%d.%s", l, n) }
 		norm(b("attn_norm.weight"), s.d)
-		add(b("attn_q_a.weight"), 1/math.Sqrt(float64(s.d)), false, s.d, s.qLora)
-		norm(b("attn_q_a_norm.weight"), s.qLora)
-		add(b("attn_q_b.weight"), 1/math.Sqrt(float64(s.qLora)), false, s.qLora, H*qk)
+		if s.qLora > 0 {
+			add(b("attn_q_a.weight"), 1/math.Sqrt(float64(s.d)), false, s.d, s.qLora)
+			norm(b("attn_q_a_norm.weight"), s.qLora)
+			add(b("attn_q_b.weight"), 1/math.Sqrt(float64(s.qLora)), false, s.qLora, H*qk)
+		} else {
+			add(b("attn_q.weight"), 1/math.Sqrt(float64(s.d)), false, s.d, H*qk)
+		}
 		add(b("attn_kv_a_mqa.weight"), 1/math.Sqrt(float64(s.d)), false, s.d, s.kvLora+s.rope)
 		norm(b("attn_kv_a_norm.weight"), s.kvLora)
 		add(b("attn_k_b.weight"), 1/math.Sqrt(float64(s.nope)), false, s.nope, s.kvLora, H)
@@ -124,8 +129,13 @@ func buildSynth(t *testing.T, s synthSpec, seed uint64, mutate func(kv map[strin
 		if s.bias {
 			add(b("exp_probs_b.bias"), 0.3, true, s.nExp)
 		}
-		add(b("ffn_gate_exps.weight"), 1/math.Sqrt(float64(s.d)), false, s.d, s.ffExp, s.nExp)
-		add(b("ffn_up_exps.weight"), 1/math.Sqrt(float64(s.d)), false, s.d, s.ffExp, s.nExp)
+		if s.fused {
+			// Expert e: rows e·2ff.. are gate, e·2ff+ff.. are up.
+			add(b("ffn_gate_up_exps.weight"), 1/math.Sqrt(float64(s.d)), false, s.d, 2*s.ffExp, s.nExp)
+		} else {
+			add(b("ffn_gate_exps.weight"), 1/math.Sqrt(float64(s.d)), false, s.d, s.ffExp, s.nExp)
+			add(b("ffn_up_exps.weight"), 1/math.Sqrt(float64(s.d)), false, s.d, s.ffExp, s.nExp)
+		}
 		add(b("ffn_down_exps.weight"), 1/math.Sqrt(float64(s.ffExp)), false, s.ffExp, s.d, s.nExp)
 		if s.nShared > 0 {
 			fs := s.ffExp * s.nShared
