@@ -36,16 +36,15 @@ func (m Mode) String() string {
 const rowsPerTask = 4
 
 // CheckType returns an error if matrix products over weights of type t are
-// not supported (no dequantizer or no vec-dot kernel).
+// not supported (no dequantizer or no vec-dot kernel). MMFP4 is supported
+// for Weights built by NewTensorWeight (rows repacked into one-row slabs,
+// see mmfp4.go).
 func CheckType(t gguf.TensorType) error {
 	if t == gguf.TypeF32 {
 		return nil
 	}
 	if t.BlockSize() == 0 {
 		return fmt.Errorf("unknown tensor type %d", uint32(t))
-	}
-	if t == gguf.TypeMMFP4 {
-		return fmt.Errorf("tensor type %s (slab layout) is not supported by the CPU backend", t)
 	}
 	if !quant.CanDequantize(t) {
 		return fmt.Errorf("tensor type %s cannot be dequantized", t)

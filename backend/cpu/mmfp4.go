@@ -26,14 +26,11 @@ func dotMMFP4Row(n int, w, xq []byte) float32 {
 	return quant.DotMMFP4Q8_0(n, w[:n/2], w[n/2:n/2+n/64], xq)
 }
 
-// CheckWeightType is CheckType for weights built by NewTensorWeight: it also
-// accepts MMFP4, which NewTensorWeight repacks into addressable rows.
-func CheckWeightType(t gguf.TensorType) error {
-	if t == gguf.TypeMMFP4 {
-		return nil
-	}
-	return CheckType(t)
-}
+// CheckWeightType checks a GGUF tensor type for NewTensorWeight: the types
+// CheckType accepts, MMFP4 included (NewTensorWeight repacks it into
+// addressable rows; a Weight made by NewWeight from raw MMFP4 slab bytes of
+// more than one row would be misaddressed).
+func CheckWeightType(t gguf.TensorType) error { return CheckType(t) }
 
 // NewTensorWeight builds the Weight of a GGUF tensor of rows x cols elements
 // whose 2-D slabs hold slabRows rows each (ne1; rows = slabRows for a matrix,

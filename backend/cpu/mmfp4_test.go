@@ -60,16 +60,7 @@ func TestMMFP4WeightRows(t *testing.T) {
 		x[i] = float32(rng.NormFloat64())
 	}
 	p := NewPool(2)
-	modes := []Mode{Fast}
-	// The exact path goes through CheckType, which still refuses MMFP4 (a
-	// one-line change in matmul.go, left to its owner); test it once it
-	// accepts the repacked rows.
-	if CheckType(gguf.TypeMMFP4) == nil {
-		modes = append(modes, Exact)
-	} else {
-		t.Log("exact path: CheckType still refuses mmfp4; only the fast path is tested")
-	}
-	for _, mode := range modes {
+	for _, mode := range []Mode{Exact, Fast} {
 		out := make([]float32, n*rows)
 		if err := MatMul(p, mode, out, w, x, n); err != nil {
 			t.Fatalf("%s: %v", mode, err)
