@@ -101,27 +101,38 @@ func (k *qdot) tile(n int, w []byte, rows int, x []byte, cols int, dst []float32
 	}
 	rb, xb := nb*k.wBytes, nb*k.xBytes
 	f := k.fast()
-	c := 0
-	if f4 := k.asm4[level]; f4 != nil && nb > 0 {
-		// 4 columns at a time: each weight block is decoded once for 4
-		// activation rows.
-		for ; c+4 <= cols; c += 4 {
+	if f == nil || nb == 0 {
+		for c := 0; c < cols; c++ {
+			xc := x[c*xb : (c+1)*xb]
 			for r := 0; r < rows; r++ {
-				f4(nb, &w[r*rb], &x[c*xb], xb, &dst[c*ldd+r], ldd)
+				dst[c*ldd+r] = k.twin(n, w[r*rb:(r+1)*rb], xc)
 			}
 		}
+		return
 	}
-	for ; c < cols; c++ {
-		xc := x[c*xb : (c+1)*xb]
-		out := dst[c*ldd : c*ldd+rows]
-		if f == nil || nb == 0 {
-			for r := range out {
-				out[r] = k.twin(n, w[r*rb:(r+1)*rb], xc)
+	// Cache blocking: a block of weight rows (about tileBytes of weights)
+	// stays cache-resident while every activation column streams past it, 4
+	// columns at a time where a 4-column kernel exists.
+	f4 := k.asm4[level]
+	rowBlock := max(1, tileBytes/rb)
+	for r0 := 0; r0 < rows; r0 += rowBlock {
+		r1 := min(rows, r0+rowBlock)
+		c := 0
+		if f4 != nil {
+			for ; c+4 <= cols; c += 4 {
+				for r := r0; r < r1; r++ {
+					f4(nb, &w[r*rb], &x[c*xb], xb, &dst[c*ldd+r], ldd)
+				}
 			}
-			continue
 		}
-		for r := range out {
-			out[r] = f(nb, &w[r*rb], &xc[0])
+		for ; c < cols; c++ {
+			for r := r0; r < r1; r++ {
+				dst[c*ldd+r] = f(nb, &w[r*rb], &x[c*xb])
+			}
 		}
 	}
 }
+
+// tileBytes is the weight bytes per row block of the tile loops: about
+// half of a typical 1–2 MiB L2, leaving room for the activation columns.
+var tileBytes = 512 << 10 // a variable so tests can force several row blocks

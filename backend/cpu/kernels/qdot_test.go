@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/glmrun/glmrun/backend/quant"
+	"github.com/glmrun/glmrun/gguf"
 )
 
 // genMode selects how random test blocks are drawn.
@@ -418,6 +419,8 @@ func TestQuantDotsOffsets(t *testing.T) {
 // single-row kernel (bit-identical: same kernel per element) and that they
 // write nothing outside their outputs.
 func TestQuantDotRowsMat(t *testing.T) {
+	defer func(v int) { tileBytes = v }(tileBytes)
+	tileBytes = 1 // one weight row per cache block: exercises the blocking
 	for _, c := range qcases {
 		t.Run(c.k.name, func(t *testing.T) {
 			for _, l := range append([]Level{LevelGeneric}, fastLevels()...) {
@@ -583,5 +586,41 @@ func BenchmarkQuantDots(b *testing.B) {
 				})
 			}
 		}
+	}
+}
+
+func TestForType(t *testing.T) {
+	for _, tt := range []gguf.TensorType{gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K, gguf.TypeQ5_0, gguf.TypeQ8_0, gguf.TypeMXFP4} {
+		k, ok := ForType(tt)
+		if !ok || k.Dot == nil || k.Rows == nil || k.Mat == nil {
+			t.Fatalf("ForType(%v) = %v, %v", tt, k, ok)
+		}
+		// The kernel must be the one for tt: compare with quant.VecDot on a
+		// real row (tolerance as in check).
+		vt := quant.VecDotType(tt)
+		r := rand.New(rand.NewPCG(41, uint64(tt)))
+		n := 512
+		src := randFloats(r, n)
+		w := make([]byte, n/tt.BlockSize()*tt.TypeSize())
+		if err := quant.Quantize(tt, src, w); err != nil {
+			t.Fatal(err)
+		}
+		x := make([]byte, n/vt.BlockSize()*vt.TypeSize())
+		if !QuantizeActivations(vt, randFloats(r, n), x) {
+			t.Fatalf("QuantizeActivations(%v) refused", vt)
+		}
+		want, err := quant.VecDot(tt, n, w, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := k.Dot(n, w, x); math.Abs(float64(got-want)) > 1e-4*math.Abs(float64(want))+1e-3 {
+			t.Errorf("ForType(%v).Dot = %v, quant.VecDot = %v", tt, got, want)
+		}
+	}
+	if _, ok := ForType(gguf.TypeQ4_0); ok {
+		t.Error("ForType(Q4_0) claims a kernel")
+	}
+	if QuantizeActivations(gguf.TypeQ8_1, make([]float32, 32), make([]byte, 36)) {
+		t.Error("QuantizeActivations(Q8_1) claims support")
 	}
 }
