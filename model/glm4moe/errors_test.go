@@ -37,6 +37,30 @@ func TestLoadErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("glm4moelite without _mla keys", func(t *testing.T) {
+		s := spec
+		s.arch = "glm4moelite"
+		sm := buildSynth(t, s, 1, func(kv map[string]gguf.Value, ts []synthTensor) []synthTensor {
+			// ollama's layout: per-head sizes in key_length/value_length.
+			kv["glm4moelite.attention.key_length"] = kv["glm4moelite.attention.key_length_mla"]
+			kv["glm4moelite.attention.value_length"] = kv["glm4moelite.attention.value_length_mla"]
+			delete(kv, "glm4moelite.attention.key_length_mla")
+			delete(kv, "glm4moelite.attention.value_length_mla")
+			return ts
+		})
+		f, err := gguf.Open(sm.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		c, err := glm4moe.LoadConfig(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.KeyLengthMLA != s.nope+s.rope || c.ValueLengthMLA != s.dv || c.KeyLength != s.kvLora+s.rope || c.ValueLength != s.kvLora {
+			t.Fatalf("mapped lengths %+v", c)
+		}
+	})
 	t.Run("missing tensor", func(t *testing.T) {
 		sm := buildSynth(t, spec, 1, func(_ map[string]gguf.Value, ts []synthTensor) []synthTensor {
 			var out []synthTensor
