@@ -113,18 +113,19 @@ func readF32(t *testing.T, path string) []float32 {
 	return out
 }
 
-// logitsOf runs the model in path on toks with the engine's fast path
-// (activations quantized to each weight type's vec-dot type: Q8_K for the
-// K-quants, Q8_0 for q5_0/q8_0/MMFP4, as llama.cpp's CPU path), returning
-// [len(toks)][vocab] logits.
-func logitsOf(t *testing.T, path string, toks []int32) []float32 {
+// logitsOf runs the model in path on toks, returning [len(toks)][vocab]
+// logits. exact selects the engine's exact path (float32 math on exactly
+// dequantized weights: the loss is the weights' alone); otherwise the fast
+// path (activations quantized to each weight type's vec-dot type: Q8_K for
+// the K-quants, Q8_0 for q5_0/q8_0/MMFP4, as llama.cpp's CPU path).
+func logitsOf(t *testing.T, path string, toks []int32, exact bool) []float32 {
 	t.Helper()
 	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	m, err := glm4moe.Load(f, glm4moe.Options{Threads: 2})
+	m, err := glm4moe.Load(f, glm4moe.Options{Threads: 2, Exact: exact})
 	if err != nil {
 		t.Fatalf("load %s: %v", path, err)
 	}
@@ -170,18 +171,23 @@ func logSoftmax(x []float32) []float64 {
 }
 
 // TestMMFP4TinyKL: the MMFP4 glm-tiny loses at most 3x the KL that Q4_K_M
-// loses against HF's bf16 logits (both run on the fast path).
+// (llama-quantize's file) loses against HF's bf16 logits, on the exact and
+// on the fast path.
 func TestMMFP4TinyKL(t *testing.T) {
 	toks := readTokens(t)
 	ref := readF32(t, testdata.GLMTiny(t, "hf-logits-bf16.f32"))
 	vocab := len(ref) / len(toks)
-	q4 := meanKL(ref, logitsOf(t, testdata.GLMTiny(t, "glm-tiny-q4_k_m.gguf"), toks), vocab)
-	mm := meanKL(ref, logitsOf(t, requantizeTo(t, testdata.GLMTiny(t, "glm-tiny-bf16.gguf"), PresetMMFP4), toks), vocab)
-	t.Logf("glm-tiny mean KL vs hf-logits-bf16: Q4_K_M %.5f, MMFP4 %.5f (ratio %.2f)", q4, mm, mm/q4)
-	if !(q4 > 0) || !(mm > 0) {
-		t.Fatalf("degenerate KL: q4 %v mmfp4 %v", q4, mm)
-	}
-	if mm > 3*q4 {
-		t.Errorf("MMFP4 KL %.5f exceeds 3x Q4_K_M's %.5f", mm, q4)
+	q4Path := testdata.GLMTiny(t, "glm-tiny-q4_k_m.gguf")
+	mmPath := requantizeTo(t, testdata.GLMTiny(t, "glm-tiny-bf16.gguf"), PresetMMFP4)
+	for _, exact := range []bool{true, false} {
+		q4 := meanKL(ref, logitsOf(t, q4Path, toks, exact), vocab)
+		mm := meanKL(ref, logitsOf(t, mmPath, toks, exact), vocab)
+		t.Logf("glm-tiny mean KL vs hf-logits-bf16 (exact=%v): Q4_K_M %.5f, MMFP4 %.5f (ratio %.2f)", exact, q4, mm, mm/q4)
+		if !(q4 > 0) || !(mm > 0) {
+			t.Fatalf("degenerate KL: q4 %v mmfp4 %v", q4, mm)
+		}
+		if mm > 3*q4 {
+			t.Errorf("exact=%v: MMFP4 KL %.5f exceeds 3x Q4_K_M's %.5f", exact, mm, q4)
+		}
 	}
 }

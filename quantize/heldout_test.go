@@ -145,7 +145,8 @@ func writeHeldOut(t *testing.T, s heldOut, path string, seed uint64) {
 }
 
 // TestMMFP4HeldOutKL: on a random model glm-tiny did not shape, MMFP4 loses
-// at most 3x the KL Q4_K_M loses against the bf16 model's own logits.
+// at most 3x the KL Q4_K_M loses against the bf16 model's own logits (all
+// three run on the exact path).
 func TestMMFP4HeldOutKL(t *testing.T) {
 	s := heldOutShape
 	bf16 := filepath.Join(t.TempDir(), "heldout-bf16.gguf")
@@ -155,7 +156,7 @@ func TestMMFP4HeldOutKL(t *testing.T) {
 	for i := range toks {
 		toks[i] = int32(rng.IntN(s.vocab))
 	}
-	ref := logitsOf(t, bf16, toks)
+	ref := logitsOf(t, bf16, toks, true)
 	q4Path := requantizeTo(t, bf16, PresetQ4_K_M)
 	mmPath := requantizeTo(t, bf16, PresetMMFP4)
 	// The MMFP4 file really holds MMFP4 matrices.
@@ -173,8 +174,8 @@ func TestMMFP4HeldOutKL(t *testing.T) {
 	if nMM < 20 {
 		t.Fatalf("MMFP4 file has only %d MMFP4 tensors", nMM)
 	}
-	q4 := meanKL(ref, logitsOf(t, q4Path, toks), s.vocab)
-	mm := meanKL(ref, logitsOf(t, mmPath, toks), s.vocab)
+	q4 := meanKL(ref, logitsOf(t, q4Path, toks, true), s.vocab)
+	mm := meanKL(ref, logitsOf(t, mmPath, toks, true), s.vocab)
 	t.Logf("held-out model mean KL vs its bf16 logits: Q4_K_M %.5f, MMFP4 %.5f (ratio %.2f), %d MMFP4 tensors", q4, mm, mm/q4, nMM)
 	if !(q4 > 0) || !(mm > 0) {
 		t.Fatalf("degenerate KL: q4 %v mmfp4 %v", q4, mm)
