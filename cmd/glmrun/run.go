@@ -112,6 +112,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			nCtx = defaultCtxCap
 		}
 	}
+	if cfg.NCtxTrain > 0 && nCtx > cfg.NCtxTrain {
+		fmt.Fprintf(stderr, "warning: context size %d exceeds the training context %d\n", nCtx, cfg.NCtxTrain)
+	}
 	if o.verbose {
 		fmt.Fprintf(stderr, "model: %s, %d layers (%d blocks), d=%d, %d heads, %d experts (top %d), vocab %d, n_ctx_train %d\n",
 			cfg.Arch, cfg.NLayer, cfg.NBlock, cfg.NEmbd, cfg.NHead, cfg.NExpert, cfg.NExpertUsed, cfg.VocabSize, cfg.NCtxTrain)
