@@ -56,13 +56,14 @@ func aggregateTokPerSec(t *testing.T, url string, n, maxTokens int) (wallRate, c
 // streams on glm-tiny (CPU); the acceptance target is an aggregate of at
 // least twice one stream's tokens/s through continuous batching.
 //
-// What the server controls is asserted always: the 8 streams decode
-// together (about 8 busy slots per forward pass). The 2x rate depends on the
-// CPU kernels amortizing work across the rows of a batch, so it is asserted
-// only with GLM_ASSERT_THROUGHPUT=1. The CI machine is shared, so each
-// measurement is repeated and the best run kept, and the rate is also given
-// per process CPU-second, which contention from other processes does not
-// skew. The numbers are logged (and written to $GLM_BENCH_OUT when set).
+// Asserted always: the 8 streams decode together (about 8 busy slots per
+// forward pass), and batching pays: tokens per process CPU-second with 8
+// streams are at least 1.5x one stream's (CPU time is not skewed by other
+// processes on a shared CI machine; measured 2.1x on 2 cores). The 2x
+// wall-clock target itself is asserted with GLM_ASSERT_THROUGHPUT=1 (on a
+// quiet machine), since wall time on a shared machine is noise. Each
+// measurement is repeated and the best run kept; the numbers are logged
+// (and written to $GLM_BENCH_OUT when set).
 func TestConcurrentStreamsThroughput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("throughput measurement skipped in -short mode")
@@ -94,6 +95,7 @@ func TestConcurrentStreamsThroughput(t *testing.T) {
 		_ = os.WriteFile(p, []byte(report), 0o644)
 	}
 	assert.GreaterOrEqual(t, busy, 6.0, "8 concurrent streams must share forward passes")
+	assert.GreaterOrEqual(t, eightCPU, 1.5*oneCPU, "batched decoding must cost less CPU per token")
 	if os.Getenv("GLM_ASSERT_THROUGHPUT") == "1" {
 		assert.GreaterOrEqual(t, eightWall, 2*oneWall, "8 streams must reach >= 2x one stream's tokens/s")
 	}
