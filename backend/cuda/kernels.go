@@ -22,9 +22,9 @@ var kernelNames = []string{
 	"matvec_q4_K_wr", "matvec_q6_K_wr", "matvec_q5_0_wr", "matvec_q8_0_wr",
 	"matvec_f32", "matvec_f16", "matvec_bf16",
 	"rmsnorm_f32", "rope_norm_f32", "swiglu_f32", "add_f32", "weighted_sum_f32",
-	"cache_store_f16", "argmax_f32",
+	"cache_store_f16", "cache_store_f32", "gather_rows_f32", "argmax_f32", "spin_cycles",
 	"router_topk_sigmoid",
-	"mla_decode_partial", "mla_decode_partial_mma", "mla_decode_partial_mma_pipe", "mla_decode_combine",
+	"mla_decode_partial", "mla_decode_partial_f32", "mla_decode_partial_mma", "mla_decode_partial_mma_pipe", "mla_decode_combine",
 }
 
 // Q81BlockBytes is the size of one Q8_1 activation block (32 values):
@@ -96,8 +96,11 @@ func (c *Ctx) QuantizeQ81(x Buffer, xStride, rows, cols int, out Buffer) error {
 // writes Y[s*Rows : (s+1)*Rows] (f32). An id outside [0, NExperts) makes
 // that slot's outputs NaN. X is the activation: for Q4_K, Q5_0, Q6_K and
 // Q8_0 weights Q8_1 blocks from QuantizeQ81 (Cols/32 blocks per row), for
-// F32, F16 and BF16 weights f32 values (Cols per row); slot s reads row s,
-// or row 0 for every slot when XShared.
+// F32, F16 and BF16 weights f32 values (Cols per row); slot s reads row
+// s/XDiv (XDiv 0 means 1), or row 0 for every slot when XShared. Rows of X
+// are XStride apart (in Q8_1 blocks for quantised types, in floats
+// otherwise; 0 means packed: Cols/32 blocks or Cols floats). Slot s writes
+// Y[s*YStride : s*YStride+Rows] (YStride 0 means Rows).
 type MatVec struct {
 	W        Buffer
 	Type     gguf.TensorType
@@ -108,7 +111,10 @@ type MatVec struct {
 	Slots    int // 0 means 1
 	X        Buffer
 	XShared  bool
+	XStride  int
+	XDiv     int
 	Y        Buffer
+	YStride  int
 	Mode     MatVecMode // kernel layout for quantised types; zero = automatic
 }
 
@@ -177,21 +183,38 @@ func (c *Ctx) MatVec(m MatVec) error {
 	} else if err := need(op, "IDs", m.IDs, 4*int64(slots)); err != nil {
 		return err
 	}
-	xRows := slots
+	xdiv := max(m.XDiv, 1)
+	xRows := ceilDiv(slots, xdiv)
 	if m.XShared {
 		xRows = 1
 	}
-	xBytes, xStride := f32Bytes(xRows*m.Cols), m.Cols
+	xStride, rowBytesX, elemBytes := m.Cols, f32Bytes(m.Cols), int64(4)
 	if IsQuantized(m.Type) {
-		xBytes, xStride = Q81Bytes(xRows, m.Cols), m.Cols/32
+		if m.Cols%32 != 0 {
+			return errArg(op, "Cols %d of a quantised weight must be a multiple of 32", m.Cols)
+		}
+		xStride, rowBytesX, elemBytes = m.Cols/32, Q81Bytes(1, m.Cols), Q81BlockBytes
+	}
+	if m.XStride != 0 {
+		if m.XStride < xStride {
+			return errArg(op, "XStride %d smaller than a row (%d)", m.XStride, xStride)
+		}
+		xStride = m.XStride
 	}
 	if m.XShared {
 		xStride = 0
 	}
-	if err := need(op, "X", m.X, xBytes); err != nil {
+	if err := need(op, "X", m.X, int64(xRows-1)*int64(xStride)*elemBytes+rowBytesX); err != nil {
 		return err
 	}
-	if err := need(op, "Y", m.Y, f32Bytes(slots*m.Rows)); err != nil {
+	yStride := m.Rows
+	if m.YStride != 0 {
+		if m.YStride < m.Rows {
+			return errArg(op, "YStride %d < Rows %d", m.YStride, m.Rows)
+		}
+		yStride = m.YStride
+	}
+	if err := need(op, "Y", m.Y, f32Bytes((slots-1)*yStride+m.Rows)); err != nil {
 		return err
 	}
 	gridX := m.Rows
@@ -207,7 +230,7 @@ func (c *Ctx) MatVec(m MatVec) error {
 	}
 	return c.launch(name, grid2(gridX, slots), grid1(128), 0,
 		ptrArg(m.W), uint64(expertBytes), optPtr(m.IDs), i32Arg(ne),
-		ptrArg(m.X), i64Arg(xStride), ptrArg(m.Y), i64Arg(m.Rows), i32Arg(m.Rows), i32Arg(m.Cols))
+		ptrArg(m.X), i64Arg(xStride), ptrArg(m.Y), i64Arg(yStride), i32Arg(m.Rows), i32Arg(m.Cols), i32Arg(xdiv))
 }
 
 // RMSNorm enqueues y[r] = x[r] / sqrt(mean(x[r]²) + eps) ⊙ w for rows r
@@ -301,28 +324,35 @@ func (c *Ctx) Add(a, b, out Buffer, n int) error {
 // i < n, s < nSlots (the MoE combine; w: nSlots f32 on the device). base
 // may be the zero Buffer (treated as 0) and may alias out.
 func (c *Ctx) WeightedSum(base, y Buffer, yStride int, w Buffer, nSlots int, out Buffer, n int) error {
+	return c.WeightedSumTokens(base, y, yStride, w, nSlots, out, n, 1)
+}
+
+// WeightedSumTokens is WeightedSum for `tokens` tokens at once: token t
+// uses base and out at element t*n, y at element t*nSlots*yStride and w at
+// element t*nSlots (the prefill MoE combine, slots token-major).
+func (c *Ctx) WeightedSumTokens(base, y Buffer, yStride int, w Buffer, nSlots int, out Buffer, n, tokens int) error {
 	const op = "WeightedSum"
-	if err := positive(op, "n", n, "nSlots", nSlots); err != nil {
+	if err := positive(op, "n", n, "nSlots", nSlots, "tokens", tokens); err != nil {
 		return err
 	}
-	if yStride < n {
-		return errArg(op, "yStride %d < n %d", yStride, n)
+	if yStride < n || tokens > 65535 {
+		return errArg(op, "yStride %d < n %d, or tokens %d > 65535", yStride, n, tokens)
 	}
-	if err := need(op, "y", y, f32Bytes((nSlots-1)*yStride+n)); err != nil {
+	if err := need(op, "y", y, f32Bytes((tokens*nSlots-1)*yStride+n)); err != nil {
 		return err
 	}
-	if err := need(op, "w", w, f32Bytes(nSlots)); err != nil {
+	if err := need(op, "w", w, f32Bytes(tokens*nSlots)); err != nil {
 		return err
 	}
-	if err := need(op, "out", out, f32Bytes(n)); err != nil {
+	if err := need(op, "out", out, f32Bytes(tokens*n)); err != nil {
 		return err
 	}
 	if !isZero(base) {
-		if err := need(op, "base", base, f32Bytes(n)); err != nil {
+		if err := need(op, "base", base, f32Bytes(tokens*n)); err != nil {
 			return err
 		}
 	}
-	return c.launch("weighted_sum_f32", elementwiseGrid(n), grid1(256), 0,
+	return c.launch("weighted_sum_f32", grid2(min(ceilDiv(n, 256), 4096), tokens), grid1(256), 0,
 		optPtr(base), ptrArg(y), i64Arg(yStride), ptrArg(w), i32Arg(nSlots), ptrArg(out), i32Arg(n))
 }
 
@@ -351,6 +381,70 @@ func (c *Ctx) CacheStoreF16(src Buffer, srcStride int, cache Buffer, cacheStride
 	}
 	return c.launch("cache_store_f16", grid1(nTokens), grid1(256), 0,
 		ptrArg(src), i64Arg(srcStride), ptrArg(cache), i64Arg(cacheStride), i32Arg(width), ptrArg(pos), i32Arg(int(capacity)))
+}
+
+// CacheStoreF32 is CacheStoreF16 for an f32 cache (no rounding; row p at
+// element p*cacheStride of cache, which holds cache.Bytes()/(4*cacheStride)
+// rows).
+func (c *Ctx) CacheStoreF32(src Buffer, srcStride int, cache Buffer, cacheStride, width int, pos Buffer, nTokens int) error {
+	const op = "CacheStoreF32"
+	if err := positive(op, "width", width, "nTokens", nTokens); err != nil {
+		return err
+	}
+	if srcStride < width || cacheStride < width {
+		return errArg(op, "strides %d, %d smaller than width %d", srcStride, cacheStride, width)
+	}
+	if err := need(op, "src", src, f32Bytes((nTokens-1)*srcStride+width)); err != nil {
+		return err
+	}
+	if err := need(op, "pos", pos, 4*int64(nTokens)); err != nil {
+		return err
+	}
+	capacity := cache.bytes / (4 * int64(cacheStride))
+	if cache.ptr == 0 || capacity < 1 || capacity > math.MaxInt32 {
+		return errArg(op, "cache of %d bytes holds %d rows of stride %d", cache.bytes, capacity, cacheStride)
+	}
+	return c.launch("cache_store_f32", grid1(nTokens), grid1(256), 0,
+		ptrArg(src), i64Arg(srcStride), ptrArg(cache), i64Arg(cacheStride), i32Arg(width), ptrArg(pos), i32Arg(int(capacity)))
+}
+
+// GatherRows enqueues, for r < rows, dst[r*dstStride : +cols] =
+// src[i*srcStride : +cols] with i = idx[r] (int32 on the device) or i = r
+// when idx is the zero Buffer. src holds srcRows rows; an index outside
+// [0, srcRows) fills the destination row with NaN (f32 values).
+func (c *Ctx) GatherRows(src Buffer, srcStride, srcRows int, idx Buffer, dst Buffer, dstStride, rows, cols int) error {
+	const op = "GatherRows"
+	if err := positive(op, "srcRows", srcRows, "rows", rows, "cols", cols); err != nil {
+		return err
+	}
+	if srcStride < cols || dstStride < cols || rows > 65535 {
+		return errArg(op, "strides %d, %d smaller than cols %d, or rows %d > 65535", srcStride, dstStride, cols, rows)
+	}
+	if err := need(op, "src", src, f32Bytes((srcRows-1)*srcStride+cols)); err != nil {
+		return err
+	}
+	if err := need(op, "dst", dst, f32Bytes((rows-1)*dstStride+cols)); err != nil {
+		return err
+	}
+	if !isZero(idx) {
+		if err := need(op, "idx", idx, 4*int64(rows)); err != nil {
+			return err
+		}
+	} else if rows > srcRows {
+		return errArg(op, "%d rows from a source of %d", rows, srcRows)
+	}
+	return c.launch("gather_rows_f32", grid2(ceilDiv(cols, 256), rows), grid1(256), 0,
+		ptrArg(src), i64Arg(srcStride), optPtr(idx), i32Arg(srcRows), ptrArg(dst), i64Arg(dstStride), i32Arg(cols))
+}
+
+// Spin enqueues a one-thread kernel that busy-waits `cycles` SM clock
+// cycles, so that work enqueued after it starts back to back (for timing
+// kernels one at a time with events).
+func (c *Ctx) Spin(cycles int64) error {
+	if cycles < 0 {
+		return errArg("Spin", "cycles %d < 0", cycles)
+	}
+	return c.launch("spin_cycles", grid1(1), grid1(1), 0, uint64(cycles))
 }
 
 // Argmax enqueues out[r] = the index of the largest of the n values of row
@@ -447,6 +541,16 @@ type MLADecode struct {
 	// tensor-core kernel (used when Q and KV are 16-byte aligned and
 	// QStride%4 == 0, KVStride%8 == 0).
 	NoPipeline bool
+	// KVF32 says the cache rows are f32 (KV holds KV.Bytes()/(4*KVStride)
+	// rows); the CUDA-core kernel then runs.
+	KVF32 bool
+	// Tokens > 1 runs several query tokens in one launch (prefill): token t
+	// reads Q at element t*QTokStride, its key count NKV[t] (NKV holds
+	// Tokens int32) and writes Out at element t*OutTokStride; Scratch must
+	// hold Tokens*MLAScratchBytes(Splits, H, Dv). 0 means 1.
+	Tokens       int
+	QTokStride   int
+	OutTokStride int
 }
 
 // MLAScratchBytes returns the scratch size MLADecode needs.
@@ -474,6 +578,9 @@ func MLAKernel(a MLADecode) string {
 }
 
 func mlaKernel(a MLADecode) (string, int) {
+	if a.KVF32 {
+		return "mla_decode_partial_f32", 4*(a.H*a.D+a.H*mlaTile+3*mlaMaxH) + 8*mlaTile*(a.D/2+1)
+	}
 	if a.CUDACores || a.D%16 != 0 || a.Dv%8 != 0 {
 		return "mla_decode_partial", mlaSharedBytes(a.H, a.D)
 	}
@@ -496,30 +603,43 @@ func (c *Ctx) MLADecode(a MLADecode) error {
 	if a.QStride < a.D || a.OutStride < a.Dv || a.Splits > 65535 {
 		return errArg(op, "QStride %d < D, OutStride %d < Dv, or Splits %d > 65535", a.QStride, a.OutStride, a.Splits)
 	}
-	if err := need(op, "Q", a.Q, f32Bytes((a.H-1)*a.QStride+a.D)); err != nil {
+	tokens := max(a.Tokens, 1)
+	if tokens > 65535 || (tokens > 1 && (a.QTokStride < 0 || a.OutTokStride < 0)) {
+		return errArg(op, "Tokens %d (<= 65535), QTokStride %d, OutTokStride %d", tokens, a.QTokStride, a.OutTokStride)
+	}
+	if err := need(op, "Q", a.Q, f32Bytes((tokens-1)*a.QTokStride+(a.H-1)*a.QStride+a.D)); err != nil {
 		return err
 	}
-	if err := need(op, "Out", a.Out, f32Bytes((a.H-1)*a.OutStride+a.Dv)); err != nil {
+	if err := need(op, "Out", a.Out, f32Bytes((tokens-1)*a.OutTokStride+(a.H-1)*a.OutStride+a.Dv)); err != nil {
 		return err
 	}
-	if err := need(op, "NKV", a.NKV, 4); err != nil {
+	if err := need(op, "NKV", a.NKV, 4*int64(tokens)); err != nil {
 		return err
 	}
-	if err := need(op, "Scratch", a.Scratch, MLAScratchBytes(a.Splits, a.H, a.Dv)); err != nil {
+	if err := need(op, "Scratch", a.Scratch, int64(tokens)*MLAScratchBytes(a.Splits, a.H, a.Dv)); err != nil {
 		return err
 	}
-	capacity := a.KV.bytes / (2 * int64(a.KVStride))
+	elem := int64(2)
+	if a.KVF32 {
+		elem = 4
+	}
+	capacity := a.KV.bytes / (elem * int64(a.KVStride))
 	if a.KV.ptr == 0 || capacity < 1 || capacity > math.MaxInt32 {
 		return errArg(op, "cache of %d bytes holds %d rows of stride %d", a.KV.bytes, capacity, a.KVStride)
 	}
 	partO := a.Scratch
-	partML, _ := a.Scratch.Slice(4*int64(a.Splits)*int64(a.H)*int64(a.Dv), 4*int64(a.Splits)*int64(a.H)*2)
-	name, shmem := mlaKernel(a)
-	if err := c.launch(name, grid1(a.Splits), grid1(mlaThreads), shmem,
-		ptrArg(a.Q), i64Arg(a.QStride), ptrArg(a.KV), i64Arg(a.KVStride), ptrArg(a.NKV), i32Arg(int(capacity)),
-		i32Arg(a.H), i32Arg(a.D), i32Arg(a.Dv), f32Arg(a.Scale), ptrArg(partO), ptrArg(partML)); err != nil {
+	oBytes := 4 * int64(tokens) * int64(a.Splits) * int64(a.H) * int64(a.Dv)
+	partML, err := a.Scratch.Slice(oBytes, 4*int64(tokens)*int64(a.Splits)*int64(a.H)*2)
+	if err != nil {
 		return err
 	}
-	return c.launch("mla_decode_combine", grid2(a.H, ceilDiv(a.Dv, 32)), grid1(256), 4*a.Splits,
-		ptrArg(partO), ptrArg(partML), i32Arg(a.Splits), i32Arg(a.H), i32Arg(a.Dv), ptrArg(a.Out), i64Arg(a.OutStride))
+	name, shmem := mlaKernel(a)
+	if err := c.launch(name, grid2(a.Splits, tokens), grid1(mlaThreads), shmem,
+		ptrArg(a.Q), i64Arg(a.QStride), ptrArg(a.KV), i64Arg(a.KVStride), ptrArg(a.NKV), i32Arg(int(capacity)),
+		i32Arg(a.H), i32Arg(a.D), i32Arg(a.Dv), f32Arg(a.Scale), ptrArg(partO), ptrArg(partML), i64Arg(a.QTokStride)); err != nil {
+		return err
+	}
+	return c.launch("mla_decode_combine", [3]uint32{uint32(a.H), uint32(ceilDiv(a.Dv, 32)), uint32(tokens)}, grid1(256), 4*a.Splits,
+		ptrArg(partO), ptrArg(partML), i32Arg(a.Splits), i32Arg(a.H), i32Arg(a.Dv), ptrArg(a.Out), i64Arg(a.OutStride),
+		i64Arg(a.OutTokStride))
 }

@@ -10,7 +10,8 @@
 //	glmbench -m model.gguf --prompt-sizes 1k,10k --output-tokens 16,256 --json-out run.json --plot run.svg
 //	glmbench --compare a.json b.json --plot compare.svg
 //
-// Run glmbench -h for every flag.
+// Run glmbench -h for every flag. --device cuda (or -dev cuda) runs the
+// model on CUDA device 0 (glm4moe Options.Device "cuda").
 package main
 
 import (
@@ -20,5 +21,9 @@ import (
 )
 
 func main() {
-	os.Exit(bench.Main(os.Args[1:], os.Stdout, os.Stderr, bench.LoadGLM4MoE, "CPU"))
+	args, cuda := deviceArg(os.Args[1:])
+	if cuda {
+		os.Exit(bench.Main(args, os.Stdout, os.Stderr, loadCUDA, "CUDA"))
+	}
+	os.Exit(bench.Main(args, os.Stdout, os.Stderr, bench.LoadGLM4MoE, "CPU"))
 }

@@ -35,7 +35,7 @@ func RepoRoot() string {
 // not exist the test is skipped, or failed when CI=true.
 func Shared(t testing.TB, rel ...string) string {
 	t.Helper()
-	p := filepath.Join(append([]string{RepoRoot(), "..", "shared"}, rel...)...)
+	p := filepath.Join(append([]string{SharedDir()}, rel...)...)
 	if _, err := os.Stat(p); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("shared test file missing under CI=true: %v", err)
@@ -43,6 +43,16 @@ func Shared(t testing.TB, rel ...string) string {
 		t.Skipf("shared test file not available (%v); skipping", err)
 	}
 	return p
+}
+
+// SharedDir returns the shared-assets directory: $GLMRUN_SHARED when set
+// (e.g. a copy carried to a GPU machine that has only the repository),
+// otherwise ../shared beside the repository root.
+func SharedDir() string {
+	if d := os.Getenv("GLMRUN_SHARED"); d != "" {
+		return d
+	}
+	return filepath.Join(RepoRoot(), "..", "shared")
 }
 
 // GLMTiny returns the path of a file in ../shared/testdata/glm-tiny.

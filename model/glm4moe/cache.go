@@ -12,6 +12,7 @@ type Cache struct {
 	layers [][]float32 // [NLayer][cap·width]
 	width  int
 	n, cap int
+	gpu    *gpuCache // device rows when the model runs on CUDA (layers is nil)
 }
 
 // NewCache allocates a cache for up to maxTokens tokens. The memory is
@@ -24,7 +25,16 @@ func (m *Model) NewCache(maxTokens int) (*Cache, error) {
 	if int64(maxTokens)*int64(w)*int64(m.cfg.NLayer) > 1<<40 {
 		return nil, fmt.Errorf("glm4moe: cache of %d tokens is too large", maxTokens)
 	}
-	c := &Cache{m: m, width: w, cap: maxTokens, layers: make([][]float32, m.cfg.NLayer)}
+	c := &Cache{m: m, width: w, cap: maxTokens}
+	if m.gpu != nil {
+		gc, err := m.gpu.newGPUCache(maxTokens)
+		if err != nil {
+			return nil, err
+		}
+		c.gpu = gc
+		return c, nil
+	}
+	c.layers = make([][]float32, m.cfg.NLayer)
 	for l := range c.layers {
 		c.layers[l] = make([]float32, maxTokens*w)
 	}

@@ -145,6 +145,9 @@ type rowRef struct {
 // cache row and returns the logits of the rows listed in want
 // ([len(want)][vocab]). The caller advances the caches' lengths.
 func (m *Model) run(rows []rowRef, tokens []int32, want []int) ([]float32, error) {
+	if m.gpu != nil {
+		return m.gpu.run(rows, tokens, want)
+	}
 	c := m.cfg
 	n := len(rows)
 	d := c.NEmbd

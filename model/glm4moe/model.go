@@ -30,6 +30,16 @@ type Options struct {
 	// UBatch is the number of tokens per forward pass (micro-batch); 0 means
 	// 512. 1 processes one token at a time through the cache.
 	UBatch int
+	// Device is "cpu" (or "", the default) or "cuda": the whole forward pass
+	// on CUDA device 0 (see gpu.go; weights uploaded at Load, KV cache in
+	// device memory). Load fails with an error wrapping ErrNoGPU when no
+	// CUDA device is usable.
+	Device string
+	// CacheF32 keeps the CUDA KV cache in f32 instead of f16 (Exact on CUDA
+	// always uses f32). Ignored on the CPU, whose cache is f32.
+	CacheF32 bool
+	// Quiet suppresses the CUDA weight-upload progress line on stderr.
+	Quiet bool
 }
 
 // Model is a loaded GLM-4.7-Flash (deepseek2) model. Weights alias the GGUF
@@ -44,6 +54,7 @@ type Model struct {
 	outNrm []float32  // [d]
 	output cpu.Weight // [vocab][d]
 	layers []layer
+	gpu    *gpuRunner // non-nil when Options.Device is "cuda"
 }
 
 // layer holds the bound weights of one transformer block. 3-D tensors are
@@ -163,6 +174,18 @@ func Load(f *gguf.File, opt Options) (*Model, error) {
 	}
 	if b.err != nil {
 		return nil, b.err
+	}
+	switch opt.Device {
+	case "", "cpu":
+		m.opt.Device = "cpu"
+	case "cuda":
+		g, err := newGPURunner(m)
+		if err != nil {
+			return nil, err
+		}
+		m.gpu = g
+	default:
+		return nil, fmt.Errorf("glm4moe: unknown device %q (want cpu or cuda)", opt.Device)
 	}
 	return m, nil
 }

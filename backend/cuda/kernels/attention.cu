@@ -28,17 +28,43 @@
 
 // Dynamic shared memory for pass 1, in bytes (mirrored in Go: mlaSharedBytes).
 //   Qs [H*D] f32 | S [H*TILE] f32 | alpha, m, l [3*MAXH] f32 | Ks [TILE*(D/2+1)] half2
-extern "C" __global__ void __launch_bounds__(ATT_THREADS)
-mla_decode_partial(const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv, long long kv_stride,
-                   const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale, float *__restrict__ part_o,
-                   float *__restrict__ part_ml) {
-	extern __shared__ float smem[];
+// Several query tokens in one launch (prefill): grid.y = token t. Token t
+// reads its queries at q + t*q_tok_stride, its key count at n_kv_ptr[t], and
+// writes its partials at part_o + t*n_splits*H*Dv, part_ml + t*n_splits*H*2
+// (MLA_TOKEN_OFFSETS); the combine pass (grid.z = token) writes token t's
+// output at out + t*out_tok_stride. Decode is the one-token case.
+#define MLA_TOKEN_OFFSETS                                        \
+	q += (size_t)blockIdx.y * q_tok_stride;                      \
+	n_kv_ptr += blockIdx.y;                                      \
+	part_o += (size_t)blockIdx.y * gridDim.x * H * Dv;           \
+	part_ml += (size_t)blockIdx.y * gridDim.x * H * 2;
+
+// Cache element types of the CUDA-core kernel: f16 (default) or f32 rows,
+// staged in shared memory as pairs.
+template <typename KT> struct KVPair;
+template <> struct KVPair<__half> {
+	typedef __half2 T2;
+	static __device__ __forceinline__ float2 f2(__half2 v) { return __half22float2(v); }
+};
+template <> struct KVPair<float> {
+	typedef float2 T2;
+	static __device__ __forceinline__ float2 f2(float2 v) { return v; }
+};
+
+template <typename KT>
+static __device__ __forceinline__ void mla_partial_cc(const float *__restrict__ q, long long q_stride,
+                                                      const KT *__restrict__ kv, long long kv_stride,
+                                                      const int *__restrict__ n_kv_ptr, int capacity, int H, int D,
+                                                      int Dv, float scale, float *__restrict__ part_o,
+                                                      float *__restrict__ part_ml) {
+	typedef typename KVPair<KT>::T2 T2;
+	extern __shared__ __align__(16) float smem[];
 	float *Qs = smem;
 	float *S = Qs + H * D;
 	float *alpha = S + H * ATT_TILE;
 	float *mrow = alpha + ATT_MAXH;
 	float *lrow = mrow + ATT_MAXH;
-	__half2 *Ks = (__half2 *)(lrow + ATT_MAXH);
+	T2 *Ks = (T2 *)(lrow + ATT_MAXH);
 	const int D2 = D / 2, KSTR = D2 + 1;  // odd row stride (in half2): conflict-free column reads
 
 	const int tid = threadIdx.x, lane = tid % WARP, warp = tid / WARP;
@@ -72,7 +98,7 @@ mla_decode_partial(const float *__restrict__ q, long long q_stride, const __half
 		const int nt = min(ATT_TILE, t_end - t0);
 		for (int i = tid; i < nt * D2; i += ATT_THREADS) {
 			const int r = i / D2, c = i % D2;
-			Ks[r * KSTR + c] = ((const __half2 *)(kv + (size_t)(t0 + r) * kv_stride))[c];
+			Ks[r * KSTR + c] = ((const T2 *)(kv + (size_t)(t0 + r) * kv_stride))[c];
 		}
 		__syncthreads();
 		// scores: thread handles (h, t) pairs; lanes of a warp share h
@@ -81,10 +107,10 @@ mla_decode_partial(const float *__restrict__ q, long long q_stride, const __half
 			float s = -INFINITY;
 			if (t < nt) {
 				const float2 *qh = (const float2 *)(Qs + h * D);
-				const __half2 *kr = Ks + t * KSTR;
+				const T2 *kr = Ks + t * KSTR;
 				float a = 0.0f;
 				for (int c = 0; c < D2; c++) {
-					const float2 kf = __half22float2(kr[c]);
+					const float2 kf = KVPair<KT>::f2(kr[c]);
 					const float2 qf = qh[c];
 					a = fmaf(qf.x, kf.x, a);
 					a = fmaf(qf.y, kf.y, a);
@@ -120,7 +146,7 @@ mla_decode_partial(const float *__restrict__ q, long long q_stride, const __half
 				}
 			}
 			for (int t = 0; t < nt; t++) {
-				const float2 v = __half22float2(Ks[t * KSTR + c2]);
+				const float2 v = KVPair<KT>::f2(Ks[t * KSTR + c2]);
 #pragma unroll
 				for (int h = 0; h < ATT_MAXH; h++) {
 					if (h < H) {
@@ -149,16 +175,37 @@ mla_decode_partial(const float *__restrict__ q, long long q_stride, const __half
 	}
 }
 
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+mla_decode_partial(const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv, long long kv_stride,
+                   const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale, float *__restrict__ part_o,
+                   float *__restrict__ part_ml, long long q_tok_stride) {
+	MLA_TOKEN_OFFSETS
+	mla_partial_cc<__half>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml);
+}
+
+// The same over an f32 cache (rows of f32; shared memory per
+// mlaSharedBytes with 8-byte pairs).
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+mla_decode_partial_f32(const float *__restrict__ q, long long q_stride, const float *__restrict__ kv, long long kv_stride,
+                       const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale,
+                       float *__restrict__ part_o, float *__restrict__ part_ml, long long q_tok_stride) {
+	MLA_TOKEN_OFFSETS
+	mla_partial_cc<float>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml);
+}
+
 // Pass 2: out[h*out_stride + c] = sum_b exp(m_b - M) o_b[c] / sum_b exp(m_b - M) l_b.
 // Grid: (H, ceil(Dv/32)); block 256 = 8 split groups x 32 columns, so the
 // reads of the partial outputs run in parallel; dynamic shared memory:
 // n_splits floats.
 extern "C" __global__ void __launch_bounds__(256)
 mla_decode_combine(const float *__restrict__ part_o, const float *__restrict__ part_ml, int n_splits, int H, int Dv,
-                   float *__restrict__ out, long long out_stride) {
+                   float *__restrict__ out, long long out_stride, long long out_tok_stride) {
 	extern __shared__ float wsh[];
 	__shared__ float scratch[32];
 	__shared__ float red[8][WARP];
+	part_o += (size_t)blockIdx.z * n_splits * H * Dv;  // token blockIdx.z (see MLA_TOKEN_OFFSETS)
+	part_ml += (size_t)blockIdx.z * n_splits * H * 2;
+	out += (size_t)blockIdx.z * out_tok_stride;
 	const int h = blockIdx.x, tid = threadIdx.x, lane = tid % WARP, grp = tid / WARP;
 	const int c = blockIdx.y * WARP + lane;
 	float m = -INFINITY;
@@ -465,13 +512,16 @@ static __device__ __forceinline__ void mla_partial_mma(const float *__restrict__
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 mla_decode_partial_mma(const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv, long long kv_stride,
                        const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale,
-                       float *__restrict__ part_o, float *__restrict__ part_ml) {
+                       float *__restrict__ part_o, float *__restrict__ part_ml, long long q_tok_stride) {
+	MLA_TOKEN_OFFSETS
 	mla_partial_mma<false>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml);
 }
 
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 mla_decode_partial_mma_pipe(const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv,
                             long long kv_stride, const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv,
-                            float scale, float *__restrict__ part_o, float *__restrict__ part_ml) {
+                            float scale, float *__restrict__ part_o, float *__restrict__ part_ml,
+                            long long q_tok_stride) {
+	MLA_TOKEN_OFFSETS
 	mla_partial_mma<true>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml);
 }

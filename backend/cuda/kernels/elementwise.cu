@@ -58,9 +58,15 @@ extern "C" __global__ void add_f32(const float *a, const float *b, float *out, l
 
 // out[i] = (base ? base[i] : 0) + sum_s w[s] * y[s*y_stride + i], s < n_slots.
 // The MoE combine: y holds the experts' down projections, w their router
-// weights (on the device). out may alias base.
+// weights (on the device). out may alias base. grid.y = token t: token t
+// uses base/out + t*n, y + t*n_slots*y_stride and w + t*n_slots.
 extern "C" __global__ void weighted_sum_f32(const float *base, const float *__restrict__ y, long long y_stride,
                                             const float *__restrict__ w, int n_slots, float *out, int n) {
+	const size_t t = blockIdx.y;
+	if (base) base += t * n;
+	out += t * n;
+	y += t * n_slots * y_stride;
+	w += t * n_slots;
 	for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
 		float acc = base ? base[i] : 0.0f;
 		for (int s = 0; s < n_slots; s++) acc += w[s] * y[(size_t)s * y_stride + i];
@@ -126,5 +132,41 @@ extern "C" __global__ void __launch_bounds__(1024) argmax_f32(const float *__res
 			if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
 		}
 		if (lane == 0) out[blockIdx.x] = bi == INT_MAX ? -1 : bi;
+	}
+}
+
+// Latent cache store for an f32 cache: like cache_store_f16 without rounding.
+extern "C" __global__ void cache_store_f32(const float *__restrict__ src, long long src_stride, float *cache,
+                                           long long cache_stride, int width, const int *__restrict__ pos, int capacity) {
+	const int t = blockIdx.x;
+	const int p = pos[t];
+	if (p < 0 || p >= capacity) return;
+	const float *s = src + (size_t)t * src_stride;
+	float *d = cache + (size_t)p * cache_stride;
+	for (int i = threadIdx.x; i < width; i += blockDim.x) d[i] = s[i];
+}
+
+// Row gather/copy: dst row r (at dst + r*dst_stride, cols values) = src row
+// idx[r] (or row r when idx is NULL) at src + row*src_stride. A row index
+// outside [0, src_rows) fills the destination row with NaN. Used for the
+// embedding lookup (idx = token ids on the device), strided sub-row copies
+// and picking the rows whose logits are wanted. Grid: (ceil(cols/256), rows).
+extern "C" __global__ void gather_rows_f32(const float *__restrict__ src, long long src_stride,
+                                           const int *__restrict__ idx, int src_rows, float *__restrict__ dst,
+                                           long long dst_stride, int cols) {
+	const int r = blockIdx.y;
+	const int c = blockIdx.x * blockDim.x + threadIdx.x;
+	if (c >= cols) return;
+	const int s = idx ? idx[r] : r;
+	float *d = dst + (size_t)r * dst_stride;
+	d[c] = (s < 0 || s >= src_rows) ? __int_as_float(0x7fc00000) : src[(size_t)s * src_stride + c];
+}
+
+// Busy-waits `cycles` SM clock cycles (one thread): holds the stream so that
+// the host can enqueue a long sequence of launches ahead of the GPU (used
+// when timing kernels one by one with events).
+extern "C" __global__ void spin_cycles(long long cycles) {
+	const long long t0 = clock64();
+	while (clock64() - t0 < cycles) {
 	}
 }

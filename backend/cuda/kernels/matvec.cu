@@ -6,7 +6,9 @@
 //
 // Every matvec kernel computes, for slot s = blockIdx.y and row r = blockIdx.x:
 //   e = ids ? ids[s] : 0                      (expert id, read on the device)
-//   y[s*y_stride + r] = dot(W[e][r][:], x[s*x_stride + :])
+//   y[s*y_stride + r] = dot(W[e][r][:], x[(s/x_div)*x_stride + :])
+// (x_div > 1 lets consecutive slots share an activation row: the k routed
+// experts of one token in a prefill batch).
 // W is [n_experts][rows][cols] in GGML row layout (blocks along cols), expert
 // e starting at W + e*w_expert_stride bytes. x_stride 0 shares one
 // activation row between all slots (expert gate/up); an id outside
@@ -151,7 +153,7 @@ static __device__ __forceinline__ void mv_store(float sum, float *y, int row) {
 template <typename BT, int QK, int QI, int VDR, float (*VD)(const BT *, const block_q8_1 *, int), bool WR>
 static __device__ __forceinline__ void mmvq(const char *__restrict__ W, long long w_expert_stride, const int *__restrict__ ids,
                                             int n_experts, const block_q8_1 *__restrict__ xq, long long x_stride,
-                                            float *__restrict__ y, long long y_stride, int rows, int cols) {
+                                            float *__restrict__ y, long long y_stride, int rows, int cols, int x_div) {
 	constexpr int NT = WR ? WARP : MV_THREADS;  // threads per row
 	const int row = WR ? blockIdx.x * (MV_THREADS / WARP) + threadIdx.x / WARP : blockIdx.x;
 	const int tid = WR ? threadIdx.x % WARP : threadIdx.x;
@@ -165,7 +167,7 @@ static __device__ __forceinline__ void mmvq(const char *__restrict__ W, long lon
 		return;
 	}
 	const BT *wrow = (const BT *)(W + (size_t)e * w_expert_stride + (size_t)row * nb * sizeof(BT));
-	const block_q8_1 *xr = xq + (size_t)slot * x_stride;
+	const block_q8_1 *xr = xq + (size_t)(slot / x_div) * x_stride;
 	constexpr int TPB = QI / VDR;  // threads per weight block
 	constexpr int BPI = NT / TPB;  // weight blocks per iteration
 	const int iqs = VDR * (tid % TPB);
@@ -183,8 +185,9 @@ static __device__ __forceinline__ void mmvq(const char *__restrict__ W, long lon
 	extern "C" __global__ void __launch_bounds__(MV_THREADS)                                                       \
 	name(const char *__restrict__ W, long long w_expert_stride, const int *__restrict__ ids, int n_experts,          \
 	     const block_q8_1 *__restrict__ xq, long long x_stride, float *__restrict__ y, long long y_stride, int rows, \
-	     int cols) {                                                                                                \
-		mmvq<BT, QK, QI, VDR, VD, WR>(W, w_expert_stride, ids, n_experts, xq, x_stride, y, y_stride, rows, cols);   \
+	     int cols, int x_div) {                                                                                     \
+		mmvq<BT, QK, QI, VDR, VD, WR>(W, w_expert_stride, ids, n_experts, xq, x_stride, y, y_stride, rows, cols,   \
+		                              x_div);                                                                      \
 	}
 
 MMVQ_KERNEL(matvec_q4_K, block_q4_K, QK_K, 32, 2, vd_q4_K, false)
@@ -243,7 +246,7 @@ struct WBF16 {
 template <typename WT>
 static __device__ __forceinline__ void mvf(const char *__restrict__ W, long long w_expert_stride, const int *__restrict__ ids,
                                            int n_experts, const float *__restrict__ x, long long x_stride,
-                                           float *__restrict__ y, long long y_stride, int rows, int cols) {
+                                           float *__restrict__ y, long long y_stride, int rows, int cols, int x_div) {
 	typedef typename WT::T T;
 	const int row = blockIdx.x, slot = blockIdx.y;
 	float *ys = y + (size_t)slot * y_stride;
@@ -253,7 +256,7 @@ static __device__ __forceinline__ void mvf(const char *__restrict__ W, long long
 		return;
 	}
 	const T *w = (const T *)(W + (size_t)e * w_expert_stride) + (size_t)row * cols;
-	const float *xr = x + (size_t)slot * x_stride;
+	const float *xr = x + (size_t)(slot / x_div) * x_stride;
 	float sum = 0.0f;
 	const bool vec = (cols % WT::VEC) == 0 && ((uintptr_t)w % 16) == 0 && ((uintptr_t)xr % 16) == 0;
 	if (vec) {
@@ -268,8 +271,8 @@ static __device__ __forceinline__ void mvf(const char *__restrict__ W, long long
 	extern "C" __global__ void __launch_bounds__(MV_THREADS)                                                       \
 	name(const char *__restrict__ W, long long w_expert_stride, const int *__restrict__ ids, int n_experts,          \
 	     const float *__restrict__ x, long long x_stride, float *__restrict__ y, long long y_stride, int rows,       \
-	     int cols) {                                                                                                \
-		mvf<WT>(W, w_expert_stride, ids, n_experts, x, x_stride, y, y_stride, rows, cols);                          \
+	     int cols, int x_div) {                                                                                     \
+		mvf<WT>(W, w_expert_stride, ids, n_experts, x, x_stride, y, y_stride, rows, cols, x_div);                   \
 	}
 
 MVF_KERNEL(matvec_f32, WF32)

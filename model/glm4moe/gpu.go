@@ -1,0 +1,511 @@
+package glm4moe
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/glmrun/glmrun/backend/cpu"
+	"github.com/glmrun/glmrun/backend/cuda"
+	"github.com/glmrun/glmrun/backend/quant"
+	"github.com/glmrun/glmrun/gguf"
+)
+
+// GPU runner (Options.Device == "cuda"): every weight is uploaded once at
+// Load, the latent KV cache lives in device memory, and Forward /
+// ForwardBatch / DecodeGreedy run the whole forward pass of spec §4 on the
+// GPU with backend/cuda kernels:
+//
+//   - fast mode (Exact false): quantised weights (Q4_K, Q5_0, Q6_K, Q8_0)
+//     stay quantised and multiply Q8_1-quantised activations (dp4a, like
+//     llama.cpp's mmvq); BF16/F16/F32 weights multiply f32 activations;
+//   - Exact: every quantised weight is dequantised exactly on the host into
+//     f32 at upload (BF16/F16/F32 weights are uploaded as they are), so all
+//     products are f32 math on the exact weight values; this needs 4 bytes
+//     per quantised weight of device memory (fine for test models, not for
+//     the 30 B model);
+//   - the token embedding is dequantised exactly to f32 on the host and
+//     uploaded as an f32 table (rows gathered by token ids on the device);
+//   - the cache is f16 by default, f32 with Options.CacheF32 and always in
+//     Exact mode (f32 math throughout, like the CPU path's f32 cache);
+//   - prefill (several tokens) runs the same kernels with one slot per token
+//     (matrix-vector products reading each weight once per slot from L2) and
+//     a multi-token MLA attention kernel: correctness first, no GEMM yet;
+//   - decode (one token) is captured into a CUDA graph per cache and
+//     replayed, the token id, position and key count being uploaded into
+//     device buffers before each replay; MoE routing and the expert
+//     products read the expert ids on the device.
+//
+// One pass runs at a time (a mutex): the runner owns one set of activation
+// buffers sized for Options.UBatch tokens.
+type gpuRunner struct {
+	mu     sync.Mutex
+	dev    *cuda.Device
+	info   cuda.Info
+	cfg    Config
+	exact  bool
+	f32kv  bool
+	ub     int
+	embd   cuda.Buffer // f32 [vocab][d]
+	outNrm cuda.Buffer
+	output gpuWeight
+	layers []gpuLayer
+	bytes  int64 // device bytes of weights
+
+	// inputs, int32 [ub] each (decode uses element 0)
+	tok, pos, nkv, want cuda.Buffer
+	headIDs             cuda.Buffer // int32 [ub·H]: slot s -> head s % H
+	argmax              cuda.Buffer // int32 [ub]
+
+	// activations (f32)
+	x, a, proj, hw, cq, q, ckv, qf, ol, o cuda.Buffer
+	rl, wts, ids                          cuda.Buffer
+	g, u, ye                              cuda.Buffer
+	logits                                cuda.Buffer // [ub][vocab]
+	xq                                    cuda.Buffer // Q8_1 scratch
+	xqOwner                               *act
+	mla                                   cuda.Buffer // MLA split scratch
+	mlaSplitTok                           int         // token·split pairs the scratch holds
+	decodeSplits                          int
+
+	graphs map[graphKey]*cuda.Graph
+	prof   *profiler
+}
+
+type graphKey struct {
+	c      *Cache
+	head   bool
+	argmax bool
+}
+
+// gpuWeight is a weight on the device: nexp experts of rows x cols, experts
+// contiguous.
+type gpuWeight struct {
+	buf        cuda.Buffer
+	typ        gguf.TensorType
+	rows, cols int
+	nexp       int
+}
+
+type gpuLayer struct {
+	attnNorm, qaNorm, kvaNorm, ffnNorm cuda.Buffer
+	qa, qb, q, kva, kb, vb, out        gpuWeight
+	moe                                bool
+	gate, up, down                     gpuWeight
+	gateInp                            gpuWeight
+	expBias                            cuda.Buffer
+	gateExps, upExps, downExps         gpuWeight
+	gateSh, upSh, downSh               gpuWeight
+	hasSh                              bool
+}
+
+// gpuCache is a Cache's device memory: per layer cap rows of CacheRow
+// values (f16 or f32).
+type gpuCache struct {
+	layers []cuda.Buffer
+}
+
+// ErrNoGPU is wrapped by Load's error when Options.Device is "cuda" and no
+// usable CUDA device is present.
+var ErrNoGPU = cuda.ErrNoDevice
+
+// uploader copies host bytes to the device in chunks and prints progress.
+type uploader struct {
+	c           *cuda.Ctx
+	done, total int64
+	last        int64
+	w           io.Writer
+}
+
+func (u *uploader) put(dst cuda.Buffer, src []byte) error {
+	const chunk = 64 << 20
+	for off := 0; off < len(src); off += chunk {
+		end := min(off+chunk, len(src))
+		d, err := dst.Slice(int64(off), int64(end-off))
+		if err != nil {
+			return err
+		}
+		if err := u.c.UploadAsync(d, src[off:end]); err != nil {
+			return err
+		}
+		u.done += int64(end - off)
+		if u.w != nil && (u.done-u.last >= 1<<30 || u.done == u.total) {
+			u.last = u.done
+			fmt.Fprintf(u.w, "\ruploading weights: %.1f/%.1f GiB", float64(u.done)/(1<<30), float64(u.total)/(1<<30))
+			if u.done == u.total {
+				fmt.Fprintln(u.w)
+			}
+		}
+	}
+	return nil
+}
+
+// newGPURunner uploads the weights of m (bound on the CPU by Load) and
+// allocates the activation buffers.
+func newGPURunner(m *Model) (g *gpuRunner, err error) {
+	cfg := m.cfg
+	if !cfg.GatingSigmoid && cfg.NExpert > 0 {
+		return nil, errors.New("glm4moe: the CUDA path implements sigmoid expert gating only")
+	}
+	if cfg.NHead > 32 {
+		return nil, fmt.Errorf("glm4moe: CUDA attention supports at most 32 heads, model has %d", cfg.NHead)
+	}
+	for l := range m.layers {
+		if m.layers[l].fused {
+			return nil, fmt.Errorf("glm4moe: layer %d: fused ffn_gate_up_exps is not supported on CUDA yet", l)
+		}
+	}
+	dev, err := cuda.Open(0)
+	if err != nil {
+		return nil, fmt.Errorf("glm4moe: --device cuda: %w", err)
+	}
+	g = &gpuRunner{dev: dev, info: dev.Info(), cfg: cfg, exact: m.opt.Exact, f32kv: m.opt.CacheF32 || m.opt.Exact, ub: m.opt.UBatch,
+		graphs: map[graphKey]*cuda.Graph{}}
+	defer func() {
+		if err != nil {
+			dev.Close()
+		}
+	}()
+	var progress io.Writer = os.Stderr
+	if m.opt.Quiet {
+		progress = nil
+	}
+	err = dev.Do(func(c *cuda.Ctx) error {
+		return g.upload(c, m, progress)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := dev.Do(g.allocActs); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// hostF32 returns w dequantized exactly to f32 (parallel over rows).
+func hostF32(w cpu.Weight) ([]float32, error) {
+	out := make([]float32, w.Rows*w.Cols)
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	per := (w.Rows + workers - 1) / workers
+	for k := 0; k < workers; k++ {
+		r0, r1 := k*per, min((k+1)*per, w.Rows)
+		if r0 >= r1 {
+			break
+		}
+		wg.Add(1)
+		go func(k, r0, r1 int) {
+			defer wg.Done()
+			rb := w.RowBytes()
+			errs[k] = quant.Dequantize(w.Type, w.Data[r0*rb:r1*rb], out[r0*w.Cols:r1*w.Cols])
+		}(k, r0, r1)
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+func f32bytes(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return cpuF32Bytes(v)
+}
+
+// gpuType says how weight type t is stored on the device in this mode.
+func (g *gpuRunner) gpuType(t gguf.TensorType) gguf.TensorType {
+	if t == gguf.TypeBF16 || t == gguf.TypeF16 || t == gguf.TypeF32 {
+		return t
+	}
+	if !g.exact && cuda.IsQuantized(t) {
+		return t
+	}
+	return gguf.TypeF32
+}
+
+func (g *gpuRunner) weightBytes(w cpu.Weight) int64 {
+	t := g.gpuType(w.Type)
+	if t == w.Type {
+		return int64(len(w.Data))
+	}
+	return 4 * int64(w.Rows) * int64(w.Cols)
+}
+
+func (g *gpuRunner) upload(c *cuda.Ctx, m *Model, progress io.Writer) error {
+	cfg := g.cfg
+	// Total bytes first, for the progress line.
+	var total int64
+	var all []cpu.Weight
+	addW := func(ws ...cpu.Weight) {
+		for _, w := range ws {
+			if w.Rows > 0 {
+				all = append(all, w)
+			}
+		}
+	}
+	addW(m.output)
+	for l := range m.layers {
+		ly := &m.layers[l]
+		addW(ly.q, ly.qa, ly.qb, ly.kva, ly.kb, ly.vb, ly.out, ly.gate, ly.up, ly.down, ly.gateInp,
+			ly.gateExps, ly.upExps, ly.downExps, ly.gateSh, ly.upSh, ly.downSh)
+	}
+	for _, w := range all {
+		total += g.weightBytes(w)
+	}
+	total += 4 * int64(m.embd.Rows) * int64(m.embd.Cols)
+	up := &uploader{c: c, total: total, w: progress}
+
+	vec := func(v []float32) (cuda.Buffer, error) {
+		if v == nil {
+			return cuda.Buffer{}, nil
+		}
+		b, err := c.Alloc(4 * int64(len(v)))
+		if err != nil {
+			return b, err
+		}
+		return b, c.UploadAsync(b, f32bytes(v))
+	}
+	weight := func(w cpu.Weight, nexp int) (gpuWeight, error) {
+		if w.Rows == 0 {
+			return gpuWeight{}, nil
+		}
+		t := g.gpuType(w.Type)
+		if !cuda.SupportsMatVec(t) {
+			return gpuWeight{}, fmt.Errorf("glm4moe: no CUDA kernel for weight type %s", t)
+		}
+		gw := gpuWeight{typ: t, rows: w.Rows / nexp, cols: w.Cols, nexp: nexp}
+		b, err := c.Alloc(g.weightBytes(w))
+		if err != nil {
+			return gw, err
+		}
+		gw.buf = b
+		g.bytes += b.Bytes()
+		if t == w.Type {
+			return gw, up.put(b, w.Data)
+		}
+		// Exact conversion in slabs of rows, so the host copy stays small.
+		const slabRows = 4096
+		for r0 := 0; r0 < w.Rows; r0 += slabRows {
+			r1 := min(r0+slabRows, w.Rows)
+			v, err := hostF32(w.SubRows(r0, r1))
+			if err != nil {
+				return gw, err
+			}
+			dst, err := b.Slice(4*int64(r0)*int64(w.Cols), 4*int64(len(v)))
+			if err != nil {
+				return gw, err
+			}
+			if err := up.put(dst, f32bytes(v)); err != nil {
+				return gw, err
+			}
+			if err := c.Sync(); err != nil { // v is reused by the next slab
+				return gw, err
+			}
+		}
+		return gw, nil
+	}
+	var err error
+	// Embedding: exact f32 table.
+	if g.embd, err = c.Alloc(4 * int64(m.embd.Rows) * int64(m.embd.Cols)); err != nil {
+		return err
+	}
+	const slabRows = 8192
+	for r0 := 0; r0 < m.embd.Rows; r0 += slabRows {
+		r1 := min(r0+slabRows, m.embd.Rows)
+		v, err := hostF32(m.embd.SubRows(r0, r1))
+		if err != nil {
+			return fmt.Errorf("glm4moe: embedding: %w", err)
+		}
+		dst, _ := g.embd.Slice(4*int64(r0)*int64(m.embd.Cols), 4*int64(len(v)))
+		if err := up.put(dst, f32bytes(v)); err != nil {
+			return err
+		}
+		if err := c.Sync(); err != nil {
+			return err
+		}
+	}
+	if g.outNrm, err = vec(m.outNrm); err != nil {
+		return err
+	}
+	if g.output, err = weight(m.output, 1); err != nil {
+		return fmt.Errorf("glm4moe: output: %w", err)
+	}
+	g.layers = make([]gpuLayer, len(m.layers))
+	for l := range m.layers {
+		ly, gl := &m.layers[l], &g.layers[l]
+		errs := make([]error, 0, 24)
+		set := func(dst *cuda.Buffer, v []float32) {
+			b, e := vec(v)
+			*dst = b
+			errs = append(errs, e)
+		}
+		setW := func(dst *gpuWeight, w cpu.Weight, nexp int) {
+			gw, e := weight(w, nexp)
+			*dst = gw
+			errs = append(errs, e)
+		}
+		set(&gl.attnNorm, ly.attnNorm)
+		set(&gl.qaNorm, ly.qaNorm)
+		set(&gl.kvaNorm, ly.kvaNorm)
+		set(&gl.ffnNorm, ly.ffnNorm)
+		setW(&gl.q, ly.q, 1)
+		setW(&gl.qa, ly.qa, 1)
+		setW(&gl.qb, ly.qb, 1)
+		setW(&gl.kva, ly.kva, 1)
+		setW(&gl.kb, ly.kb, cfg.NHead)
+		setW(&gl.vb, ly.vb, cfg.NHead)
+		setW(&gl.out, ly.out, 1)
+		gl.moe = ly.moe
+		if ly.moe {
+			setW(&gl.gateInp, ly.gateInp, 1)
+			set(&gl.expBias, ly.expBias)
+			setW(&gl.gateExps, ly.gateExps, cfg.NExpert)
+			setW(&gl.upExps, ly.upExps, cfg.NExpert)
+			setW(&gl.downExps, ly.downExps, cfg.NExpert)
+			gl.hasSh = ly.hasSh
+			if ly.hasSh {
+				setW(&gl.gateSh, ly.gateSh, 1)
+				setW(&gl.upSh, ly.upSh, 1)
+				setW(&gl.downSh, ly.downSh, 1)
+			}
+		} else {
+			setW(&gl.gate, ly.gate, 1)
+			setW(&gl.up, ly.up, 1)
+			setW(&gl.down, ly.down, 1)
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("glm4moe: layer %d: %w", l, err)
+		}
+	}
+	return c.Sync()
+}
+
+// allocActs allocates the per-pass buffers for ub tokens.
+func (g *gpuRunner) allocActs(c *cuda.Ctx) error {
+	cfg := g.cfg
+	U := g.ub
+	H, w := cfg.NHead, cfg.CacheRow()
+	ffMax := max(cfg.NFF, cfg.NExpertUsed*cfg.NFFExp, cfg.NFFExp*max(cfg.NExpertShared, 1))
+	k := max(cfg.NExpertUsed, 1)
+	var err error
+	alloc := func(dst *cuda.Buffer, n int64) {
+		if err != nil {
+			return
+		}
+		*dst, err = c.Alloc(max(n, 16))
+	}
+	f := func(n int) int64 { return 4 * int64(n) }
+	alloc(&g.tok, f(U))
+	alloc(&g.pos, f(U))
+	alloc(&g.nkv, f(U))
+	alloc(&g.want, f(U))
+	alloc(&g.argmax, f(U))
+	alloc(&g.headIDs, f(U*H))
+	alloc(&g.x, f(U*cfg.NEmbd))
+	alloc(&g.a, f(U*cfg.NEmbd))
+	alloc(&g.proj, f(U*cfg.NEmbd))
+	alloc(&g.hw, f(U*cfg.NEmbd))
+	alloc(&g.cq, f(U*max(cfg.QLoraRank, 1)))
+	alloc(&g.q, f(U*H*cfg.KeyLengthMLA))
+	alloc(&g.ckv, f(U*w))
+	alloc(&g.qf, f(U*H*w))
+	alloc(&g.ol, f(U*H*cfg.KVLoraRank))
+	alloc(&g.o, f(U*H*cfg.ValueLengthMLA))
+	alloc(&g.rl, f(U*max(cfg.NExpert, 1)))
+	alloc(&g.wts, f(U*k))
+	alloc(&g.ids, f(U*k))
+	alloc(&g.g, f(U*ffMax))
+	alloc(&g.u, f(U*ffMax))
+	alloc(&g.ye, f(U*k*cfg.NEmbd))
+	alloc(&g.logits, f(U*cfg.VocabSize))
+	maxAct := max(U*H*cfg.KVLoraRank, U*ffMax, U*H*cfg.ValueLengthMLA, U*cfg.NEmbd, U*H*cfg.NopeDim, U*max(cfg.QLoraRank, 1))
+	alloc(&g.xq, cuda.Q81Bytes(1, 32)*int64(maxAct/32+1))
+	g.decodeSplits = max(2*g.info.SMs, 1)
+	g.mlaSplitTok = max(g.decodeSplits, 8*U)
+	alloc(&g.mla, int64(g.mlaSplitTok)*cuda.MLAScratchBytes(1, H, cfg.KVLoraRank))
+	if err != nil {
+		return fmt.Errorf("glm4moe: allocating GPU activations for %d tokens: %w", U, err)
+	}
+	ids := make([]int32, U*H)
+	for i := range ids {
+		ids[i] = int32(i % H)
+	}
+	if err := c.Upload(g.headIDs, i32bytes(ids)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// close frees the device (all allocations).
+func (g *gpuRunner) close() error { return g.dev.Close() }
+
+// newGPUCache allocates a device cache of maxTokens rows per layer.
+func (g *gpuRunner) newGPUCache(maxTokens int) (*gpuCache, error) {
+	elem := int64(2)
+	if g.f32kv {
+		elem = 4
+	}
+	rowBytes := elem * int64(g.cfg.CacheRow())
+	gc := &gpuCache{layers: make([]cuda.Buffer, g.cfg.NLayer)}
+	err := g.dev.Do(func(c *cuda.Ctx) error {
+		for l := range gc.layers {
+			b, err := c.Alloc(int64(maxTokens) * rowBytes)
+			if err != nil {
+				for _, p := range gc.layers[:l] {
+					_ = c.Free(p)
+				}
+				return fmt.Errorf("glm4moe: GPU KV cache of %d tokens: %w", maxTokens, err)
+			}
+			gc.layers[l] = b
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return gc, nil
+}
+
+// VRAM reports the device memory the model's weights use and, from the
+// driver, the free and total device memory (bytes). ok is false on the CPU.
+func (m *Model) VRAM() (weights int64, free, total uint64, ok bool) {
+	if m.gpu == nil {
+		return 0, 0, 0, false
+	}
+	g := m.gpu
+	_ = g.dev.Do(func(c *cuda.Ctx) error {
+		var err error
+		free, total, err = c.MemInfo()
+		return err
+	})
+	return g.bytes, free, total, true
+}
+
+// GPUTelemetry returns the device's NVML reading (power, energy, memory);
+// ok is false on the CPU.
+func (m *Model) GPUTelemetry() (t cuda.Telemetry, ok bool) {
+	if m.gpu == nil {
+		return cuda.Telemetry{}, false
+	}
+	return m.gpu.dev.Telemetry(), true
+}
+
+// GPUName returns the CUDA device's name, or "" on the CPU.
+func (m *Model) GPUName() string {
+	if m.gpu == nil {
+		return ""
+	}
+	return m.gpu.info.Name
+}
+
+// Close releases the GPU (device memory, context) when the model runs on
+// CUDA; it is a no-op on the CPU. The Model must not be used afterwards.
+func (m *Model) Close() error {
+	if m.gpu == nil {
+		return nil
+	}
+	return m.gpu.close()
+}

@@ -1,0 +1,545 @@
+package glm4moe
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"unsafe"
+
+	"github.com/glmrun/glmrun/backend/cuda"
+)
+
+func cpuF32Bytes(v []float32) []byte { return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)) }
+func i32bytes(v []int32) []byte      { return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)) }
+
+func sub(b cuda.Buffer, offFloats, nFloats int) cuda.Buffer {
+	s, err := b.Slice(4*int64(offFloats), 4*int64(nFloats))
+	if err != nil {
+		panic(fmt.Sprintf("glm4moe: internal buffer slice: %v", err)) // sizes are fixed at allocation
+	}
+	return s
+}
+
+func tail(b cuda.Buffer, offFloats int) cuda.Buffer {
+	return sub(b, offFloats, int(b.Bytes()/4)-offFloats)
+}
+
+// act is an f32 activation of rows x cols (row r at element r*stride of x)
+// that matrix-vector products consume, quantised to Q8_1 on demand into the
+// runner's one Q8_1 scratch (owner-tracked, so an activation feeding several
+// quantised weights is quantised once).
+type act struct {
+	x                  cuda.Buffer
+	stride, rows, cols int
+}
+
+// seg is a run of consecutive rows of one pass that belong to one cache.
+type seg struct {
+	c      *gpuCache
+	i0, i1 int
+}
+
+// pass describes one forward pass on the device.
+type pass struct {
+	n      int   // tokens
+	segs   []seg // by cache
+	nWant  int   // rows whose logits are computed (indices in g.want)
+	argmax bool
+	splits int // MLA sequence splits per token
+}
+
+// mv enqueues y = W·x for `slots` slots: slot s reads activation row s/xdiv
+// and, for an expert weight, expert ids[s]; it writes y at element s*yStride.
+func (g *gpuRunner) mv(c *cuda.Ctx, w gpuWeight, a *act, slots, xdiv int, ids cuda.Buffer, y cuda.Buffer, yStride int) error {
+	if a.cols != w.cols {
+		return fmt.Errorf("glm4moe: matvec of %d columns on a %d-column activation", w.cols, a.cols)
+	}
+	mv := cuda.MatVec{W: w.buf, Type: w.typ, Rows: w.rows, Cols: w.cols, NExperts: w.nexp, IDs: ids,
+		Slots: slots, XDiv: xdiv, Y: y, YStride: yStride}
+	if cuda.IsQuantized(w.typ) {
+		if g.xqOwner != a {
+			if err := c.QuantizeQ81(a.x, a.stride, a.rows, a.cols, g.xq); err != nil {
+				return err
+			}
+			g.xqOwner = a
+			g.prof.mark(c, "quantize_q8_1")
+		}
+		mv.X = g.xq
+	} else {
+		mv.X, mv.XStride = a.x, a.stride
+	}
+	if err := c.MatVec(mv); err != nil {
+		return err
+	}
+	g.prof.mark(c, "matvec "+w.typ.String())
+	return nil
+}
+
+// enqueue enqueues one pass; inputs (tok, pos, nkv, want) are on the device.
+func (g *gpuRunner) enqueue(c *cuda.Ctx, p pass) error {
+	cfg := g.cfg
+	n, d := p.n, cfg.NEmbd
+	g.xqOwner = nil
+	if err := c.GatherRows(g.embd, d, cfg.VocabSize, g.tok, g.x, d, n, d); err != nil {
+		return err
+	}
+	g.prof.mark(c, "embed")
+	for l := range g.layers {
+		if err := g.attention(c, l, p); err != nil {
+			return fmt.Errorf("glm4moe: layer %d attention: %w", l, err)
+		}
+		if err := g.ffn(c, l, p); err != nil {
+			return fmt.Errorf("glm4moe: layer %d ffn: %w", l, err)
+		}
+	}
+	if p.nWant == 0 {
+		return nil
+	}
+	if err := c.GatherRows(g.x, d, n, g.want, g.hw, d, p.nWant, d); err != nil {
+		return err
+	}
+	if err := c.RMSNorm(g.hw, d, g.outNrm, g.hw, d, p.nWant, d, cfg.RMSEps); err != nil {
+		return err
+	}
+	g.prof.mark(c, "rmsnorm")
+	hw := &act{x: g.hw, stride: d, rows: p.nWant, cols: d}
+	if err := g.mv(c, g.output, hw, p.nWant, 1, cuda.Buffer{}, g.logits, cfg.VocabSize); err != nil {
+		return fmt.Errorf("glm4moe: output: %w", err)
+	}
+	g.prof.rename("lm head")
+	if p.argmax {
+		if err := c.Argmax(g.logits, cfg.VocabSize, cfg.VocabSize, p.nWant, g.argmax); err != nil {
+			return err
+		}
+		g.prof.mark(c, "argmax")
+	}
+	return nil
+}
+
+func (g *gpuRunner) attention(c *cuda.Ctx, l int, p pass) error {
+	cfg := g.cfg
+	ly := &g.layers[l]
+	n, d, H := p.n, cfg.NEmbd, cfg.NHead
+	kvl, rd, nope, qk, dv := cfg.KVLoraRank, cfg.RopeDim, cfg.NopeDim, cfg.KeyLengthMLA, cfg.ValueLengthMLA
+	w := kvl + rd
+	eps := cfg.RMSEps
+	if err := c.RMSNorm(g.x, d, ly.attnNorm, g.a, d, n, d, eps); err != nil {
+		return err
+	}
+	g.prof.mark(c, "rmsnorm")
+	A := &act{x: g.a, stride: d, rows: n, cols: d}
+	if err := g.mv(c, ly.kva, A, n, 1, cuda.Buffer{}, g.ckv, w); err != nil {
+		return err
+	}
+	if cfg.QLoraRank > 0 {
+		rq := cfg.QLoraRank
+		if err := g.mv(c, ly.qa, A, n, 1, cuda.Buffer{}, g.cq, rq); err != nil {
+			return err
+		}
+		if err := c.RMSNorm(g.cq, rq, ly.qaNorm, g.cq, rq, n, rq, eps); err != nil {
+			return err
+		}
+		g.prof.mark(c, "rmsnorm")
+		if err := g.mv(c, ly.qb, &act{x: g.cq, stride: rq, rows: n, cols: rq}, n, 1, cuda.Buffer{}, g.q, H*qk); err != nil {
+			return err
+		}
+	} else if err := g.mv(c, ly.q, A, n, 1, cuda.Buffer{}, g.q, H*qk); err != nil {
+		return err
+	}
+	// Cache rows [RMSNorm(kv_lat) ; RoPE(k_pe)].
+	if err := c.RMSNorm(g.ckv, w, ly.kvaNorm, g.ckv, w, n, kvl, eps); err != nil {
+		return err
+	}
+	g.prof.mark(c, "rmsnorm")
+	if err := c.RoPE(g.ckv, w, 0, 1, n, kvl, rd, g.pos, cfg.RopeFreqBase); err != nil {
+		return err
+	}
+	g.prof.mark(c, "rope")
+	for _, s := range p.segs {
+		m := s.i1 - s.i0
+		var err error
+		if g.f32kv {
+			err = c.CacheStoreF32(tail(g.ckv, s.i0*w), w, s.c.layers[l], w, w, tail(g.pos, s.i0), m)
+		} else {
+			err = c.CacheStoreF16(tail(g.ckv, s.i0*w), w, s.c.layers[l], w, w, tail(g.pos, s.i0), m)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	g.prof.mark(c, "cache store")
+	// Query rope (in place), absorbed nope part straight into qf[.., 0:kvl],
+	// rope part copied to qf[.., kvl:w].
+	if err := c.RoPE(g.q, H*qk, qk, H, n, nope, rd, g.pos, cfg.RopeFreqBase); err != nil {
+		return err
+	}
+	g.prof.mark(c, "rope")
+	qn := &act{x: g.q, stride: qk, rows: n * H, cols: nope}
+	if err := g.mv(c, ly.kb, qn, n*H, 1, g.headIDs, g.qf, w); err != nil {
+		return err
+	}
+	g.prof.rename("attn_k_b")
+	if err := c.GatherRows(tail(g.q, nope), qk, n*H, cuda.Buffer{}, tail(g.qf, kvl), w, n*H, rd); err != nil {
+		return err
+	}
+	g.prof.mark(c, "copy")
+	scale := float32(1 / math.Sqrt(float64(qk)))
+	for _, s := range p.segs {
+		m := s.i1 - s.i0
+		if err := c.MLADecode(cuda.MLADecode{
+			Q: tail(g.qf, s.i0*H*w), QStride: w, H: H, D: w, Dv: kvl,
+			KV: s.c.layers[l], KVStride: w, NKV: tail(g.nkv, s.i0), Scale: scale,
+			Splits: p.splits, Scratch: g.mla, Out: tail(g.ol, s.i0*H*kvl), OutStride: kvl,
+			KVF32: g.f32kv, Tokens: m, QTokStride: H * w, OutTokStride: H * kvl,
+		}); err != nil {
+			return err
+		}
+	}
+	g.prof.mark(c, "mla attention")
+	ol := &act{x: g.ol, stride: kvl, rows: n * H, cols: kvl}
+	if err := g.mv(c, ly.vb, ol, n*H, 1, g.headIDs, g.o, dv); err != nil {
+		return err
+	}
+	g.prof.rename("attn_v_b")
+	o := &act{x: g.o, stride: H * dv, rows: n, cols: H * dv}
+	if err := g.mv(c, ly.out, o, n, 1, cuda.Buffer{}, g.proj, d); err != nil {
+		return err
+	}
+	if err := c.Add(g.x, g.proj, g.x, n*d); err != nil {
+		return err
+	}
+	g.prof.mark(c, "add")
+	return nil
+}
+
+func (g *gpuRunner) ffn(c *cuda.Ctx, l int, p pass) error {
+	cfg := g.cfg
+	ly := &g.layers[l]
+	n, d := p.n, cfg.NEmbd
+	if err := c.RMSNorm(g.x, d, ly.ffnNorm, g.a, d, n, d, cfg.RMSEps); err != nil {
+		return err
+	}
+	g.prof.mark(c, "rmsnorm")
+	h := &act{x: g.a, stride: d, rows: n, cols: d}
+	swiglu := func(gate, up, down gpuWeight, slots, xdiv int, ids cuda.Buffer, out cuda.Buffer) error {
+		ff := gate.rows
+		if err := g.mv(c, gate, h, slots, xdiv, ids, g.g, ff); err != nil {
+			return err
+		}
+		if err := g.mv(c, up, h, slots, xdiv, ids, g.u, ff); err != nil {
+			return err
+		}
+		if err := c.SwiGLU(g.g, g.u, g.g, slots*ff); err != nil {
+			return err
+		}
+		g.prof.mark(c, "swiglu")
+		return g.mv(c, down, &act{x: g.g, stride: ff, rows: slots, cols: ff}, slots, 1, ids, out, d)
+	}
+	if !ly.moe {
+		if err := swiglu(ly.gate, ly.up, ly.down, n, 1, cuda.Buffer{}, g.proj); err != nil {
+			return err
+		}
+		if err := c.Add(g.x, g.proj, g.x, n*d); err != nil {
+			return err
+		}
+		g.prof.mark(c, "add")
+		return nil
+	}
+	ne, k := cfg.NExpert, cfg.NExpertUsed
+	if err := g.mv(c, ly.gateInp, h, n, 1, cuda.Buffer{}, g.rl, ne); err != nil {
+		return err
+	}
+	g.prof.rename("router matvec")
+	if err := c.Router(g.rl, ne, ly.expBias, ne, k, cfg.ExpertWeightsNorm, cfg.ExpertWeightsScale, n, g.ids, g.wts); err != nil {
+		return err
+	}
+	g.prof.mark(c, "router topk")
+	if err := swiglu(ly.gateExps, ly.upExps, ly.downExps, n*k, k, g.ids, g.ye); err != nil {
+		return err
+	}
+	base := cuda.Buffer{}
+	if ly.hasSh {
+		if err := swiglu(ly.gateSh, ly.upSh, ly.downSh, n, 1, cuda.Buffer{}, g.proj); err != nil {
+			return err
+		}
+		base = g.proj
+	}
+	if err := c.WeightedSumTokens(base, g.ye, d, g.wts, k, g.proj, d, n); err != nil {
+		return err
+	}
+	g.prof.mark(c, "moe combine")
+	if err := c.Add(g.x, g.proj, g.x, n*d); err != nil {
+		return err
+	}
+	g.prof.mark(c, "add")
+	return nil
+}
+
+// inputs builds the pass for rows and uploads its inputs.
+func (g *gpuRunner) inputs(c *cuda.Ctx, rows []rowRef, tokens []int32, want []int, argmax bool) (pass, error) {
+	n := len(rows)
+	tok := make([]int32, n)
+	pos := make([]int32, n)
+	nkv := make([]int32, n)
+	maxKV := 0
+	p := pass{n: n, nWant: len(want), argmax: argmax}
+	for i, r := range rows {
+		tok[i], pos[i], nkv[i] = tokens[i], int32(r.pos), int32(r.pos+1)
+		maxKV = max(maxKV, r.pos+1)
+		if i == 0 || rows[i-1].c != r.c {
+			p.segs = append(p.segs, seg{c: r.c.gpu, i0: i, i1: i + 1})
+		} else {
+			p.segs[len(p.segs)-1].i1 = i + 1
+		}
+	}
+	if n == 1 {
+		p.splits = g.decodeSplits
+	} else {
+		p.splits = min(max((maxKV+511)/512, 1), max(g.mlaSplitTok/n, 1))
+	}
+	for _, b := range []struct {
+		dst cuda.Buffer
+		v   []int32
+	}{{g.tok, tok}, {g.pos, pos}, {g.nkv, nkv}} {
+		if err := c.UploadAsync(b.dst, i32bytes(b.v)); err != nil {
+			return p, err
+		}
+	}
+	if len(want) > 0 {
+		w := make([]int32, len(want))
+		for i, v := range want {
+			w[i] = int32(v)
+		}
+		if err := c.UploadAsync(g.want, i32bytes(w)); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// run is the GPU version of Model.run: one pass over len(rows) <= UBatch
+// tokens; returns the logits of the rows in want.
+func (g *gpuRunner) run(rows []rowRef, tokens []int32, want []int) ([]float32, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	vocab := g.cfg.VocabSize
+	var out []float32
+	err := g.dev.Do(func(c *cuda.Ctx) error {
+		p, err := g.inputs(c, rows, tokens, want, false)
+		if err != nil {
+			return err
+		}
+		if err := g.launch(c, p, rows[0].c); err != nil {
+			return err
+		}
+		if len(want) == 0 {
+			return c.Sync()
+		}
+		out = make([]float32, len(want)*vocab)
+		return c.Download(cpuF32Bytes(out), g.logits)
+	})
+	return out, err
+}
+
+// launch enqueues pass p: a one-token pass through a CUDA graph captured
+// once per (cache, head, argmax), anything else directly.
+func (g *gpuRunner) launch(c *cuda.Ctx, p pass, cache *Cache) error {
+	if p.n != 1 || g.prof != nil {
+		return g.enqueue(c, p)
+	}
+	key := graphKey{c: cache, head: p.nWant > 0, argmax: p.argmax}
+	gr, ok := g.graphs[key]
+	if !ok {
+		if err := c.BeginCapture(); err != nil {
+			return err
+		}
+		err := g.enqueue(c, p)
+		gr2, err2 := c.EndCapture()
+		if err != nil {
+			return err
+		}
+		if err2 != nil {
+			return fmt.Errorf("glm4moe: capturing the decode graph: %w", err2)
+		}
+		gr = gr2
+		g.graphs[key] = gr
+	}
+	return c.LaunchGraph(gr)
+}
+
+// DecodeGreedy appends token to c and returns the most likely next token
+// (argmax of the logits; lowest id on ties). On CUDA the argmax runs on the
+// GPU and only the chosen id is copied back; on the CPU it is Forward plus
+// an argmax.
+func (m *Model) DecodeGreedy(c *Cache, token int32) (int32, error) {
+	if c == nil || c.m != m {
+		return 0, fmt.Errorf("glm4moe: cache does not belong to this model")
+	}
+	if err := m.checkTokens(c, []int32{token}); err != nil {
+		return 0, err
+	}
+	if m.gpu == nil {
+		logits, err := m.Forward(c, []int32{token}, false)
+		if err != nil {
+			return 0, err
+		}
+		best := 0
+		for i, v := range logits {
+			if v > logits[best] {
+				best = i
+			}
+		}
+		return int32(best), nil
+	}
+	g := m.gpu
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var id [1]int32
+	err := g.dev.Do(func(cc *cuda.Ctx) error {
+		rows := []rowRef{{c: c, pos: c.n}}
+		p, err := g.inputs(cc, rows, []int32{token}, []int{0}, true)
+		if err != nil {
+			return err
+		}
+		if err := g.launch(cc, p, c); err != nil {
+			return err
+		}
+		return cc.Download(i32bytes(id[:]), g.argmax)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if id[0] < 0 {
+		return 0, fmt.Errorf("glm4moe: every logit is NaN at position %d", c.n)
+	}
+	c.n++
+	return id[0], nil
+}
+
+// KernelTime is the device time of one kind of kernel in a profiled step.
+type KernelTime struct {
+	Kind  string
+	Calls int
+	Ms    float64
+}
+
+// profiler attributes the time between consecutive events to the kind of
+// the kernels enqueued in between. A nil *profiler does nothing.
+type profiler struct {
+	events []cuda.Event
+	kinds  []string
+	used   int
+}
+
+func (p *profiler) mark(c *cuda.Ctx, kind string) {
+	if p == nil || p.used >= len(p.events) {
+		return
+	}
+	if err := c.Record(p.events[p.used]); err != nil {
+		return
+	}
+	p.kinds = append(p.kinds, kind)
+	p.used++
+}
+
+// rename relabels the last mark (a matvec whose role is more telling than
+// its type).
+func (p *profiler) rename(kind string) {
+	if p == nil || len(p.kinds) == 0 {
+		return
+	}
+	p.kinds[len(p.kinds)-1] = kind
+}
+
+// ProfileDecode appends token to c through the un-captured decode path with
+// a timing event after every kernel (group) and returns the device time per
+// kernel kind, largest first, and the step's total. Matvecs are reported by
+// role for the LM head, router, attn_k_b and attn_v_b and by weight type
+// otherwise. CUDA only.
+func (m *Model) ProfileDecode(c *Cache, token int32) ([]KernelTime, float64, error) {
+	if m.gpu == nil {
+		return nil, 0, fmt.Errorf("glm4moe: ProfileDecode needs Device cuda")
+	}
+	if c == nil || c.m != m {
+		return nil, 0, fmt.Errorf("glm4moe: cache does not belong to this model")
+	}
+	if err := m.checkTokens(c, []int32{token}); err != nil {
+		return nil, 0, err
+	}
+	g := m.gpu
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []KernelTime
+	var total float64
+	err := g.dev.Do(func(cc *cuda.Ctx) error {
+		p := &profiler{}
+		for i := 0; i < 64*len(g.layers)+64; i++ {
+			e, err := cc.NewEvent()
+			if err != nil {
+				return err
+			}
+			p.events = append(p.events, e)
+		}
+		defer func() {
+			for _, e := range p.events {
+				_ = cc.DestroyEvent(e)
+			}
+		}()
+		start, err := cc.NewEvent()
+		if err != nil {
+			return err
+		}
+		defer cc.DestroyEvent(start)
+		rows := []rowRef{{c: c, pos: c.n}}
+		pp, err := g.inputs(cc, rows, []int32{token}, []int{0}, true)
+		if err != nil {
+			return err
+		}
+		if err := cc.Sync(); err != nil {
+			return err
+		}
+		// ~50 ms of spinning lets the host enqueue the step ahead of the GPU,
+		// so the events time kernels, not launch gaps.
+		if err := cc.Spin(100_000_000); err != nil {
+			return err
+		}
+		g.prof = p
+		defer func() { g.prof = nil }()
+		if err := cc.Record(start); err != nil {
+			return err
+		}
+		if err := g.enqueue(cc, pp); err != nil {
+			return err
+		}
+		if err := cc.Sync(); err != nil {
+			return err
+		}
+		agg := map[string]*KernelTime{}
+		prev := start
+		for i := 0; i < p.used; i++ {
+			ms, err := cc.Elapsed(prev, p.events[i])
+			if err != nil {
+				return err
+			}
+			kt := agg[p.kinds[i]]
+			if kt == nil {
+				kt = &KernelTime{Kind: p.kinds[i]}
+				agg[p.kinds[i]] = kt
+			}
+			kt.Calls++
+			kt.Ms += float64(ms)
+			total += float64(ms)
+			prev = p.events[i]
+		}
+		for _, kt := range agg {
+			out = append(out, *kt)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Ms > out[j].Ms })
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	c.n++
+	return out, total, nil
+}
