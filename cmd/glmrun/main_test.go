@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -28,7 +29,7 @@ func tinyQ4(t *testing.T) string { return testdata.GLMTiny(t, "glm-tiny-q4_k_m.g
 
 func TestGenerateChatPrintsTimings(t *testing.T) {
 	m := tinyQ4(t)
-	rc, out, errs := glmrun(t, "-m", m, "-p", "Hello", "-n", "16", "-t", "2")
+	rc, out, errs := glmrun(t, "-m", m, "-p", "Hello", "-n", "16", "-t", "2", "-s", "3")
 	if rc != 0 {
 		t.Fatalf("rc %d, stderr:\n%s", rc, errs)
 	}
@@ -43,9 +44,17 @@ func TestGenerateChatPrintsTimings(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}
 	}
-	// 16 tokens were sampled: the perf line counts 15 eval runs unless an
-	// end-of-generation token came first.
-	if !strings.Contains(errs, "/    15 runs") && !strings.Contains(errs, "[End thinking]") && out == "" {
+	// The prompt is the rendered chat turn, and generation ran: either 16
+	// tokens (15 eval runs after the first) or an earlier end of generation.
+	_, ids, _ := glmrun(t, "-m", m, "-p", "Hello", "--tokenize")
+	var prompt []int32
+	if err := json.Unmarshal([]byte(strings.TrimSpace(ids)), &prompt); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errs, "/ "+fmt.Sprintf("%5d", len(prompt))+" tokens (") {
+		t.Errorf("prompt eval line does not count the %d prompt tokens:\n%s", len(prompt), errs)
+	}
+	if !strings.Contains(errs, "/    15 runs") && !strings.Contains(errs, "[Start thinking]") {
 		t.Errorf("no generation visible:\nstdout %q\nstderr %s", out, errs)
 	}
 	if strings.Contains(out, "[Start thinking]") {
