@@ -74,15 +74,15 @@ func newFlags(o *options) *pflag.FlagSet {
 	fs.IntVar(&o.ubatch, "ubatch-size", 512, "physical batch: most tokens per forward pass inside the model")
 	fs.IntVar(&o.ubatch, "ub", 512, "same as --ubatch-size")
 	fs.IntVarP(&o.threads, "threads", "t", -1, "CPU threads (-1 = physical cores)")
-	fs.StringVar(&o.device, "device", "auto", "compute device: cpu or auto (= cpu in this build)")
-	fs.StringVar(&o.ngl, "gpu-layers", "auto", "layers to offload to a GPU: a number, auto or all (the CPU backend runs every layer on the CPU)")
+	fs.StringVar(&o.device, "device", "auto", "compute device: cpu, cuda, or auto (CUDA when a GPU is usable, else the CPU)")
+	fs.StringVar(&o.ngl, "gpu-layers", "auto", "layers on the GPU: auto or all (every layer on the chosen --device), 0 (the CPU: same as --device cpu)")
 	fs.StringVar(&o.ngl, "n-gpu-layers", "auto", "same as --gpu-layers")
 	fs.StringVar(&o.ngl, "ngl", "auto", "same as --gpu-layers")
 	fs.StringVar(&o.flashAttn, "flash-attn", "auto", "on, off or auto (the CPU attention is always a fused single pass; accepted for compatibility)")
 	fs.StringVar(&o.flashAttn, "fa", "auto", "same as --flash-attn")
-	fs.StringVar(&o.cacheTypeK, "cache-type-k", "f16", "KV cache type for K: f16 or f32 (the CPU cache stores f32 either way)")
+	fs.StringVar(&o.cacheTypeK, "cache-type-k", "f16", "KV cache type: f16 or f32 (CUDA honours it; the CPU cache is always f32)")
 	fs.StringVar(&o.cacheTypeK, "ctk", "f16", "same as --cache-type-k")
-	fs.StringVar(&o.cacheTypeV, "cache-type-v", "f16", "KV cache type for V: f16 or f32 (the CPU cache stores f32 either way)")
+	fs.StringVar(&o.cacheTypeV, "cache-type-v", "f16", "same as --cache-type-k (MLA caches one latent row for K and V); the two must agree")
 	fs.StringVar(&o.cacheTypeV, "ctv", "f16", "same as --cache-type-v")
 	fs.StringSliceVarP(&o.aliases, "alias", "a", nil, "extra model ids to accept besides glm-4.7-flash (comma list)")
 	fs.StringSliceVar(&o.apiKeys, "api-key", nil, "require this bearer token (comma list or repeated); /health and /v1/models stay open")
@@ -176,18 +176,26 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 		return bad("--threads", "%d (use -1 or a positive count)", o.threads)
 	}
 	switch o.device {
-	case "cpu", "auto":
-	case "cuda", "metal":
-		return bad("--device", "the %s backend is not available in this build (only cpu)", o.device)
+	case "cpu", "cuda", "auto":
+	case "metal":
+		return bad("--device", "the metal backend is not available in this build (use cpu, cuda or auto)")
 	default:
-		return bad("--device", "unknown device %q (use cpu or auto)", o.device)
+		return bad("--device", "unknown device %q (use cpu, cuda or auto)", o.device)
 	}
 	switch o.ngl {
-	case "auto", "all":
+	case "auto", "all", "-1":
+	case "0":
+		if o.device == "cuda" {
+			return bad("--gpu-layers", "-ngl 0 keeps every layer on the CPU; it contradicts --device cuda")
+		}
+		o.device = "cpu"
 	default:
-		if n, err := strconv.Atoi(o.ngl); err != nil || n < -1 {
+		n, err := strconv.Atoi(o.ngl)
+		if err != nil || n < -1 {
 			return bad("--gpu-layers", "%q (a number, auto or all)", o.ngl)
 		}
+		// Partial offload does not exist here: any positive count means all
+		// layers on the GPU, as llama.cpp does for counts >= the layer count.
 	}
 	switch o.flashAttn {
 	case "on", "off", "auto", "1", "0":
@@ -196,8 +204,11 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 	}
 	for _, c := range []struct{ flag, v string }{{"--cache-type-k", o.cacheTypeK}, {"--cache-type-v", o.cacheTypeV}} {
 		if c.v != "f16" && c.v != "f32" {
-			return bad(c.flag, "%q is not supported (the CPU cache is f32; use f16 or f32)", c.v)
+			return bad(c.flag, "%q is not supported (use f16 or f32)", c.v)
 		}
+	}
+	if o.cacheTypeK != o.cacheTypeV {
+		return bad("--cache-type-v", "%s differs from --cache-type-k %s; the MLA cache holds one latent row for both", o.cacheTypeV, o.cacheTypeK)
 	}
 	if o.apiKeyFile != "" {
 		b, err := os.ReadFile(o.apiKeyFile)

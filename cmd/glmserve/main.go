@@ -99,13 +99,13 @@ func run(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	lg.Printf("device: cpu (--device %s; -ngl %s: every layer runs on the CPU in this build)", o.device, o.ngl)
 	threads := o.threads
 	if threads < 0 {
 		threads = 0
 	}
 	t0 := time.Now()
-	eng, err := glm.New(f, o.model, glm.Options{Threads: threads, UBatch: o.ubatch, Exact: o.exact})
+	eng, err := glm.New(f, o.model, glm.Options{Threads: threads, UBatch: o.ubatch, Exact: o.exact,
+		Device: o.device, CacheF32: o.cacheTypeK == "f32"})
 	if err == nil {
 		err = srv.Ready(eng)
 	}
@@ -114,8 +114,10 @@ func run(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 		shutdown(srv, 0, lg)
 		return 1
 	}
+	defer eng.Close()
 	info := eng.Info()
-	lg.Printf("model: %s, %d params, %.2f GiB; device %s; load %.2f s", info.FType, info.NParams, float64(info.Size)/(1<<30), info.Device, time.Since(t0).Seconds())
+	lg.Printf("device: %s (--device %s, -ngl %s)", info.Device, o.device, o.ngl)
+	lg.Printf("model: %s, %d params, %.2f GiB; load %.2f s", info.FType, info.NParams, float64(info.Size)/(1<<30), time.Since(t0).Seconds())
 	lg.Printf("slots: %d x %d tokens (max-seq-len), logical batch %d, physical batch %d, queue %d",
 		o.maxBatch, srv.MaxSeqLen(), o.batch, o.ubatch, o.maxQueue)
 	lg.Printf("Ready to serve requests!")

@@ -23,6 +23,11 @@ type Options struct {
 	Threads int  // CPU worker goroutines; 0 = physical cores
 	UBatch  int  // tokens per forward pass inside the model; 0 = 512
 	Exact   bool // float32 math on exactly dequantized weights (slow reference)
+	// Device is "cpu", "cuda" (fail without a usable GPU) or "auto"/"" (CUDA
+	// when a GPU is usable, else the CPU).
+	Device string
+	// CacheF32 keeps a CUDA KV cache in f32 instead of f16.
+	CacheF32 bool
 }
 
 // printedSpecials are special tokens whose text is part of the output even
@@ -66,7 +71,22 @@ func New(f *gguf.File, path string, opt Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	m, err := glm4moe.Load(f, glm4moe.Options{Exact: opt.Exact, Threads: opt.Threads, UBatch: opt.UBatch})
+	mo := glm4moe.Options{Exact: opt.Exact, Threads: opt.Threads, UBatch: opt.UBatch, CacheF32: opt.CacheF32}
+	var m *glm4moe.Model
+	switch opt.Device {
+	case "cpu", "cuda":
+		mo.Device = opt.Device
+		m, err = glm4moe.Load(f, mo)
+	case "", "auto":
+		mo.Device = "cuda"
+		m, err = glm4moe.Load(f, mo)
+		if errors.Is(err, glm4moe.ErrNoGPU) {
+			mo.Device = "cpu"
+			m, err = glm4moe.Load(f, mo)
+		}
+	default:
+		return nil, fmt.Errorf("unknown device %q (use cpu, cuda or auto)", opt.Device)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
@@ -93,11 +113,27 @@ func New(f *gguf.File, path string, opt Options) (*Engine, error) {
 		FType: desc.Type, VocabType: "BPE",
 		Device: fmt.Sprintf("cpu (%d threads, %s path)", m.Options().Threads, mode),
 	}
+	if name := m.GPUName(); name != "" {
+		w, _, total, _ := m.VRAM()
+		e.info.Device = fmt.Sprintf("cuda (%s, %.1f GiB of %.1f GiB for weights, %s path)", name, float64(w)/(1<<30), float64(total)/(1<<30), mode)
+	}
 	return e, nil
 }
 
-// Close releases the file mapping; the engine must not be used afterwards.
-func (e *Engine) Close() error { return e.file.Close() }
+// Close releases the GPU (if any) and the file mapping; the engine must not
+// be used afterwards.
+func (e *Engine) Close() error {
+	return errors.Join(e.model.Close(), e.file.Close())
+}
+
+// DeviceMemory reports the GPU's used and total memory (ok false on the CPU).
+func (e *Engine) DeviceMemory() (used, total uint64, ok bool) {
+	_, free, total, ok := e.model.VRAM()
+	if !ok {
+		return 0, 0, false
+	}
+	return total - free, total, true
+}
 
 // Info describes the model.
 func (e *Engine) Info() server.ModelInfo { return e.info }

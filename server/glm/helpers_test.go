@@ -42,6 +42,13 @@ func startTiny(t testing.TB, cfg server.Config) (*server.Server, string) {
 	s, err := server.New(cfg)
 	require.NoError(t, err)
 	require.NoError(t, s.Ready(eng))
+	return s, serveOn(t, s)
+}
+
+// serveOn serves s on a random loopback port until the test ends and
+// returns the base URL.
+func serveOn(t testing.TB, s *server.Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = s.Serve(ln) }()
@@ -50,7 +57,7 @@ func startTiny(t testing.TB, cfg server.Config) (*server.Server, string) {
 		defer cancel()
 		_ = s.Shutdown(ctx)
 	})
-	return s, "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String()
 }
 
 var client = &http.Client{Timeout: 5 * time.Minute}
