@@ -2,7 +2,6 @@ package glm4moe
 
 import (
 	"fmt"
-	"math"
 	"sort"
 
 	"github.com/glmrun/glmrun/backend/cpu"
@@ -268,52 +267,8 @@ func (m *Model) attention(l int, rows []rowRef, x []float32, s *scratch) error {
 			cpu.RoPENorm(dst[kvl:], r.pos, c.RopeFreqBase)
 		}
 	}
-	// Causal softmax attention over the cached rows. Work items are (token,
-	// group of heads): each item reads every cached row once and scores it
-	// against all the group's queries while the row is in cache (the 20 heads
-	// share one latent row), so long contexts are read once per group, not
-	// once per head.
-	scale := float32(1 / math.Sqrt(float64(qk)))
-	maxPos := 0
-	for _, r := range rows {
-		maxPos = max(maxPos, r.pos)
-	}
-	groups := 1
-	for groups < H && n*groups < 2*m.pool.Threads() {
-		groups++
-	}
-	per := (H + groups - 1) / groups
-	groups = (H + per - 1) / per
-	scores := make([][]float32, m.pool.Threads())
-	m.pool.For(n*groups, 1, func(worker, lo, hi int) {
-		if scores[worker] == nil {
-			scores[worker] = make([]float32, per*(maxPos+1))
-		}
-		for it := lo; it < hi; it++ {
-			i, g := it/groups, it%groups
-			h0, h1 := g*per, min((g+1)*per, H)
-			r := rows[i]
-			np := r.pos + 1
-			sc := scores[worker][:(h1-h0)*np]
-			for j := 0; j < np; j++ {
-				row := r.c.row(l, j)
-				for h := h0; h < h1; h++ {
-					q := s.qf[(i*H+h)*w : (i*H+h+1)*w]
-					sc[(h-h0)*np+j] = scale * cpu.DotF32(q, row)
-				}
-			}
-			for h := h0; h < h1; h++ {
-				cpu.Softmax(sc[(h-h0)*np : (h-h0+1)*np])
-				clear(s.ol[(i*H+h)*kvl : (i*H+h+1)*kvl])
-			}
-			for j := 0; j < np; j++ {
-				lat := r.c.row(l, j)[:kvl]
-				for h := h0; h < h1; h++ {
-					cpu.AXPY(s.ol[(i*H+h)*kvl:(i*H+h+1)*kvl], sc[(h-h0)*np+j], lat)
-				}
-			}
-		}
-	})
+	// Causal softmax attention over the cached rows (attention.go).
+	m.attendCached(l, rows, s)
 	// Decompress per head: o_h = W_vb,h·o_lat_h (one grouped product),
 	// heads concatenated head-major.
 	for h := 0; h < H; h++ {

@@ -365,3 +365,27 @@ func TestForwardBatchMatchesForward(t *testing.T) {
 		t.Error("ForwardBatch accepted the same cache twice")
 	}
 }
+
+// TestSplitContextAttention checks the chunked (flash-decoding) attention
+// used when a few tokens face a long context: one token at a time with many
+// workers (context split into chunks) against one pass and the naive
+// reference.
+func TestSplitContextAttention(t *testing.T) {
+	sm := buildSynth(t, heldOutSpec(), 9, nil)
+	toks := synthTokens(300, sm.spec.vocab)
+	base := runAll(t, loadSynth(t, sm, glm4moe.Options{Exact: true, UBatch: 512, Threads: 1}), toks)
+	got := runAll(t, loadSynth(t, sm, glm4moe.Options{Exact: true, UBatch: 1, Threads: 8}), toks)
+	if r := compare(got, base, sm.spec.vocab); r.relL2 > 1e-5 || r.top1 < 1 {
+		t.Errorf("chunked attention vs one pass: rel_l2 %.3g top-1 %.4f", r.relL2, r.top1)
+	}
+	ref := naiveForward(sm, toks[:160])
+	flat := make([]float32, 0, 160*sm.spec.vocab)
+	for _, row := range ref {
+		for _, v := range row {
+			flat = append(flat, float32(v))
+		}
+	}
+	if r := compare(got[:len(flat)], flat, sm.spec.vocab); r.relL2 > 1e-4 || r.top1 < 1 {
+		t.Errorf("chunked attention vs naive reference: rel_l2 %.3g top-1 %.4f", r.relL2, r.top1)
+	}
+}

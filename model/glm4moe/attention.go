@@ -1,0 +1,136 @@
+package glm4moe
+
+import (
+	"math"
+
+	"github.com/glmrun/glmrun/backend/cpu"
+)
+
+// minAttnChunk is the fewest cached positions one attention work item
+// covers when a token's context is split across workers.
+const minAttnChunk = 64
+
+// attendCached computes, for every token i of the pass and every head h,
+// ol[i][h] = Σ_j softmax_j(scale·qf[i][h]·K_j)·K_j[0:r_kv] over the cached
+// rows j <= pos_i of layer l (spec §4.2 steps 7-8; s.qf holds the absorbed
+// queries [n][H][r_kv+d_rope], s.ol receives [n][H][r_kv]).
+//
+// Work items are (token, chunk of positions). An item scores each cached row
+// against all H queries while the row is in cache (the heads share one
+// latent row), so the cache is read once per token, and a token's context is
+// split into chunks (flash-decoding) when there are fewer tokens than
+// workers. Each chunk keeps a running maximum, its exp-sum and its
+// unnormalised latent output per head; the chunks are merged at the end.
+func (m *Model) attendCached(l int, rows []rowRef, s *scratch) {
+	c := m.cfg
+	n, H, kvl := len(rows), c.NHead, c.KVLoraRank
+	w := c.CacheRow()
+	scale := float32(1 / math.Sqrt(float64(c.KeyLengthMLA)))
+	maxLen := 0
+	for _, r := range rows {
+		maxLen = max(maxLen, r.pos+1)
+	}
+	threads := m.pool.Threads()
+	chunks := 1
+	for n*chunks < 2*threads && maxLen/(chunks+1) >= minAttnChunk {
+		chunks++
+	}
+	chunkLen := (maxLen + chunks - 1) / chunks
+	// Per (token, chunk, head): max score, exp-sum, unnormalised output.
+	pm := make([]float32, n*chunks*H)
+	ps := make([]float64, n*chunks*H)
+	var po []float32
+	if chunks > 1 {
+		po = make([]float32, n*chunks*H*kvl)
+	}
+	scores := make([][]float32, threads)
+	m.pool.For(n*chunks, 1, func(worker, lo, hi int) {
+		if scores[worker] == nil {
+			scores[worker] = make([]float32, H*chunkLen)
+		}
+		for it := lo; it < hi; it++ {
+			i, ch := it/chunks, it%chunks
+			r := rows[i]
+			j0, j1 := ch*chunkLen, min((ch+1)*chunkLen, r.pos+1)
+			base := it * H
+			if j0 >= j1 {
+				for h := 0; h < H; h++ {
+					pm[base+h] = float32(math.Inf(-1))
+				}
+				continue
+			}
+			nj := j1 - j0
+			sc := scores[worker][:H*nj]
+			for j := j0; j < j1; j++ {
+				row := r.c.row(l, j)
+				for h := 0; h < H; h++ {
+					q := s.qf[(i*H+h)*w : (i*H+h+1)*w]
+					sc[h*nj+j-j0] = scale * cpu.DotF32(q, row)
+				}
+			}
+			for h := 0; h < H; h++ {
+				p := sc[h*nj : (h+1)*nj]
+				mx := p[0]
+				for _, v := range p[1:] {
+					mx = max(mx, v)
+				}
+				var sum float64
+				for k, v := range p {
+					e := float32(math.Exp(float64(v - mx)))
+					p[k] = e
+					sum += float64(e)
+				}
+				pm[base+h], ps[base+h] = mx, sum
+			}
+			// Accumulate Σ e_j·K_j[0:r_kv] per head; with one chunk, directly
+			// into ol (normalised below).
+			out := func(h int) []float32 {
+				if chunks == 1 {
+					return s.ol[(i*H+h)*kvl : (i*H+h+1)*kvl]
+				}
+				return po[(base+h)*kvl : (base+h+1)*kvl]
+			}
+			for h := 0; h < H; h++ {
+				clear(out(h))
+			}
+			for j := j0; j < j1; j++ {
+				lat := r.c.row(l, j)[:kvl]
+				for h := 0; h < H; h++ {
+					cpu.AXPY(out(h), sc[h*nj+j-j0], lat)
+				}
+			}
+		}
+	})
+	// Merge the chunks: o = Σ_c e^(m_c−M)·o_c / Σ_c e^(m_c−M)·s_c.
+	for i := 0; i < n; i++ {
+		for h := 0; h < H; h++ {
+			o := s.ol[(i*H+h)*kvl : (i*H+h+1)*kvl]
+			if chunks == 1 {
+				inv := float32(1 / ps[i*H+h])
+				for k := range o {
+					o[k] *= inv
+				}
+				continue
+			}
+			mx := float32(math.Inf(-1))
+			for ch := 0; ch < chunks; ch++ {
+				mx = max(mx, pm[(i*chunks+ch)*H+h])
+			}
+			clear(o)
+			var sum float64
+			for ch := 0; ch < chunks; ch++ {
+				k := (i*chunks+ch)*H + h
+				if math.IsInf(float64(pm[k]), -1) {
+					continue
+				}
+				f := float32(math.Exp(float64(pm[k] - mx)))
+				sum += float64(f) * ps[k]
+				cpu.AXPY(o, f, po[k*kvl:(k+1)*kvl])
+			}
+			inv := float32(1 / sum)
+			for k := range o {
+				o[k] *= inv
+			}
+		}
+	}
+}
