@@ -71,7 +71,7 @@ func newFlags(o *options) *pflag.FlagSet {
 	fs.StringVar(&o.ngl, "gpu-layers", "auto", "layers to offload to a GPU: a number, auto or all (the CPU backend runs every layer on the CPU and says so)")
 	fs.StringVar(&o.ngl, "n-gpu-layers", "auto", "same as --gpu-layers")
 	fs.StringVar(&o.ngl, "ngl", "auto", "same as --gpu-layers")
-	fs.StringVar(&o.device, "device", "auto", "compute device: cpu or auto (= cpu in this build)")
+	fs.StringVar(&o.device, "device", "auto", "compute device: cpu, cuda (the whole model on CUDA device 0) or auto (= cpu)")
 	fs.Float32Var(&o.temp, "temp", 0.8, "temperature; <= 0 = greedy")
 	fs.Float32Var(&o.temp, "temperature", 0.8, "same as --temp")
 	fs.IntVar(&o.topK, "top-k", 40, "top-k sampling (0 = off)")
@@ -159,10 +159,11 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 	}
 	switch o.device {
 	case "cpu", "auto":
-	case "cuda", "metal":
-		return bad("--device", "the %s backend is not available in this build (only cpu)", o.device)
+	case "cuda":
+	case "metal":
+		return bad("--device", "the metal backend is not available in this build (cpu or cuda)")
 	default:
-		return bad("--device", "unknown device %q (use cpu or auto)", o.device)
+		return bad("--device", "unknown device %q (use cpu, cuda or auto)", o.device)
 	}
 	switch o.ngl {
 	case "auto", "all":

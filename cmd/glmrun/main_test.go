@@ -193,7 +193,7 @@ func TestBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"-m", m, "--bogus"}, "error: invalid parameter for argument: --bogus"},
-		{[]string{"-m", m, "-p", "x", "--device", "cuda"}, "not available in this build"},
+		{[]string{"-m", m, "-p", "x", "--device", "metal"}, "not available in this build"},
 		{[]string{"-m", m, "-p", "x", "--device", "tpu"}, "error: invalid parameter for argument: --device"},
 		{[]string{"-m", m, "-p", "x", "-ngl", "lots"}, "error: invalid parameter for argument: --gpu-layers"},
 		{[]string{"-m", m, "-p", "x", "--show-thinking", "maybe"}, "--show-thinking"},
@@ -250,5 +250,23 @@ func TestTextSinkStopsAndThinking(t *testing.T) {
 	}
 	if strings.TrimSpace(out.String()) != "The answer is 4." {
 		t.Errorf("answer %q", out.String())
+	}
+}
+
+// TestDeviceCUDA: without a usable GPU, --device cuda is a load failure that
+// names the problem; with one, it generates.
+func TestDeviceCUDA(t *testing.T) {
+	rc, _, errs := glmrun(t, "-m", tinyQ4(t), "-no-cnv", "-p", "The", "-n", "4", "--device", "cuda", "--temp", "0")
+	switch rc {
+	case 0:
+		if !strings.Contains(errs, "llama_perf_context_print") {
+			t.Errorf("cuda run printed no timings:\n%s", errs)
+		}
+	case 1:
+		if !strings.Contains(errs, "error: failed to load model") || !strings.Contains(strings.ToLower(errs), "cuda") {
+			t.Errorf("cuda failure does not say why:\n%s", errs)
+		}
+	default:
+		t.Fatalf("rc %d:\n%s", rc, errs)
 	}
 }

@@ -92,18 +92,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	if o.ngl != "auto" && o.ngl != "0" {
+	device := "cpu"
+	if o.device == "cuda" {
+		device = "cuda"
+	}
+	switch {
+	case device == "cpu" && o.ngl != "auto" && o.ngl != "0":
 		fmt.Fprintf(stderr, "note: -ngl %s ignored: the CPU backend runs every layer on the CPU\n", o.ngl)
+	case device == "cuda" && o.ngl != "auto" && o.ngl != "all" && o.ngl != "-1":
+		fmt.Fprintf(stderr, "note: -ngl %s ignored: the CUDA backend runs every layer on the GPU\n", o.ngl)
 	}
 	threads := o.threads
 	if threads < 0 {
 		threads = 0
 	}
-	m, err := glm4moe.Load(f, glm4moe.Options{Exact: o.exact, Threads: threads, UBatch: o.ubatch})
+	m, err := glm4moe.Load(f, glm4moe.Options{Exact: o.exact, Threads: threads, UBatch: o.ubatch, Device: device, Quiet: !o.verbose})
 	if err != nil {
 		fmt.Fprintf(stderr, "error: failed to load model '%s'\n  %v\n", o.model, err)
 		return 1
 	}
+	defer m.Close()
 	cfg := m.Config()
 	nCtx := o.ctx
 	if nCtx == 0 {
