@@ -361,7 +361,7 @@ func (r rowIO) write(row int, src []float32) error {
 		if err != nil {
 			return err
 		}
-		quant.QuantizeRowMMFP4(src, q, s)
+		QuantizeRowMMFP4Search(src, q, s)
 		return nil
 	}
 	return quant.Quantize(r.typ, src, r.data[row*r.rowBytes:(row+1)*r.rowBytes])
@@ -370,7 +370,8 @@ func (r rowIO) write(row int, src []float32) error {
 // ConvertTensor converts a whole tensor with ggml dims from type from (bytes
 // src) to type to (bytes dst, exactly the tensor's size in that type): each
 // row is dequantized exactly to float32 and quantized with the reference
-// quantizer (MMFP4 through its slab layout: dims[1] rows per slab). Rows are
+// quantizer (MMFP4 through its slab layout, dims[1] rows per slab, with
+// QuantizeRowMMFP4Search). Rows are
 // split over threads goroutines; the result does not depend on threads.
 func ConvertTensor(from gguf.TensorType, src []byte, to gguf.TensorType, dst []byte, dims []uint64, threads int) error {
 	ne0, rows, slabRows, err := rowsOf(dims)
