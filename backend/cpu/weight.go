@@ -41,7 +41,7 @@ func (w Weight) Row(r int) []byte {
 	return w.Data[r*w.rowBytes : (r+1)*w.rowBytes]
 }
 
-// Rows returns rows [r0, r1) as a Weight (no copy); used to pick one expert
+// SubRows returns rows [r0, r1) as a Weight (no copy); used to pick one expert
 // or one head out of a 3-D tensor.
 func (w Weight) SubRows(r0, r1 int) Weight {
 	return Weight{Type: w.Type, Rows: r1 - r0, Cols: w.Cols, Data: w.Data[r0*w.rowBytes : r1*w.rowBytes], rowBytes: w.rowBytes}
