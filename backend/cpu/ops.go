@@ -29,15 +29,37 @@ func RMSNorm(out, x, w []float32, eps float32) {
 // place with interleaved-pair ("NORM") rotary embedding at position pos:
 // for i < dims/2, θ = pos·base^(-2i/dims) and (x[2i], x[2i+1]) is rotated
 // by θ. This is llama.cpp's GGML_ROPE_TYPE_NORM with freq_scale 1 and no
-// YaRN.
+// YaRN. To rotate many vectors at one position, build a RoPETable once.
 func RoPENorm(x []float32, pos int, base float32) {
-	dims := len(x)
-	for i := 0; i+1 < dims; i += 2 {
-		theta := float64(pos) * math.Pow(float64(base), -float64(i)/float64(dims))
+	t := NewRoPETable(pos, len(x), base)
+	t.Apply(x)
+}
+
+// RoPETable holds cos θ_i and sin θ_i (i < dims/2) of one position.
+type RoPETable struct {
+	Cos, Sin []float32
+}
+
+// NewRoPETable computes the rotation of position pos for vectors of dims
+// elements (see RoPENorm), in float64 then rounded.
+func NewRoPETable(pos, dims int, base float32) RoPETable {
+	t := RoPETable{Cos: make([]float32, dims/2), Sin: make([]float32, dims/2)}
+	for i := range t.Cos {
+		theta := float64(pos) * math.Pow(float64(base), -float64(2*i)/float64(dims))
 		s, c := math.Sincos(theta)
-		x0, x1 := float64(x[i]), float64(x[i+1])
-		x[i] = float32(x0*c - x1*s)
-		x[i+1] = float32(x0*s + x1*c)
+		t.Cos[i], t.Sin[i] = float32(c), float32(s)
+	}
+	return t
+}
+
+// Apply rotates the pairs (x[2i], x[2i+1]) of x (len(x) = 2·len(t.Cos)) in
+// place.
+func (t RoPETable) Apply(x []float32) {
+	for i, c := range t.Cos {
+		s := t.Sin[i]
+		x0, x1 := x[2*i], x[2*i+1]
+		x[2*i] = x0*c - x1*s
+		x[2*i+1] = x0*s + x1*c
 	}
 }
 

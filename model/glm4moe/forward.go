@@ -157,6 +157,11 @@ func (m *Model) run(rows []rowRef, tokens []int32, want []int) ([]float32, error
 		}
 	}
 	s := newScratch(c, n)
+	// One rotation table per token, shared by all layers and heads.
+	s.rope = make([]cpu.RoPETable, n)
+	for i, r := range rows {
+		s.rope[i] = cpu.NewRoPETable(r.pos, c.RopeDim, c.RopeFreqBase)
+	}
 	for l := range m.layers {
 		if err := m.attention(l, rows, x, s); err != nil {
 			return nil, fmt.Errorf("glm4moe: layer %d attention: %w", l, err)
@@ -185,18 +190,19 @@ func (m *Model) matmul(out []float32, w cpu.Weight, x []float32, n int) error {
 
 // scratch holds the per-pass activation buffers.
 type scratch struct {
-	a    []float32 // [n][d] normed input
-	cq   []float32 // [n][r_q]
-	q    []float32 // [n][H·d_qk]
-	ckv  []float32 // [n][r_kv+d_rope]
-	qh   []float32 // [H][n][d_nope] q_nope, head-major
-	qa   []float32 // [H][n][r_kv] absorbed queries, head-major
-	qf   []float32 // [n][H][r_kv+d_rope] full absorbed queries
-	ol   []float32 // [n][H][r_kv] attention output in latent space
-	olh  []float32 // [H][n][r_kv] latent outputs, head-major
-	oh   []float32 // [H][n][d_v] head outputs, head-major
-	o    []float32 // [n][H·d_v]
-	proj []float32 // [n][d]
+	a    []float32       // [n][d] normed input
+	cq   []float32       // [n][r_q]
+	q    []float32       // [n][H·d_qk]
+	ckv  []float32       // [n][r_kv+d_rope]
+	qh   []float32       // [H][n][d_nope] q_nope, head-major
+	qa   []float32       // [H][n][r_kv] absorbed queries, head-major
+	qf   []float32       // [n][H][r_kv+d_rope] full absorbed queries
+	ol   []float32       // [n][H][r_kv] attention output in latent space
+	olh  []float32       // [H][n][r_kv] latent outputs, head-major
+	oh   []float32       // [H][n][d_v] head outputs, head-major
+	o    []float32       // [n][H·d_v]
+	proj []float32       // [n][d]
+	rope []cpu.RoPETable // [n] rotation of each token's position
 }
 
 func newScratch(c Config, n int) *scratch {
@@ -247,7 +253,7 @@ func (m *Model) attention(l int, rows []rowRef, x []float32, s *scratch) error {
 		row := r.c.row(l, r.pos)
 		cpu.RMSNorm(row[:kvl], ckv[:kvl], ly.kvaNorm, c.RMSEps)
 		copy(row[kvl:], ckv[kvl:])
-		cpu.RoPENorm(row[kvl:], r.pos, c.RopeFreqBase)
+		s.rope[i].Apply(row[kvl:])
 	}
 	// Absorbed queries: qf[i][h] = [W_kb,h·q_nope ; RoPE(q_pe)], all heads in
 	// one grouped product over the head-major gather qh[h][i] = q_nope.
@@ -260,11 +266,11 @@ func (m *Model) attention(l int, rows []rowRef, x []float32, s *scratch) error {
 		return err
 	}
 	for h := 0; h < H; h++ {
-		for i, r := range rows {
+		for i := range rows {
 			dst := s.qf[(i*H+h)*w : (i*H+h+1)*w]
 			copy(dst[:kvl], s.qa[(h*n+i)*kvl:(h*n+i+1)*kvl])
 			copy(dst[kvl:], s.q[(i*H+h)*qk+nope:(i*H+h+1)*qk])
-			cpu.RoPENorm(dst[kvl:], r.pos, c.RopeFreqBase)
+			s.rope[i].Apply(dst[kvl:])
 		}
 	}
 	// Causal softmax attention over the cached rows (attention.go).
