@@ -78,3 +78,26 @@ func RepackMMFP4(data []byte, rows, cols, slabRows int) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// DequantizeRows dequantizes rows [r0, r1) of w exactly into dst
+// ((r1-r0)*w.Cols floats, row-major). Use it instead of quant.Dequantize over
+// w.Data[r0*RowBytes():r1*RowBytes()]: that shortcut is right for block types
+// but wrong for MMFP4 Weights, whose rows are one-row slabs (several one-row
+// slabs are not one slab).
+func DequantizeRows(w Weight, r0, r1 int, dst []float32) error {
+	if r0 < 0 || r1 > w.Rows || r0 > r1 {
+		return fmt.Errorf("cpu: rows [%d, %d) of a %d-row weight", r0, r1, w.Rows)
+	}
+	if len(dst) != (r1-r0)*w.Cols {
+		return fmt.Errorf("cpu: dequantize %d rows of %d: dst has %d floats", r1-r0, w.Cols, len(dst))
+	}
+	if w.Type != gguf.TypeMMFP4 {
+		return quant.Dequantize(w.Type, w.Data[r0*w.rowBytes:r1*w.rowBytes], dst)
+	}
+	for r := r0; r < r1; r++ {
+		if err := quant.Dequantize(w.Type, w.Row(r), dst[(r-r0)*w.Cols:(r-r0+1)*w.Cols]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

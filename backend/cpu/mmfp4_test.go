@@ -54,6 +54,19 @@ func TestMMFP4WeightRows(t *testing.T) {
 			}
 		}
 	}
+	// DequantizeRows over a range that straddles slabs.
+	part := make([]float32, 9*cols)
+	if err := DequantizeRows(w, 4, 13, part); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range part {
+		if v != want[4*cols+i] {
+			t.Fatalf("DequantizeRows element %d: %v, want %v", i, v, want[4*cols+i])
+		}
+	}
+	if err := DequantizeRows(w, 4, rows+1, nil); err == nil {
+		t.Error("DequantizeRows out of range: no error")
+	}
 	const n = 3
 	x := make([]float32, n*cols)
 	for i := range x {
