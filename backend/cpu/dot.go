@@ -17,8 +17,8 @@ type DotFunc func(n int, w, xq []byte) float32
 // kernels where they exist, else quant's pure-Go per-type functions. Every
 // entry must agree with quant.VecDot up to float summation order.
 var dotKernels = map[gguf.TensorType]DotFunc{
-	gguf.TypeF16:   quant.DotF16F32,
-	gguf.TypeBF16:  quant.DotBF16F32,
+	gguf.TypeF16:   dotF16,
+	gguf.TypeBF16:  dotBF16,
 	gguf.TypeQ4_0:  quant.DotQ4_0Q8_0,
 	gguf.TypeQ4_1:  quant.DotQ4_1Q8_1,
 	gguf.TypeQ5_1:  quant.DotQ5_1Q8_1,
@@ -29,6 +29,11 @@ var dotKernels = map[gguf.TensorType]DotFunc{
 	gguf.TypeQ5_K:  kernels.DotQ5KQ8K,
 	gguf.TypeQ6_K:  kernels.DotQ6KQ8K,
 }
+
+// dotF16 and dotBF16 dot a half-precision weight row with float32
+// activations (the vec-dot type of F16/BF16 is F32) using the SIMD kernels.
+func dotF16(n int, w, xq []byte) float32  { return kernels.DotF16F32(w, F32View(xq)[:n]) }
+func dotBF16(n int, w, xq []byte) float32 { return kernels.DotBF16F32(w, F32View(xq)[:n]) }
 
 // TileFunc sets dst[c·ldd+r] = dot(weight row r, activation row c) for
 // r < rows, c < cols: w holds rows consecutive weight rows of n elements, x

@@ -6,6 +6,7 @@ import (
 	"math"
 	"unsafe"
 
+	"github.com/glmrun/glmrun/backend/cpu/kernels"
 	"github.com/glmrun/glmrun/backend/quant"
 	"github.com/glmrun/glmrun/gguf"
 )
@@ -205,6 +206,18 @@ func (j *job) row(r int, scratch *[]float32, maxCols int) error {
 		xg := j.xq[r/g.rows*g.n*qb:]
 		for i := 0; i < g.n; i++ {
 			j.Out[g.outIdx(r, i)] = j.dot(cols, wr, xg[i*qb:(i+1)*qb])
+		}
+	case j.W.Type == gguf.TypeBF16 || j.W.Type == gguf.TypeF16:
+		// Exact: half-precision weights widen to float32 exactly, so the
+		// float32 dot over the raw row equals dequantize-then-dot.
+		half := kernels.DotBF16F32
+		if j.W.Type == gguf.TypeF16 {
+			half = kernels.DotF16F32
+		}
+		wr := j.W.Row(r)
+		xg := j.X[g.xOff(r):]
+		for i := 0; i < g.n; i++ {
+			j.Out[g.outIdx(r, i)] = half(wr, xg[i*cols:(i+1)*cols])
 		}
 	default:
 		if *scratch == nil {
