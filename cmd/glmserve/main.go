@@ -62,6 +62,9 @@ func run(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 	}
 	defer f.Close()
 	lg.Printf("Model path verified: %s (%d tensors)", o.model, len(f.Tensors))
+	if d := ggufSampling(f, fs, &o); d != "" {
+		lg.Printf("sampling defaults from the GGUF's general.sampling.*: %s", d)
+	}
 
 	cfg := server.Config{
 		MaxBatchSize: o.maxBatch, MaxSeqLen: o.maxSeqLen, UBatch: o.batch, MaxQueue: o.maxQueue,

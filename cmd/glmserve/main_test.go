@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/glmrun/glmrun/gguf"
 	"github.com/glmrun/glmrun/internal/cli"
 	"github.com/glmrun/glmrun/internal/testdata"
 )
@@ -165,4 +166,32 @@ func TestServeGLMTiny(t *testing.T) {
 	assert.Contains(t, stderr.String(), "shut down cleanly")
 	_, err = http.Get(url + "/health")
 	assert.Error(t, err, "the port is closed after shutdown")
+}
+
+// TestGGUFSamplingDefaults: general.sampling.* keys replace the defaults of
+// flags that were not given.
+func TestGGUFSamplingDefaults(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.gguf")
+	out, err := os.Create(path)
+	require.NoError(t, err)
+	w := gguf.NewWriter(out)
+	require.NoError(t, w.AddKV("general.architecture", gguf.String("deepseek2")))
+	require.NoError(t, w.AddKV("general.sampling.temp", gguf.Float32(0.6)))
+	require.NoError(t, w.AddKV("general.sampling.top_k", gguf.Int32(20)))
+	require.NoError(t, w.AddKV("general.sampling.top_p", gguf.Float32(0.9)))
+	require.NoError(t, w.Close())
+	require.NoError(t, out.Close())
+	f, err := gguf.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+
+	var o options
+	fs := newFlags(&o)
+	require.NoError(t, cli.Parse(fs, []string{"-m", path, "--top-p", "0.5"}))
+	desc := ggufSampling(f, fs, &o)
+	assert.InDelta(t, 0.6, o.temp, 1e-6)
+	assert.Equal(t, 20, o.topK)
+	assert.InDelta(t, 0.5, o.topP, 1e-6, "a flag given on the command line wins")
+	assert.InDelta(t, 0.05, o.minP, 1e-6, "absent keys keep llama.cpp's default")
+	assert.Equal(t, "temp=0.6 top-k=20", desc)
 }
