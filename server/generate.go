@@ -82,8 +82,10 @@ type choice struct {
 	reasoning strings.Builder
 	tokens    int
 	reasonTok int
-	seenText  bool // some content was produced (later tokens are not reasoning)
-	started   bool // the role chunk was sent
+	seenText  bool           // some content was produced (later tokens are not reasoning)
+	lps       []tokenLogprob // logprobs not yet sent (stream) or all of them
+	textOff   int            // legacy completions: text offset of the next token
+	started   bool           // the role chunk was sent
 	done      bool
 	finish    string
 	timings   timings
@@ -213,7 +215,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, g *genRequest,
 		st := &stream{notify: notify}
 		jobs[i] = &job{
 			ctx: ctx, prompt: prompt, maxTokens: g.MaxTokens, reserve: reserve, params: p,
-			stops: g.Stops, ignoreEOS: g.IgnoreEOS, cachePrompt: g.CachePrompt, inThink: startThink, budget: budget, thinkEnd: thinkEnd,
+			stops: g.Stops, ignoreEOS: g.IgnoreEOS, cachePrompt: g.CachePrompt, logprobs: g.Logprobs, inThink: startThink, budget: budget, thinkEnd: thinkEnd,
 			out: st,
 		}
 		c := &choice{index: i, st: st}
@@ -289,6 +291,7 @@ func (o *responder) run(ctx context.Context, notify chan struct{}) {
 					return
 				}
 				re, co := c.apply(ev)
+				c.lps = append(c.lps, ev.Logprobs...)
 				if ev.Done {
 					c.done, c.finish, c.timings = true, ev.Finish, ev.Timings
 					if len(c.calls) > 0 {
@@ -384,7 +387,9 @@ func (o *responder) streamDelta(c *choice, reasoning, content string, done bool)
 			if content != "" {
 				delta["content"] = content
 			}
-			if !o.sendData(o.chunk([]any{map[string]any{"index": c.index, "delta": delta, "finish_reason": nil}})) {
+			ch := map[string]any{"index": c.index, "delta": delta, "finish_reason": nil}
+			o.attachLogprobs(c, ch)
+			if !o.sendData(o.chunk([]any{ch})) {
 				return false
 			}
 		}
@@ -394,19 +399,25 @@ func (o *responder) streamDelta(c *choice, reasoning, content string, done bool)
 			}
 		}
 		if done {
-			last := o.chunk([]any{map[string]any{"index": c.index, "delta": map[string]any{}, "finish_reason": c.finish}})
+			ch := map[string]any{"index": c.index, "delta": map[string]any{}, "finish_reason": c.finish}
+			o.attachLogprobs(c, ch)
+			last := o.chunk([]any{ch})
 			last["timings"] = timingsJSON(c.timings)
 			return o.sendData(last)
 		}
 		return true
 	}
 	if content != "" {
-		if !o.sendData(o.chunk([]any{map[string]any{"index": c.index, "text": content, "logprobs": nil, "finish_reason": nil}})) {
+		ch := map[string]any{"index": c.index, "text": content, "logprobs": nil, "finish_reason": nil}
+		o.attachLogprobs(c, ch)
+		if !o.sendData(o.chunk([]any{ch})) {
 			return false
 		}
 	}
 	if done {
-		last := o.chunk([]any{map[string]any{"index": c.index, "text": "", "logprobs": nil, "finish_reason": c.finish}})
+		ch := map[string]any{"index": c.index, "text": "", "logprobs": nil, "finish_reason": c.finish}
+		o.attachLogprobs(c, ch)
+		last := o.chunk([]any{ch})
 		last["timings"] = timingsJSON(c.timings)
 		return o.sendData(last)
 	}
@@ -449,9 +460,13 @@ func (o *responder) writeFinal() {
 			if len(c.calls) > 0 {
 				msg["tool_calls"] = toolCallsJSON(c.calls, false)
 			}
-			out = append(out, map[string]any{"index": c.index, "message": msg, "finish_reason": c.finish, "logprobs": nil})
+			ch := map[string]any{"index": c.index, "message": msg, "finish_reason": c.finish, "logprobs": nil}
+			o.attachLogprobs(c, ch)
+			out = append(out, ch)
 		} else {
-			out = append(out, map[string]any{"index": c.index, "text": c.content.String(), "logprobs": nil, "finish_reason": c.finish})
+			ch := map[string]any{"index": c.index, "text": c.content.String(), "logprobs": nil, "finish_reason": c.finish}
+			o.attachLogprobs(c, ch)
+			out = append(out, ch)
 		}
 	}
 	obj := "chat.completion"
@@ -477,4 +492,64 @@ func toolCallsJSON(calls []parsedToolCall, withIndex bool) []any {
 		out[i] = m
 	}
 	return out
+}
+
+// piece is the text of one token, as the streaming decoder prints it.
+func (o *responder) piece(id int32) string {
+	p, err := o.s.engine().Detokenize([]int32{id})
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+func byteList(s string) []int {
+	b := make([]int, len(s))
+	for i := 0; i < len(s); i++ {
+		b[i] = int(s[i])
+	}
+	return b
+}
+
+// attachLogprobs moves c's pending logprobs into choice object ch: chat's
+// {"content":[{id,token,logprob,bytes,top_logprobs}]}, or the legacy
+// {"tokens","token_logprobs","top_logprobs","text_offset"}.
+func (o *responder) attachLogprobs(c *choice, ch map[string]any) {
+	if o.g.Logprobs < 0 {
+		return
+	}
+	lps := c.lps
+	c.lps = nil
+	if o.isChat {
+		content := make([]any, len(lps))
+		for i, lp := range lps {
+			p := o.piece(lp.ID)
+			top := make([]any, len(lp.Top))
+			for k, t := range lp.Top {
+				tp := o.piece(t.ID)
+				top[k] = map[string]any{"id": t.ID, "token": tp, "logprob": t.Logprob, "bytes": byteList(tp)}
+			}
+			content[i] = map[string]any{"id": lp.ID, "token": p, "logprob": lp.Logprob, "bytes": byteList(p), "top_logprobs": top}
+		}
+		ch["logprobs"] = map[string]any{"content": content}
+		return
+	}
+	tokens := make([]string, len(lps))
+	logps := make([]float32, len(lps))
+	offsets := make([]int, len(lps))
+	tops := make([]any, len(lps))
+	for i, lp := range lps {
+		tokens[i] = o.piece(lp.ID)
+		logps[i] = lp.Logprob
+		offsets[i] = c.textOff
+		c.textOff += len(tokens[i])
+		m := map[string]float32{}
+		for _, t := range lp.Top {
+			if _, dup := m[o.piece(t.ID)]; !dup {
+				m[o.piece(t.ID)] = t.Logprob
+			}
+		}
+		tops[i] = m
+	}
+	ch["logprobs"] = map[string]any{"tokens": tokens, "token_logprobs": logps, "top_logprobs": tops, "text_offset": offsets}
 }

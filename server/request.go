@@ -96,6 +96,7 @@ type genRequest struct {
 	Stops        []string
 	IgnoreEOS    bool
 	CachePrompt  bool // reuse a slot's cached prompt prefix (default true)
+	Logprobs     int  // -1: none; n >= 0: each token's logprob and its n top alternatives
 
 	// Chat only.
 	Messages        []ChatMessage
@@ -246,6 +247,9 @@ func (s *Server) resolveSampling(f *samplingFields, g *genRequest) *apiError {
 	return nil
 }
 
+// maxTopLogprobs bounds top_logprobs (OpenAI's limit).
+const maxTopLogprobs = 20
+
 // maxStopBytes bounds one stop string (matching costs O(length) per token).
 const maxStopBytes = 1024
 
@@ -326,8 +330,15 @@ func (s *Server) parseChatRequest(body []byte) (*genRequest, *apiError) {
 	if r.TopLogprobs != nil && (r.Logprobs == nil || !*r.Logprobs) {
 		return nil, badRequest("top_logprobs", "top_logprobs requires logprobs to be true")
 	}
+	g.Logprobs = -1
 	if r.Logprobs != nil && *r.Logprobs {
-		return nil, badRequest("logprobs", "logprobs are not supported by this server")
+		g.Logprobs = 0
+		if r.TopLogprobs != nil {
+			if *r.TopLogprobs < 0 || *r.TopLogprobs > maxTopLogprobs {
+				return nil, badRequest("top_logprobs", "top_logprobs must be between 0 and %d, got %d", maxTopLogprobs, *r.TopLogprobs)
+			}
+			g.Logprobs = *r.TopLogprobs
+		}
 	}
 	if e := checkResponseFormat(r.ResponseFormat); e != nil {
 		return nil, e
@@ -522,8 +533,26 @@ func (s *Server) parseCompletionRequest(body []byte) (*genRequest, *apiError) {
 	if e := s.resolveSampling(&r.samplingFields, g); e != nil {
 		return nil, e
 	}
-	if len(r.Logprobs) > 0 && string(r.Logprobs) != "null" && string(r.Logprobs) != "0" && string(r.Logprobs) != "false" {
-		return nil, badRequest("logprobs", "logprobs are not supported by this server")
+	g.Logprobs = -1
+	if len(r.Logprobs) > 0 && string(r.Logprobs) != "null" {
+		// The legacy API's logprobs is the number of top alternatives (0..5
+		// in OpenAI's; up to 20 here); true is read as 0.
+		var n int
+		var b bool
+		switch {
+		case json.Unmarshal(r.Logprobs, &n) == nil:
+		case json.Unmarshal(r.Logprobs, &b) == nil:
+			n = -1
+			if b {
+				n = 0
+			}
+		default:
+			return nil, badRequest("logprobs", "'logprobs' must be an integer")
+		}
+		if n > maxTopLogprobs || n < -1 {
+			return nil, badRequest("logprobs", "logprobs must be between 0 and %d, got %d", maxTopLogprobs, n)
+		}
+		g.Logprobs = n
 	}
 	if r.Echo != nil && *r.Echo {
 		return nil, badRequest("echo", "echo is not supported by this server")

@@ -32,6 +32,23 @@ type event struct {
 	Finish  string // finishStop or finishLength
 	Err     error  // a compute failure
 	Timings timings
+	// Logprobs has one entry per token reported with this event (EOG
+	// tokens excluded) when the job asked for logprobs.
+	Logprobs []tokenLogprob
+}
+
+// tokenLogprob is a generated token's log-probability under the model's
+// raw distribution (log-softmax of the logits) and the n most likely
+// alternatives, most likely first.
+type tokenLogprob struct {
+	ID      int32
+	Logprob float32
+	Top     []idLogprob
+}
+
+type idLogprob struct {
+	ID      int32
+	Logprob float32
 }
 
 // timings are one generation's counts and durations (llama-server's
@@ -86,6 +103,7 @@ type job struct {
 	// cachePrompt lets the job reuse the longest common prefix of its
 	// prompt that a slot's cache still holds from an earlier request.
 	cachePrompt bool
+	logprobs    int // -1: none; n >= 0: report logprobs with n alternatives
 	// Reasoning budget: when inThink and budget >= 0, thinkEnd is forced
 	// after budget generated tokens.
 	inThink  bool
@@ -111,8 +129,9 @@ type slot struct {
 	forced   []int32
 	inThink  bool
 	admitted time.Time
-	tPrompt  time.Time // prompt fully evaluated
-	reported int       // tokens already reported in events
+	tPrompt  time.Time      // prompt fully evaluated
+	reported int            // tokens already reported in events
+	lps      []tokenLogprob // logprobs of tokens not yet reported
 }
 
 // scheduler runs the continuous-batching loop.
@@ -494,14 +513,24 @@ func (s *scheduler) sampleNext(i int, logits []float32) {
 	if len(sl.forced) == 0 && sl.inThink && j.budget >= 0 && sl.nGen >= j.budget && len(j.thinkEnd) > 0 {
 		sl.forced = append(sl.forced, j.thinkEnd...)
 	}
+	if len(logits) != s.eng.VocabSize() {
+		s.fail(i, fmt.Errorf("logits row has %d values, want %d", len(logits), s.eng.VocabSize()))
+		return
+	}
+	var lse float64
+	var raw []float32 // the logits before the sampler may change them
+	if j.logprobs >= 0 {
+		lse = logSumExp(logits)
+		raw = append([]float32(nil), logits...)
+	}
+	var top []idLogprob
+	if j.logprobs > 0 {
+		top = topLogprobs(logits, j.logprobs, lse)
+	}
 	var tok int32
 	if len(sl.forced) > 0 {
 		tok, sl.forced = sl.forced[0], sl.forced[1:]
 	} else {
-		if len(logits) != s.eng.VocabSize() {
-			s.fail(i, fmt.Errorf("logits row has %d values, want %d", len(logits), s.eng.VocabSize()))
-			return
-		}
 		if j.ignoreEOS {
 			for _, id := range s.eogIDs {
 				logits[id] = float32(math.Inf(-1))
@@ -519,6 +548,9 @@ func (s *scheduler) sampleNext(i int, logits []float32) {
 	}
 	sl.nGen++
 	s.met.predicted(1)
+	if raw != nil && !(s.eng.IsEOG(tok) && !j.ignoreEOS) {
+		sl.lps = append(sl.lps, tokenLogprob{ID: tok, Logprob: float32(float64(raw[tok]) - lse), Top: top})
+	}
 	if sl.nGen == 1 {
 		s.met.firstToken(time.Since(j.submitted))
 	}
@@ -558,7 +590,8 @@ func (s *scheduler) emit(sl *slot, text string) {
 		return
 	}
 	sl.reported = sl.nGen
-	sl.j.out.push(event{Text: text, Tokens: n})
+	sl.j.out.push(event{Text: text, Tokens: n, Logprobs: sl.lps})
+	sl.lps = nil
 }
 
 // finish ends slot i's generation normally. Unless a stop string ended it,
@@ -591,7 +624,7 @@ func (s *scheduler) finishWith(i int, reason string, flushTail bool) {
 		tm.PromptMS = ms(sl.tPrompt.Sub(sl.admitted))
 		tm.PredictedMS = ms(now.Sub(sl.tPrompt))
 	}
-	sl.j.out.push(event{Done: true, Finish: reason, Tokens: sl.nGen - sl.reported, Timings: tm})
+	sl.j.out.push(event{Done: true, Finish: reason, Tokens: sl.nGen - sl.reported, Timings: tm, Logprobs: sl.lps})
 	s.met.completed(now.Sub(sl.j.submitted), sl.nGen, tm.PredictedMS/1e3)
 	s.free(i)
 }
@@ -629,4 +662,49 @@ func stopPrefixLen(text string, stops []string) int {
 		}
 	}
 	return keep
+}
+
+// logSumExp is log(sum(exp(x))), computed stably in float64.
+func logSumExp(x []float32) float64 {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		if v > m {
+			m = v
+		}
+	}
+	if math.IsInf(float64(m), -1) {
+		return math.Inf(-1)
+	}
+	var sum float64
+	for _, v := range x {
+		sum += math.Exp(float64(v - m))
+	}
+	return float64(m) + math.Log(sum)
+}
+
+// topLogprobs returns the n largest logits as log-probabilities, largest
+// first (ties: lower id first).
+func topLogprobs(x []float32, n int, lse float64) []idLogprob {
+	n = min(n, len(x))
+	top := make([]idLogprob, 0, n+1)
+	for id, v := range x {
+		if len(top) == n && v <= top[n-1].Logprob {
+			continue
+		}
+		k := len(top)
+		if k < n {
+			top = append(top, idLogprob{})
+		} else {
+			k = n - 1
+		}
+		for k > 0 && top[k-1].Logprob < v {
+			top[k] = top[k-1]
+			k--
+		}
+		top[k] = idLogprob{ID: int32(id), Logprob: v}
+	}
+	for i := range top {
+		top[i].Logprob = float32(float64(top[i].Logprob) - lse)
+	}
+	return top
 }

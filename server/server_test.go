@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -749,4 +750,70 @@ func TestGPUMemoryMetric(t *testing.T) {
 	text := getMetrics(t, ts.url)
 	assert.Equal(t, float64(3<<30), metricValue(t, text, "gpu_memory_used_bytes"))
 	assert.Equal(t, float64(80<<30), metricValue(t, text, "gpu_memory_total_bytes"))
+}
+
+// TestLogprobs: the fake's logits are 10 for the scripted token and 0
+// elsewhere, so every chosen token has logprob 10 - log(e^10 + V - 1).
+func TestLogprobs(t *testing.T) {
+	ts := startServer(t, server.Config{}, &fakeEngine{})
+	want := 10 - math.Log(math.Exp(10)+float64(fakeVocab-1))
+	rest := 0 - math.Log(math.Exp(10)+float64(fakeVocab-1))
+
+	code, _, body := post(t, ts.url+"/v1/chat/completions", `{"messages":[{"role":"user","content":"Hi"}],"logprobs":true,"top_logprobs":2}`)
+	require.Equal(t, 200, code, "%s", body)
+	c := jsonMap(t, body)["choices"].([]any)[0].(map[string]any)
+	content := c["logprobs"].(map[string]any)["content"].([]any)
+	require.Len(t, content, len(fakeReply)-1, "one entry per generated token, the end-of-generation token excepted")
+	var text []byte // from "bytes": a token may hold part of a UTF-8 character
+	for _, e := range content {
+		m := e.(map[string]any)
+		assert.InDelta(t, want, m["logprob"], 1e-5)
+		top := m["top_logprobs"].([]any)
+		require.Len(t, top, 2)
+		assert.Equal(t, m["id"], top[0].(map[string]any)["id"], "the chosen token is the most likely")
+		assert.InDelta(t, rest, top[1].(map[string]any)["logprob"], 1e-5)
+		for _, b := range m["bytes"].([]any) {
+			text = append(text, byte(b.(float64)))
+		}
+	}
+	assert.Equal(t, fakeReasoning+"</think>"+fakeAnswer, string(text))
+
+	// Streamed: the entries arrive with the deltas.
+	code, _, body = post(t, ts.url+"/v1/chat/completions", `{"messages":[{"role":"user","content":"Hi"}],"logprobs":true,"stream":true}`)
+	require.Equal(t, 200, code)
+	n := 0
+	for _, e := range sseEvents(t, body) {
+		if e == "[DONE]" {
+			continue
+		}
+		for _, ch := range jsonMap(t, []byte(e))["choices"].([]any) {
+			if lp, ok := ch.(map[string]any)["logprobs"].(map[string]any); ok {
+				for _, x := range lp["content"].([]any) {
+					assert.Empty(t, x.(map[string]any)["top_logprobs"])
+					n++
+				}
+			}
+		}
+	}
+	assert.Equal(t, len(fakeReply)-1, n)
+
+	// Legacy completions: tokens, token_logprobs, top_logprobs, text_offset.
+	code, _, body = post(t, ts.url+"/v1/completions", `{"prompt":"X","max_tokens":3,"logprobs":2}`)
+	require.Equal(t, 200, code, "%s", body)
+	lp := jsonMap(t, body)["choices"].([]any)[0].(map[string]any)["logprobs"].(map[string]any)
+	assert.Equal(t, []any{"a", "b", "c"}, lp["tokens"])
+	assert.Equal(t, []any{0.0, 1.0, 2.0}, lp["text_offset"])
+	for _, v := range lp["token_logprobs"].([]any) {
+		assert.InDelta(t, want, v, 1e-5)
+	}
+	top := lp["top_logprobs"].([]any)[1].(map[string]any)
+	assert.InDelta(t, want, top["b"], 1e-5)
+	assert.Len(t, top, 2)
+
+	// Without logprobs the field is null; bad values are 400.
+	code, _, body = post(t, ts.url+"/v1/completions", `{"prompt":"X","max_tokens":1}`)
+	require.Equal(t, 200, code)
+	assert.Nil(t, jsonMap(t, body)["choices"].([]any)[0].(map[string]any)["logprobs"])
+	code, _, _ = post(t, ts.url+"/v1/chat/completions", `{"messages":[{"role":"user","content":"Hi"}],"logprobs":true,"top_logprobs":21}`)
+	assert.Equal(t, 400, code)
 }
