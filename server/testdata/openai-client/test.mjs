@@ -68,6 +68,16 @@ check(usage && usage.completion_tokens === r.usage.completion_tokens, `stream us
 check(reasoning + '|' + content === full, `stream text ${JSON.stringify(reasoning + '|' + content)} != ${JSON.stringify(full)}`);
 summary.stream = { chunks, finish, usage };
 
+// Logprobs: greedy, so the chosen token is always the most likely one.
+const lp = await client.chat.completions.create({ ...req, max_tokens: 6, logprobs: true, top_logprobs: 2 });
+const entries = lp.choices[0].logprobs?.content ?? [];
+check(entries.length > 0 && entries.length <= 6, `logprobs entries ${entries.length}`);
+for (const e of entries) {
+  check(e.logprob <= 0 && e.top_logprobs.length === 2, `logprob entry ${JSON.stringify(e)}`);
+  check(e.top_logprobs[0].logprob === e.logprob, `greedy token is the top one: ${JSON.stringify(e)}`);
+}
+summary.logprobs = entries.length;
+
 // Legacy completions, streamed and not.
 const c1 = await client.completions.create({ model: 'glm-4.7-flash', prompt: 'The game', max_tokens: 8, temperature: 0 });
 check(c1.object === 'text_completion', `completion object ${c1.object}`);
