@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 
 	"github.com/glmrun/glmrun/backend/quant"
 )
@@ -275,4 +276,47 @@ func TestChooseLevel(t *testing.T) {
 func ExampleDotF32() {
 	fmt.Println(DotF32([]float32{1, 2, 3}, []float32{4, 5, 6}))
 	// Output: 32
+}
+
+// unalignedF32 returns n float32 starting off bytes (1..3 misaligns them)
+// into a fresh byte buffer, filled from src.
+func unalignedF32(src []float32, off int) []float32 {
+	buf := make([]byte, 4*len(src)+off+4)
+	s := unsafe.Slice((*float32)(unsafe.Pointer(&buf[off])), len(src))
+	copy(s, src)
+	return s
+}
+
+// TestF32Misaligned runs the f32 kernels on float32 slices that are not
+// 4-byte aligned (F32View of a GGUF tensor could in principle be), checking
+// the results against the twins on aligned copies.
+func TestF32Misaligned(t *testing.T) {
+	if raceEnabled {
+		t.Skip("-race: checkptr forbids misaligned float32 pointers")
+	}
+	eachLevel(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 10))
+		for _, n := range []int{0, 1, 7, 8, 15, 16, 17, 63, 64, 65, 200, 2048} {
+			a0, b0 := randF32(r, n, 1), randF32(r, n, 1)
+			for off := 1; off < 4; off++ {
+				a, b := unalignedF32(a0, off), unalignedF32(b0, 4-off)
+				var abs float32
+				for i := range a0 {
+					abs += absF32(a0[i] * b0[i])
+				}
+				if got, want := DotF32(a, b), dotF32Generic(a0, b0); !closeTo(got, want, reduceTol(n, abs)) {
+					t.Fatalf("n=%d off=%d: DotF32=%v twin=%v", n, off, got, want)
+				}
+				y := unalignedF32(b0, off)
+				AxpyF32(0.5, a, y)
+				want := append([]float32(nil), b0...)
+				axpyF32Generic(0.5, a0, want)
+				for i := range want {
+					if !closeTo(y[i], want[i], 4*eps32*(absF32(a0[i])+absF32(b0[i]))) {
+						t.Fatalf("n=%d off=%d: axpy[%d]=%v twin=%v", n, off, i, y[i], want[i])
+					}
+				}
+			}
+		}
+	})
 }
