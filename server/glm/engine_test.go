@@ -206,6 +206,7 @@ func TestBurst100(t *testing.T) {
 	assert.Less(t, heap2, heap1+16<<20, "live heap grew by more than 16 MiB between bursts")
 	_, body := get(t, url+"/metrics")
 	peak := metric(t, string(body), "queue_depth_peak")
+	t.Logf("queue depth peak %v", peak)
 	assert.GreaterOrEqual(t, peak, 60.0, "most requests of the burst wait (requests_deferred peaks near 92)")
 	assert.LessOrEqual(t, peak, 99.0)
 	assert.Equal(t, 200.0, metric(t, string(body), `requests_total{status="200"}`), "200 answered")
