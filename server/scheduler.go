@@ -359,14 +359,11 @@ func commonPrefix(a, b []int32) int {
 func (s *scheduler) start(i int, j *job) error {
 	reuse := 0
 	if s.caches[i] == nil || s.capOf[i] < j.reserve {
-		// Grow in powers of two (capped by maxSeqLen) so that a slot's cache
-		// is reallocated at most log2(maxSeqLen) times over the server's life.
-		c := 256
-		for c < j.reserve {
-			c *= 2
-		}
-		c = min(c, s.maxSeqLen)
-		c = max(c, j.reserve)
+		// Each slot gets one cache of maxSeqLen positions, allocated on
+		// first use and kept for the server's life (as llama-server's
+		// slots), so that no cache is ever replaced: device caches have no
+		// explicit free, and memory stays flat.
+		c := max(s.maxSeqLen, j.reserve)
 		s.caches[i], s.cachedToks[i] = nil, nil
 		cache, err := s.eng.NewCache(c)
 		if err != nil {
