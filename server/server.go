@@ -345,6 +345,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	path := r.URL.Path
+	// CORS, as llama-server: any origin may call the API from a browser.
+	if r.Header.Get("Origin") != "" {
+		rec.Header().Set("Access-Control-Allow-Origin", "*")
+	}
+	if r.Method == http.MethodOptions {
+		h := rec.Header()
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+			h.Set("Access-Control-Allow-Headers", req)
+		} else {
+			h.Set("Access-Control-Allow-Headers", "*")
+		}
+		h.Set("Access-Control-Max-Age", "86400")
+		rec.WriteHeader(http.StatusNoContent)
+		return
+	}
 	if path != "/metrics" && s.engine() == nil {
 		if path == "/health" || path == "/v1/health" {
 			writeJSON(rec, http.StatusServiceUnavailable, map[string]any{
@@ -356,7 +372,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, errLoading)
 		return
 	}
-	if len(s.cfg.APIKeys) > 0 && !publicPaths[path] && !strings.HasPrefix(path, "/v1/models/") && r.Method != http.MethodOptions {
+	if len(s.cfg.APIKeys) > 0 && !publicPaths[path] && !strings.HasPrefix(path, "/v1/models/") {
 		if !s.validKey(r) {
 			writeError(rec, errBadAPIKey)
 			return

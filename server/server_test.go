@@ -817,3 +817,16 @@ func TestLogprobs(t *testing.T) {
 	code, _, _ = post(t, ts.url+"/v1/chat/completions", `{"messages":[{"role":"user","content":"Hi"}],"logprobs":true,"top_logprobs":21}`)
 	assert.Equal(t, 400, code)
 }
+
+func TestCORS(t *testing.T) {
+	ts := startServer(t, server.Config{APIKeys: []string{"k"}}, &fakeEngine{})
+	code, hdr, _ := do(t, "OPTIONS", ts.url+"/v1/chat/completions", "", "Origin", "http://example.test",
+		"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization, content-type")
+	assert.Equal(t, 204, code, "a preflight needs no API key")
+	assert.Equal(t, "*", hdr.Get("Access-Control-Allow-Origin"))
+	assert.Equal(t, "authorization, content-type", hdr.Get("Access-Control-Allow-Headers"))
+	assert.Contains(t, hdr.Get("Access-Control-Allow-Methods"), "POST")
+	code, hdr, _ = post(t, ts.url+"/v1/chat/completions", chatHi, "Origin", "http://example.test", "Authorization", "Bearer k")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "*", hdr.Get("Access-Control-Allow-Origin"))
+}
