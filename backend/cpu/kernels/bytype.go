@@ -14,8 +14,8 @@ type RowsFunc func(n int, w, x []byte, dst []float32)
 
 // MatFunc is the tile form: dst[c*ldd+r] = dot(weight row r, activation row
 // c) for r < rows, c < cols; weight rows consecutive in w, activation rows
-// consecutive in x, ldd >= rows. Columns are processed 4 at a time where a
-// 4-column kernel exists (every weight block is decoded once per 4 columns);
+// consecutive in x, ldd >= rows. Columns are processed 8 (AVX-512 K-quants)
+// or 4 at a time, so every weight block is decoded once per column group;
 // each element equals the single-row DotFunc bit for bit.
 type MatFunc func(n int, w []byte, rows int, x []byte, cols int, dst []float32, ldd int)
 

@@ -5047,6 +5047,398 @@ done32:
 	VZEROUPPER
 	RET
 
+// func dotQ4KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
+TEXT ·dotQ4KQ8Kx8AVX512(SB), NOSPLIT, $0-48
+	MOVQ      nb+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      x+16(FP), DX
+	MOVQ      xstride+24(FP), BX
+	LEAQ      (BX)(BX*1), SI
+	LEAQ      (SI)(BX*1), DI
+	LEAQ      (DX)(SI*2), R8
+	VXORPS    Z0, Z0, Z0
+	VXORPS    Z1, Z1, Z1
+	VXORPS    Z2, Z2, Z2
+	VXORPS    Z3, Z3, Z3
+	VXORPS    Z4, Z4, Z4
+	VXORPS    Z5, Z5, Z5
+	VXORPS    Z6, Z6, Z6
+	VXORPS    Z7, Z7, Z7
+	MOVL      $0x80000000, R9
+	VMOVD     R9, X8
+	VMOVDQU64 q4kidx0<>+0(SB), Z9
+	VMOVDQU64 q4kidx1<>+0(SB), Z10
+	VMOVDQU64 q4kidx2<>+0(SB), Z11
+	VMOVDQU64 q4kidx3<>+0(SB), Z12
+
+loop33:
+	TESTQ        AX, AX
+	JZ           done33
+	MOVL         4(CX), R9
+	MOVL         8(CX), R10
+	MOVL         12(CX), R11
+	MOVL         R11, R12
+	ANDL         $0x0f0f0f0f, R12
+	MOVL         R9, R13
+	SHRL         $0x02, R13
+	ANDL         $0x30303030, R13
+	ORL          R13, R12
+	SHRL         $0x04, R11
+	ANDL         $0x0f0f0f0f, R11
+	MOVL         R10, R13
+	SHRL         $0x02, R13
+	ANDL         $0x30303030, R13
+	ORL          R13, R11
+	ANDL         $0x3f3f3f3f, R9
+	ANDL         $0x3f3f3f3f, R10
+	VMOVD        R9, X13
+	VPINSRD      $0x01, R12, X13, X13
+	VPINSRD      $0x02, R10, X13, X13
+	VPINSRD      $0x03, R11, X13, X13
+	VPMOVZXBW    X13, Y13
+	VMOVD        (CX), X14
+	VCVTPH2PS    X14, X14
+	VMOVDQU16    q4kminidx<>+0(SB), Y15
+	VPERMW       Y13, Y15, Y15
+	VPMADDWD     260(DX), Y15, Y16
+	VCVTDQ2PS    Y16, Y16
+	VMOVSHDUP    X14, X17
+	VMULSS       (DX), X17, X17
+	VXORPS       X8, X17, X17
+	VBROADCASTSS X17, Z17
+	VFMADD231PS  Z16, Z17, Z0
+	VPMADDWD     260(DX)(BX*1), Y15, Y16
+	VCVTDQ2PS    Y16, Y16
+	VMOVSHDUP    X14, X17
+	VMULSS       (DX)(BX*1), X17, X17
+	VXORPS       X8, X17, X17
+	VBROADCASTSS X17, Z17
+	VFMADD231PS  Z16, Z17, Z1
+	VPMADDWD     260(DX)(SI*1), Y15, Y16
+	VCVTDQ2PS    Y16, Y16
+	VMOVSHDUP    X14, X17
+	VMULSS       (DX)(SI*1), X17, X17
+	VXORPS       X8, X17, X17
+	VBROADCASTSS X17, Z17
+	VFMADD231PS  Z16, Z17, Z2
+	VPMADDWD     260(DX)(DI*1), Y15, Y16
+	VCVTDQ2PS    Y16, Y16
+	VMOVSHDUP    X14, X17
+	VMULSS       (DX)(DI*1), X17, X17
+	VXORPS       X8, X17, X17
+	VBROADCASTSS X17, Z17
+	VFMADD231PS  Z16, Z17, Z3
+	VPMADDWD     260(R8), Y15, Y16
+	VCVTDQ2PS    Y16, Y16
+	VMOVSHDUP    X14, X17
+	VMULSS       (R8), X17, X17
+	VXORPS       X8, X17, X17
+	VBROADCASTSS X17, Z17
+	VFMADD231PS  Z16, Z17, Z4
+	VPMADDWD     260(R8)(BX*1), Y15, Y16
+	VCVTDQ2PS    Y16, Y16
+	VMOVSHDUP    X14, X17
+	VMULSS       (R8)(BX*1), X17, X17
+	VXORPS       X8, X17, X17
+	VBROADCASTSS X17, Z17
+	VFMADD231PS  Z16, Z17, Z5
+	VPMADDWD     260(R8)(SI*1), Y15, Y16
+	VCVTDQ2PS    Y16, Y16
+	VMOVSHDUP    X14, X17
+	VMULSS       (R8)(SI*1), X17, X17
+	VXORPS       X8, X17, X17
+	VBROADCASTSS X17, Z17
+	VFMADD231PS  Z16, Z17, Z6
+	VPMADDWD     260(R8)(DI*1), Y15, Y16
+	VCVTDQ2PS    Y16, Y16
+	VMOVSHDUP    X14, X15
+	VMULSS       (R8)(DI*1), X15, X15
+	VXORPS       X8, X15, X15
+	VBROADCASTSS X15, Z17
+	VFMADD231PS  Z16, Z17, Z7
+	VPXORD       Z17, Z17, Z17
+	VPXORD       Z21, Z21, Z21
+	VPXORD       Z22, Z22, Z22
+	VPXORD       Z23, Z23, Z23
+	VPXORD       Z24, Z24, Z24
+	VPXORD       Z25, Z25, Z25
+	VPXORD       Z26, Z26, Z26
+	VPXORD       Z27, Z27, Z27
+	VMOVDQA64    Z13, Z28
+	VMOVDQU64    16(CX), Y15
+	VPSRLW       $0x04, Y15, Y13
+	VINSERTI64X4 $0x01, Y13, Z15, Z15
+	VPANDD       c0f64<>+0(SB), Z15, Z15
+	VPERMW       Z28, Z9, Z29
+	VPMADDUBSW   4(DX), Z15, Z30
+	VPDPWSSD     Z29, Z30, Z17
+	VPMADDUBSW   4(DX)(BX*1), Z15, Z30
+	VPDPWSSD     Z29, Z30, Z21
+	VPMADDUBSW   4(DX)(SI*1), Z15, Z30
+	VPDPWSSD     Z29, Z30, Z22
+	VPMADDUBSW   4(DX)(DI*1), Z15, Z30
+	VPDPWSSD     Z29, Z30, Z23
+	VPMADDUBSW   4(R8), Z15, Z30
+	VPDPWSSD     Z29, Z30, Z24
+	VPMADDUBSW   4(R8)(BX*1), Z15, Z30
+	VPDPWSSD     Z29, Z30, Z25
+	VPMADDUBSW   4(R8)(SI*1), Z15, Z30
+	VPDPWSSD     Z29, Z30, Z26
+	VPMADDUBSW   4(R8)(DI*1), Z15, Z30
+	VPDPWSSD     Z29, Z30, Z27
+	VMOVDQU64    48(CX), Y18
+	VPSRLW       $0x04, Y18, Y13
+	VINSERTI64X4 $0x01, Y13, Z18, Z18
+	VPANDD       c0f64<>+0(SB), Z18, Z18
+	VPERMW       Z28, Z10, Z29
+	VPMADDUBSW   68(DX), Z18, Z30
+	VPDPWSSD     Z29, Z30, Z17
+	VPMADDUBSW   68(DX)(BX*1), Z18, Z30
+	VPDPWSSD     Z29, Z30, Z21
+	VPMADDUBSW   68(DX)(SI*1), Z18, Z30
+	VPDPWSSD     Z29, Z30, Z22
+	VPMADDUBSW   68(DX)(DI*1), Z18, Z30
+	VPDPWSSD     Z29, Z30, Z23
+	VPMADDUBSW   68(R8), Z18, Z30
+	VPDPWSSD     Z29, Z30, Z24
+	VPMADDUBSW   68(R8)(BX*1), Z18, Z30
+	VPDPWSSD     Z29, Z30, Z25
+	VPMADDUBSW   68(R8)(SI*1), Z18, Z30
+	VPDPWSSD     Z29, Z30, Z26
+	VPMADDUBSW   68(R8)(DI*1), Z18, Z30
+	VPDPWSSD     Z29, Z30, Z27
+	VMOVDQU64    80(CX), Y19
+	VPSRLW       $0x04, Y19, Y13
+	VINSERTI64X4 $0x01, Y13, Z19, Z19
+	VPANDD       c0f64<>+0(SB), Z19, Z19
+	VPERMW       Z28, Z11, Z29
+	VPMADDUBSW   132(DX), Z19, Z30
+	VPDPWSSD     Z29, Z30, Z17
+	VPMADDUBSW   132(DX)(BX*1), Z19, Z30
+	VPDPWSSD     Z29, Z30, Z21
+	VPMADDUBSW   132(DX)(SI*1), Z19, Z30
+	VPDPWSSD     Z29, Z30, Z22
+	VPMADDUBSW   132(DX)(DI*1), Z19, Z30
+	VPDPWSSD     Z29, Z30, Z23
+	VPMADDUBSW   132(R8), Z19, Z30
+	VPDPWSSD     Z29, Z30, Z24
+	VPMADDUBSW   132(R8)(BX*1), Z19, Z30
+	VPDPWSSD     Z29, Z30, Z25
+	VPMADDUBSW   132(R8)(SI*1), Z19, Z30
+	VPDPWSSD     Z29, Z30, Z26
+	VPMADDUBSW   132(R8)(DI*1), Z19, Z30
+	VPDPWSSD     Z29, Z30, Z27
+	VMOVDQU64    112(CX), Y20
+	VPSRLW       $0x04, Y20, Y13
+	VINSERTI64X4 $0x01, Y13, Z20, Z20
+	VPANDD       c0f64<>+0(SB), Z20, Z20
+	VPERMW       Z28, Z12, Z28
+	VPMADDUBSW   196(DX), Z20, Z29
+	VPDPWSSD     Z28, Z29, Z17
+	VPMADDUBSW   196(DX)(BX*1), Z20, Z29
+	VPDPWSSD     Z28, Z29, Z21
+	VPMADDUBSW   196(DX)(SI*1), Z20, Z29
+	VPDPWSSD     Z28, Z29, Z22
+	VPMADDUBSW   196(DX)(DI*1), Z20, Z29
+	VPDPWSSD     Z28, Z29, Z23
+	VPMADDUBSW   196(R8), Z20, Z29
+	VPDPWSSD     Z28, Z29, Z24
+	VPMADDUBSW   196(R8)(BX*1), Z20, Z29
+	VPDPWSSD     Z28, Z29, Z25
+	VPMADDUBSW   196(R8)(SI*1), Z20, Z29
+	VPDPWSSD     Z28, Z29, Z26
+	VPMADDUBSW   196(R8)(DI*1), Z20, Z29
+	VPDPWSSD     Z28, Z29, Z27
+	VMULSS       (DX), X14, X13
+	VBROADCASTSS X13, Z28
+	VCVTDQ2PS    Z17, Z17
+	VFMADD231PS  Z17, Z28, Z0
+	VMULSS       (DX)(BX*1), X14, X13
+	VBROADCASTSS X13, Z17
+	VCVTDQ2PS    Z21, Z21
+	VFMADD231PS  Z21, Z17, Z1
+	VMULSS       (DX)(SI*1), X14, X13
+	VBROADCASTSS X13, Z17
+	VCVTDQ2PS    Z22, Z22
+	VFMADD231PS  Z22, Z17, Z2
+	VMULSS       (DX)(DI*1), X14, X13
+	VBROADCASTSS X13, Z17
+	VCVTDQ2PS    Z23, Z23
+	VFMADD231PS  Z23, Z17, Z3
+	VMULSS       (R8), X14, X13
+	VBROADCASTSS X13, Z17
+	VCVTDQ2PS    Z24, Z24
+	VFMADD231PS  Z24, Z17, Z4
+	VMULSS       (R8)(BX*1), X14, X13
+	VBROADCASTSS X13, Z17
+	VCVTDQ2PS    Z25, Z25
+	VFMADD231PS  Z25, Z17, Z5
+	VMULSS       (R8)(SI*1), X14, X13
+	VBROADCASTSS X13, Z17
+	VCVTDQ2PS    Z26, Z26
+	VFMADD231PS  Z26, Z17, Z6
+	VMULSS       (R8)(DI*1), X14, X13
+	VBROADCASTSS X13, Z14
+	VCVTDQ2PS    Z27, Z27
+	VFMADD231PS  Z27, Z14, Z7
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x00000124, DX
+	ADDQ         $0x00000124, R8
+	DECQ         AX
+	JMP          loop33
+
+done33:
+	MOVQ          dst+32(FP), AX
+	MOVQ          dstride+40(FP), CX
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y8
+	VEXTRACTF32X4 $0x01, Y8, X0
+	VADDPS        X0, X8, X0
+	VMOVHLPS      X0, X0, X8
+	VADDPS        X8, X0, X0
+	VPSHUFD       $0x01, X0, X8
+	VADDSS        X8, X0, X0
+	VMOVSS        X0, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	VZEROUPPER
+	RET
+
+DATA c0f64<>+0(SB)/1, $0x0f
+DATA c0f64<>+1(SB)/1, $0x0f
+DATA c0f64<>+2(SB)/1, $0x0f
+DATA c0f64<>+3(SB)/1, $0x0f
+DATA c0f64<>+4(SB)/1, $0x0f
+DATA c0f64<>+5(SB)/1, $0x0f
+DATA c0f64<>+6(SB)/1, $0x0f
+DATA c0f64<>+7(SB)/1, $0x0f
+DATA c0f64<>+8(SB)/1, $0x0f
+DATA c0f64<>+9(SB)/1, $0x0f
+DATA c0f64<>+10(SB)/1, $0x0f
+DATA c0f64<>+11(SB)/1, $0x0f
+DATA c0f64<>+12(SB)/1, $0x0f
+DATA c0f64<>+13(SB)/1, $0x0f
+DATA c0f64<>+14(SB)/1, $0x0f
+DATA c0f64<>+15(SB)/1, $0x0f
+DATA c0f64<>+16(SB)/1, $0x0f
+DATA c0f64<>+17(SB)/1, $0x0f
+DATA c0f64<>+18(SB)/1, $0x0f
+DATA c0f64<>+19(SB)/1, $0x0f
+DATA c0f64<>+20(SB)/1, $0x0f
+DATA c0f64<>+21(SB)/1, $0x0f
+DATA c0f64<>+22(SB)/1, $0x0f
+DATA c0f64<>+23(SB)/1, $0x0f
+DATA c0f64<>+24(SB)/1, $0x0f
+DATA c0f64<>+25(SB)/1, $0x0f
+DATA c0f64<>+26(SB)/1, $0x0f
+DATA c0f64<>+27(SB)/1, $0x0f
+DATA c0f64<>+28(SB)/1, $0x0f
+DATA c0f64<>+29(SB)/1, $0x0f
+DATA c0f64<>+30(SB)/1, $0x0f
+DATA c0f64<>+31(SB)/1, $0x0f
+DATA c0f64<>+32(SB)/1, $0x0f
+DATA c0f64<>+33(SB)/1, $0x0f
+DATA c0f64<>+34(SB)/1, $0x0f
+DATA c0f64<>+35(SB)/1, $0x0f
+DATA c0f64<>+36(SB)/1, $0x0f
+DATA c0f64<>+37(SB)/1, $0x0f
+DATA c0f64<>+38(SB)/1, $0x0f
+DATA c0f64<>+39(SB)/1, $0x0f
+DATA c0f64<>+40(SB)/1, $0x0f
+DATA c0f64<>+41(SB)/1, $0x0f
+DATA c0f64<>+42(SB)/1, $0x0f
+DATA c0f64<>+43(SB)/1, $0x0f
+DATA c0f64<>+44(SB)/1, $0x0f
+DATA c0f64<>+45(SB)/1, $0x0f
+DATA c0f64<>+46(SB)/1, $0x0f
+DATA c0f64<>+47(SB)/1, $0x0f
+DATA c0f64<>+48(SB)/1, $0x0f
+DATA c0f64<>+49(SB)/1, $0x0f
+DATA c0f64<>+50(SB)/1, $0x0f
+DATA c0f64<>+51(SB)/1, $0x0f
+DATA c0f64<>+52(SB)/1, $0x0f
+DATA c0f64<>+53(SB)/1, $0x0f
+DATA c0f64<>+54(SB)/1, $0x0f
+DATA c0f64<>+55(SB)/1, $0x0f
+DATA c0f64<>+56(SB)/1, $0x0f
+DATA c0f64<>+57(SB)/1, $0x0f
+DATA c0f64<>+58(SB)/1, $0x0f
+DATA c0f64<>+59(SB)/1, $0x0f
+DATA c0f64<>+60(SB)/1, $0x0f
+DATA c0f64<>+61(SB)/1, $0x0f
+DATA c0f64<>+62(SB)/1, $0x0f
+DATA c0f64<>+63(SB)/1, $0x0f
+GLOBL c0f64<>(SB), RODATA|NOPTR, $64
+
 // func dotQ5KQ8KAVX2(nb int, w *byte, x *byte) float32
 // Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ5KQ8KAVX2(SB), NOSPLIT, $32-28
@@ -5060,9 +5452,9 @@ TEXT ·dotQ5KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X2
 
-loop33:
+loop34:
 	TESTQ        AX, AX
-	JZ           done33
+	JZ           done34
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -5180,9 +5572,9 @@ loop33:
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop33
+	JMP          loop34
 
-done33:
+done34:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -5212,9 +5604,9 @@ TEXT ·dotQ5KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	MOVL         $0x80000000, R8
 	VMOVD        R8, X5
 
-loop34:
+loop35:
 	TESTQ        AX, AX
-	JZ           done34
+	JZ           done35
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -5440,9 +5832,9 @@ loop34:
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop34
+	JMP          loop35
 
-done34:
+done35:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -5496,9 +5888,9 @@ TEXT ·dotQ5KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kidx2<>+0(SB), Z5
 	VMOVDQU64    q4kidx3<>+0(SB), Z6
 
-loop35:
+loop36:
 	TESTQ           AX, AX
-	JZ              done35
+	JZ              done36
 	MOVL            4(CX), BX
 	MOVL            8(CX), SI
 	MOVL            12(CX), DI
@@ -5582,9 +5974,9 @@ loop35:
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop35
+	JMP             loop36
 
-done35:
+done36:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -5884,9 +6276,9 @@ TEXT ·dotQ5KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64    q4kidx2<>+0(SB), Z8
 	VMOVDQU64    q4kidx3<>+0(SB), Z9
 
-loop36:
+loop37:
 	TESTQ           AX, AX
-	JZ              done36
+	JZ              done37
 	MOVL            4(CX), R8
 	MOVL            8(CX), R9
 	MOVL            12(CX), R10
@@ -6030,9 +6422,9 @@ loop36:
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop36
+	JMP             loop37
 
-done36:
+done37:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4
@@ -6077,6 +6469,345 @@ done36:
 	VZEROUPPER
 	RET
 
+// func dotQ5KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
+TEXT ·dotQ5KQ8Kx8AVX512(SB), NOSPLIT, $0-48
+	MOVQ      nb+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      x+16(FP), DX
+	MOVQ      xstride+24(FP), BX
+	LEAQ      (BX)(BX*1), SI
+	LEAQ      (SI)(BX*1), DI
+	LEAQ      (DX)(SI*2), R8
+	VXORPS    Z0, Z0, Z0
+	VXORPS    Z1, Z1, Z1
+	VXORPS    Z2, Z2, Z2
+	VXORPS    Z3, Z3, Z3
+	VXORPS    Z4, Z4, Z4
+	VXORPS    Z5, Z5, Z5
+	VXORPS    Z6, Z6, Z6
+	VXORPS    Z7, Z7, Z7
+	MOVL      $0x80000000, R9
+	VMOVD     R9, X8
+	VMOVDQU64 q4kidx0<>+0(SB), Z9
+	VMOVDQU64 q4kidx1<>+0(SB), Z10
+	VMOVDQU64 q4kidx2<>+0(SB), Z11
+	VMOVDQU64 q4kidx3<>+0(SB), Z12
+
+loop38:
+	TESTQ           AX, AX
+	JZ              done38
+	MOVL            4(CX), R9
+	MOVL            8(CX), R10
+	MOVL            12(CX), R11
+	MOVL            R11, R12
+	ANDL            $0x0f0f0f0f, R12
+	MOVL            R9, R13
+	SHRL            $0x02, R13
+	ANDL            $0x30303030, R13
+	ORL             R13, R12
+	SHRL            $0x04, R11
+	ANDL            $0x0f0f0f0f, R11
+	MOVL            R10, R13
+	SHRL            $0x02, R13
+	ANDL            $0x30303030, R13
+	ORL             R13, R11
+	ANDL            $0x3f3f3f3f, R9
+	ANDL            $0x3f3f3f3f, R10
+	VMOVD           R9, X13
+	VPINSRD         $0x01, R12, X13, X13
+	VPINSRD         $0x02, R10, X13, X13
+	VPINSRD         $0x03, R11, X13, X13
+	VPMOVZXBW       X13, Y13
+	VMOVD           (CX), X14
+	VCVTPH2PS       X14, X14
+	VMOVDQU16       q4kminidx<>+0(SB), Y15
+	VPERMW          Y13, Y15, Y15
+	VPMADDWD        260(DX), Y15, Y16
+	VCVTDQ2PS       Y16, Y16
+	VMOVSHDUP       X14, X17
+	VMULSS          (DX), X17, X17
+	VXORPS          X8, X17, X17
+	VBROADCASTSS    X17, Z17
+	VFMADD231PS     Z16, Z17, Z0
+	VPMADDWD        260(DX)(BX*1), Y15, Y16
+	VCVTDQ2PS       Y16, Y16
+	VMOVSHDUP       X14, X17
+	VMULSS          (DX)(BX*1), X17, X17
+	VXORPS          X8, X17, X17
+	VBROADCASTSS    X17, Z17
+	VFMADD231PS     Z16, Z17, Z1
+	VPMADDWD        260(DX)(SI*1), Y15, Y16
+	VCVTDQ2PS       Y16, Y16
+	VMOVSHDUP       X14, X17
+	VMULSS          (DX)(SI*1), X17, X17
+	VXORPS          X8, X17, X17
+	VBROADCASTSS    X17, Z17
+	VFMADD231PS     Z16, Z17, Z2
+	VPMADDWD        260(DX)(DI*1), Y15, Y16
+	VCVTDQ2PS       Y16, Y16
+	VMOVSHDUP       X14, X17
+	VMULSS          (DX)(DI*1), X17, X17
+	VXORPS          X8, X17, X17
+	VBROADCASTSS    X17, Z17
+	VFMADD231PS     Z16, Z17, Z3
+	VPMADDWD        260(R8), Y15, Y16
+	VCVTDQ2PS       Y16, Y16
+	VMOVSHDUP       X14, X17
+	VMULSS          (R8), X17, X17
+	VXORPS          X8, X17, X17
+	VBROADCASTSS    X17, Z17
+	VFMADD231PS     Z16, Z17, Z4
+	VPMADDWD        260(R8)(BX*1), Y15, Y16
+	VCVTDQ2PS       Y16, Y16
+	VMOVSHDUP       X14, X17
+	VMULSS          (R8)(BX*1), X17, X17
+	VXORPS          X8, X17, X17
+	VBROADCASTSS    X17, Z17
+	VFMADD231PS     Z16, Z17, Z5
+	VPMADDWD        260(R8)(SI*1), Y15, Y16
+	VCVTDQ2PS       Y16, Y16
+	VMOVSHDUP       X14, X17
+	VMULSS          (R8)(SI*1), X17, X17
+	VXORPS          X8, X17, X17
+	VBROADCASTSS    X17, Z17
+	VFMADD231PS     Z16, Z17, Z6
+	VPMADDWD        260(R8)(DI*1), Y15, Y16
+	VCVTDQ2PS       Y16, Y16
+	VMOVSHDUP       X14, X15
+	VMULSS          (R8)(DI*1), X15, X15
+	VXORPS          X8, X15, X15
+	VBROADCASTSS    X15, Z17
+	VFMADD231PS     Z16, Z17, Z7
+	VPXORD          Z17, Z17, Z17
+	VPXORD          Z21, Z21, Z21
+	VPXORD          Z22, Z22, Z22
+	VPXORD          Z23, Z23, Z23
+	VPXORD          Z24, Z24, Z24
+	VPXORD          Z25, Z25, Z25
+	VPXORD          Z26, Z26, Z26
+	VPXORD          Z27, Z27, Z27
+	VMOVDQA64       Z13, Z28
+	VBROADCASTI64X4 16(CX), Z29
+	VMOVDQU64       48(CX), Y15
+	VPSRLW          $0x04, Y15, Y13
+	VINSERTI64X4    $0x01, Y13, Z15, Z15
+	VPANDD          c0f64<>+0(SB), Z15, Z15
+	VPSLLVW         q5kshl0<>+0(SB), Z29, Z30
+	VPANDD          c10<>+0(SB), Z30, Z30
+	VPORD           Z30, Z15, Z15
+	VPERMW          Z28, Z9, Z30
+	VPMADDUBSW      4(DX), Z15, Z31
+	VPDPWSSD        Z30, Z31, Z17
+	VPMADDUBSW      4(DX)(BX*1), Z15, Z31
+	VPDPWSSD        Z30, Z31, Z21
+	VPMADDUBSW      4(DX)(SI*1), Z15, Z31
+	VPDPWSSD        Z30, Z31, Z22
+	VPMADDUBSW      4(DX)(DI*1), Z15, Z31
+	VPDPWSSD        Z30, Z31, Z23
+	VPMADDUBSW      4(R8), Z15, Z31
+	VPDPWSSD        Z30, Z31, Z24
+	VPMADDUBSW      4(R8)(BX*1), Z15, Z31
+	VPDPWSSD        Z30, Z31, Z25
+	VPMADDUBSW      4(R8)(SI*1), Z15, Z31
+	VPDPWSSD        Z30, Z31, Z26
+	VPMADDUBSW      4(R8)(DI*1), Z15, Z31
+	VPDPWSSD        Z30, Z31, Z27
+	VMOVDQU64       80(CX), Y18
+	VPSRLW          $0x04, Y18, Y13
+	VINSERTI64X4    $0x01, Y13, Z18, Z18
+	VPANDD          c0f64<>+0(SB), Z18, Z18
+	VPSLLVW         q5kshl1<>+0(SB), Z29, Z30
+	VPANDD          c10<>+0(SB), Z30, Z30
+	VPORD           Z30, Z18, Z18
+	VPERMW          Z28, Z10, Z30
+	VPMADDUBSW      68(DX), Z18, Z31
+	VPDPWSSD        Z30, Z31, Z17
+	VPMADDUBSW      68(DX)(BX*1), Z18, Z31
+	VPDPWSSD        Z30, Z31, Z21
+	VPMADDUBSW      68(DX)(SI*1), Z18, Z31
+	VPDPWSSD        Z30, Z31, Z22
+	VPMADDUBSW      68(DX)(DI*1), Z18, Z31
+	VPDPWSSD        Z30, Z31, Z23
+	VPMADDUBSW      68(R8), Z18, Z31
+	VPDPWSSD        Z30, Z31, Z24
+	VPMADDUBSW      68(R8)(BX*1), Z18, Z31
+	VPDPWSSD        Z30, Z31, Z25
+	VPMADDUBSW      68(R8)(SI*1), Z18, Z31
+	VPDPWSSD        Z30, Z31, Z26
+	VPMADDUBSW      68(R8)(DI*1), Z18, Z31
+	VPDPWSSD        Z30, Z31, Z27
+	VMOVDQU64       112(CX), Y19
+	VPSRLW          $0x04, Y19, Y13
+	VINSERTI64X4    $0x01, Y13, Z19, Z19
+	VPANDD          c0f64<>+0(SB), Z19, Z19
+	VPSRLVW         q5kshr2<>+0(SB), Z29, Z30
+	VPANDD          c10<>+0(SB), Z30, Z30
+	VPORD           Z30, Z19, Z19
+	VPERMW          Z28, Z11, Z30
+	VPMADDUBSW      132(DX), Z19, Z31
+	VPDPWSSD        Z30, Z31, Z17
+	VPMADDUBSW      132(DX)(BX*1), Z19, Z31
+	VPDPWSSD        Z30, Z31, Z21
+	VPMADDUBSW      132(DX)(SI*1), Z19, Z31
+	VPDPWSSD        Z30, Z31, Z22
+	VPMADDUBSW      132(DX)(DI*1), Z19, Z31
+	VPDPWSSD        Z30, Z31, Z23
+	VPMADDUBSW      132(R8), Z19, Z31
+	VPDPWSSD        Z30, Z31, Z24
+	VPMADDUBSW      132(R8)(BX*1), Z19, Z31
+	VPDPWSSD        Z30, Z31, Z25
+	VPMADDUBSW      132(R8)(SI*1), Z19, Z31
+	VPDPWSSD        Z30, Z31, Z26
+	VPMADDUBSW      132(R8)(DI*1), Z19, Z31
+	VPDPWSSD        Z30, Z31, Z27
+	VMOVDQU64       144(CX), Y20
+	VPSRLW          $0x04, Y20, Y13
+	VINSERTI64X4    $0x01, Y13, Z20, Z20
+	VPANDD          c0f64<>+0(SB), Z20, Z20
+	VPSRLVW         q5kshr3<>+0(SB), Z29, Z29
+	VPANDD          c10<>+0(SB), Z29, Z29
+	VPORD           Z29, Z20, Z20
+	VPERMW          Z28, Z12, Z28
+	VPMADDUBSW      196(DX), Z20, Z29
+	VPDPWSSD        Z28, Z29, Z17
+	VPMADDUBSW      196(DX)(BX*1), Z20, Z29
+	VPDPWSSD        Z28, Z29, Z21
+	VPMADDUBSW      196(DX)(SI*1), Z20, Z29
+	VPDPWSSD        Z28, Z29, Z22
+	VPMADDUBSW      196(DX)(DI*1), Z20, Z29
+	VPDPWSSD        Z28, Z29, Z23
+	VPMADDUBSW      196(R8), Z20, Z29
+	VPDPWSSD        Z28, Z29, Z24
+	VPMADDUBSW      196(R8)(BX*1), Z20, Z29
+	VPDPWSSD        Z28, Z29, Z25
+	VPMADDUBSW      196(R8)(SI*1), Z20, Z29
+	VPDPWSSD        Z28, Z29, Z26
+	VPMADDUBSW      196(R8)(DI*1), Z20, Z29
+	VPDPWSSD        Z28, Z29, Z27
+	VMULSS          (DX), X14, X13
+	VBROADCASTSS    X13, Z28
+	VCVTDQ2PS       Z17, Z17
+	VFMADD231PS     Z17, Z28, Z0
+	VMULSS          (DX)(BX*1), X14, X13
+	VBROADCASTSS    X13, Z17
+	VCVTDQ2PS       Z21, Z21
+	VFMADD231PS     Z21, Z17, Z1
+	VMULSS          (DX)(SI*1), X14, X13
+	VBROADCASTSS    X13, Z17
+	VCVTDQ2PS       Z22, Z22
+	VFMADD231PS     Z22, Z17, Z2
+	VMULSS          (DX)(DI*1), X14, X13
+	VBROADCASTSS    X13, Z17
+	VCVTDQ2PS       Z23, Z23
+	VFMADD231PS     Z23, Z17, Z3
+	VMULSS          (R8), X14, X13
+	VBROADCASTSS    X13, Z17
+	VCVTDQ2PS       Z24, Z24
+	VFMADD231PS     Z24, Z17, Z4
+	VMULSS          (R8)(BX*1), X14, X13
+	VBROADCASTSS    X13, Z17
+	VCVTDQ2PS       Z25, Z25
+	VFMADD231PS     Z25, Z17, Z5
+	VMULSS          (R8)(SI*1), X14, X13
+	VBROADCASTSS    X13, Z17
+	VCVTDQ2PS       Z26, Z26
+	VFMADD231PS     Z26, Z17, Z6
+	VMULSS          (R8)(DI*1), X14, X13
+	VBROADCASTSS    X13, Z14
+	VCVTDQ2PS       Z27, Z27
+	VFMADD231PS     Z27, Z14, Z7
+	ADDQ            $0x000000b0, CX
+	ADDQ            $0x00000124, DX
+	ADDQ            $0x00000124, R8
+	DECQ            AX
+	JMP             loop38
+
+done38:
+	MOVQ          dst+32(FP), AX
+	MOVQ          dstride+40(FP), CX
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y8
+	VEXTRACTF32X4 $0x01, Y8, X0
+	VADDPS        X0, X8, X0
+	VMOVHLPS      X0, X0, X8
+	VADDPS        X8, X0, X0
+	VPSHUFD       $0x01, X0, X8
+	VADDSS        X8, X0, X0
+	VMOVSS        X0, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	VZEROUPPER
+	RET
+
 // func dotQ6KQ8KAVX2(nb int, w *byte, x *byte) float32
 // Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $32-28
@@ -6085,9 +6816,9 @@ TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVQ   x+16(FP), DX
 	VXORPS Y0, Y0, Y0
 
-loop37:
+loop39:
 	TESTQ        AX, AX
-	JZ           done37
+	JZ           done39
 	VPMOVSXBW    192(CX), Y1
 	VPSLLW       $0x05, Y1, Y2
 	VPXOR        Y3, Y3, Y3
@@ -6190,9 +6921,9 @@ loop37:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop37
+	JMP          loop39
 
-done37:
+done39:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -6285,9 +7016,9 @@ TEXT ·dotQ6KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 
-loop38:
+loop40:
 	TESTQ        AX, AX
-	JZ           done38
+	JZ           done40
 	VPMOVSXBW    192(CX), Y4
 	VPSLLW       $0x05, Y4, Y5
 	VPXOR        Y6, Y6, Y6
@@ -6477,9 +7208,9 @@ loop38:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop38
+	JMP          loop40
 
-done38:
+done40:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -6519,26 +7250,22 @@ done38:
 // func dotQ6KQ8KAVX512(nb int, w *byte, x *byte) float32
 // Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C, SSE
 TEXT ·dotQ6KQ8KAVX512(SB), NOSPLIT, $0-28
-	MOVQ         nb+0(FP), AX
-	MOVQ         w+8(FP), CX
-	MOVQ         x+16(FP), DX
-	VXORPS       Z0, Z0, Z0
-	VMOVDQU64    q6kidx0<>+0(SB), Z1
-	VMOVDQU64    q6kidx1<>+0(SB), Z2
-	VMOVDQU64    q6kidx2<>+0(SB), Z3
-	VMOVDQU64    q6kidx3<>+0(SB), Z4
-	VMOVDQU64    q6kshl<>+0(SB), Z5
-	VMOVDQU64    q6kshr<>+0(SB), Z6
-	MOVL         $0x0f0f0f0f, BX
-	VMOVD        BX, X7
-	VPBROADCASTD X7, Z7
-	MOVL         $0x30303030, BX
-	VMOVD        BX, X8
-	VPBROADCASTD X8, Z8
+	MOVQ      nb+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      x+16(FP), DX
+	VXORPS    Z0, Z0, Z0
+	VMOVDQU64 q6kidx0<>+0(SB), Z1
+	VMOVDQU64 q6kidx1<>+0(SB), Z2
+	VMOVDQU64 q6kidx2<>+0(SB), Z3
+	VMOVDQU64 q6kidx3<>+0(SB), Z4
+	VMOVDQU64 q6kshl<>+0(SB), Z5
+	VMOVDQU64 q6kshr<>+0(SB), Z6
+	VMOVDQU64 c0f64<>+0(SB), Z7
+	VMOVDQU64 c3064<>+0(SB), Z8
 
-loop39:
+loop41:
 	TESTQ           AX, AX
-	JZ              done39
+	JZ              done41
 	VPMOVSXBW       192(CX), Y9
 	VPSLLW          $0x05, Y9, Y10
 	VPXORD          Y11, Y11, Y11
@@ -6589,9 +7316,9 @@ loop39:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop39
+	JMP             loop41
 
-done39:
+done41:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -7000,35 +7727,97 @@ DATA q6kshr<>+62(SB)/1, $0x02
 DATA q6kshr<>+63(SB)/1, $0x00
 GLOBL q6kshr<>(SB), RODATA|NOPTR, $64
 
+DATA c3064<>+0(SB)/1, $0x30
+DATA c3064<>+1(SB)/1, $0x30
+DATA c3064<>+2(SB)/1, $0x30
+DATA c3064<>+3(SB)/1, $0x30
+DATA c3064<>+4(SB)/1, $0x30
+DATA c3064<>+5(SB)/1, $0x30
+DATA c3064<>+6(SB)/1, $0x30
+DATA c3064<>+7(SB)/1, $0x30
+DATA c3064<>+8(SB)/1, $0x30
+DATA c3064<>+9(SB)/1, $0x30
+DATA c3064<>+10(SB)/1, $0x30
+DATA c3064<>+11(SB)/1, $0x30
+DATA c3064<>+12(SB)/1, $0x30
+DATA c3064<>+13(SB)/1, $0x30
+DATA c3064<>+14(SB)/1, $0x30
+DATA c3064<>+15(SB)/1, $0x30
+DATA c3064<>+16(SB)/1, $0x30
+DATA c3064<>+17(SB)/1, $0x30
+DATA c3064<>+18(SB)/1, $0x30
+DATA c3064<>+19(SB)/1, $0x30
+DATA c3064<>+20(SB)/1, $0x30
+DATA c3064<>+21(SB)/1, $0x30
+DATA c3064<>+22(SB)/1, $0x30
+DATA c3064<>+23(SB)/1, $0x30
+DATA c3064<>+24(SB)/1, $0x30
+DATA c3064<>+25(SB)/1, $0x30
+DATA c3064<>+26(SB)/1, $0x30
+DATA c3064<>+27(SB)/1, $0x30
+DATA c3064<>+28(SB)/1, $0x30
+DATA c3064<>+29(SB)/1, $0x30
+DATA c3064<>+30(SB)/1, $0x30
+DATA c3064<>+31(SB)/1, $0x30
+DATA c3064<>+32(SB)/1, $0x30
+DATA c3064<>+33(SB)/1, $0x30
+DATA c3064<>+34(SB)/1, $0x30
+DATA c3064<>+35(SB)/1, $0x30
+DATA c3064<>+36(SB)/1, $0x30
+DATA c3064<>+37(SB)/1, $0x30
+DATA c3064<>+38(SB)/1, $0x30
+DATA c3064<>+39(SB)/1, $0x30
+DATA c3064<>+40(SB)/1, $0x30
+DATA c3064<>+41(SB)/1, $0x30
+DATA c3064<>+42(SB)/1, $0x30
+DATA c3064<>+43(SB)/1, $0x30
+DATA c3064<>+44(SB)/1, $0x30
+DATA c3064<>+45(SB)/1, $0x30
+DATA c3064<>+46(SB)/1, $0x30
+DATA c3064<>+47(SB)/1, $0x30
+DATA c3064<>+48(SB)/1, $0x30
+DATA c3064<>+49(SB)/1, $0x30
+DATA c3064<>+50(SB)/1, $0x30
+DATA c3064<>+51(SB)/1, $0x30
+DATA c3064<>+52(SB)/1, $0x30
+DATA c3064<>+53(SB)/1, $0x30
+DATA c3064<>+54(SB)/1, $0x30
+DATA c3064<>+55(SB)/1, $0x30
+DATA c3064<>+56(SB)/1, $0x30
+DATA c3064<>+57(SB)/1, $0x30
+DATA c3064<>+58(SB)/1, $0x30
+DATA c3064<>+59(SB)/1, $0x30
+DATA c3064<>+60(SB)/1, $0x30
+DATA c3064<>+61(SB)/1, $0x30
+DATA c3064<>+62(SB)/1, $0x30
+DATA c3064<>+63(SB)/1, $0x30
+GLOBL c3064<>(SB), RODATA|NOPTR, $64
+
 // func dotQ6KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
 // Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
 TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-48
-	MOVQ         nb+0(FP), AX
-	MOVQ         w+8(FP), CX
-	MOVQ         x+16(FP), DX
-	MOVQ         xstride+24(FP), BX
-	LEAQ         (BX)(BX*1), SI
-	LEAQ         (SI)(BX*1), DI
-	VXORPS       Z0, Z0, Z0
-	VXORPS       Z1, Z1, Z1
-	VXORPS       Z2, Z2, Z2
-	VXORPS       Z3, Z3, Z3
-	VMOVDQU64    q6kidx0<>+0(SB), Z4
-	VMOVDQU64    q6kidx1<>+0(SB), Z5
-	VMOVDQU64    q6kidx2<>+0(SB), Z6
-	VMOVDQU64    q6kidx3<>+0(SB), Z7
-	VMOVDQU64    q6kshl<>+0(SB), Z8
-	VMOVDQU64    q6kshr<>+0(SB), Z9
-	MOVL         $0x0f0f0f0f, R8
-	VMOVD        R8, X10
-	VPBROADCASTD X10, Z10
-	MOVL         $0x30303030, R8
-	VMOVD        R8, X11
-	VPBROADCASTD X11, Z11
+	MOVQ      nb+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      x+16(FP), DX
+	MOVQ      xstride+24(FP), BX
+	LEAQ      (BX)(BX*1), SI
+	LEAQ      (SI)(BX*1), DI
+	VXORPS    Z0, Z0, Z0
+	VXORPS    Z1, Z1, Z1
+	VXORPS    Z2, Z2, Z2
+	VXORPS    Z3, Z3, Z3
+	VMOVDQU64 q6kidx0<>+0(SB), Z4
+	VMOVDQU64 q6kidx1<>+0(SB), Z5
+	VMOVDQU64 q6kidx2<>+0(SB), Z6
+	VMOVDQU64 q6kidx3<>+0(SB), Z7
+	VMOVDQU64 q6kshl<>+0(SB), Z8
+	VMOVDQU64 q6kshr<>+0(SB), Z9
+	VMOVDQU64 c0f64<>+0(SB), Z10
+	VMOVDQU64 c3064<>+0(SB), Z11
 
-loop40:
+loop42:
 	TESTQ           AX, AX
-	JZ              done40
+	JZ              done42
 	VPMOVSXBW       192(CX), Y12
 	VPSLLW          $0x05, Y12, Y13
 	VPXORD          Y14, Y14, Y14
@@ -7118,9 +7907,9 @@ loop40:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop40
+	JMP             loop42
 
-done40:
+done42:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4
@@ -7155,6 +7944,261 @@ done40:
 	LEAQ          (AX)(CX*4), AX
 	VEXTRACTF64X4 $0x01, Z3, Y0
 	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	VZEROUPPER
+	RET
+
+// func dotQ6KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
+TEXT ·dotQ6KQ8Kx8AVX512(SB), NOSPLIT, $0-48
+	MOVQ      nb+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      x+16(FP), DX
+	MOVQ      xstride+24(FP), BX
+	LEAQ      (BX)(BX*1), SI
+	LEAQ      (SI)(BX*1), DI
+	LEAQ      (DX)(SI*2), R8
+	VXORPS    Z0, Z0, Z0
+	VXORPS    Z1, Z1, Z1
+	VXORPS    Z2, Z2, Z2
+	VXORPS    Z3, Z3, Z3
+	VXORPS    Z4, Z4, Z4
+	VXORPS    Z5, Z5, Z5
+	VXORPS    Z6, Z6, Z6
+	VXORPS    Z7, Z7, Z7
+	VMOVDQU64 q6kidx0<>+0(SB), Z8
+	VMOVDQU64 q6kidx1<>+0(SB), Z9
+	VMOVDQU64 q6kidx2<>+0(SB), Z10
+	VMOVDQU64 q6kidx3<>+0(SB), Z11
+
+loop43:
+	TESTQ           AX, AX
+	JZ              done43
+	VPMOVSXBW       192(CX), Y12
+	VPSLLW          $0x05, Y12, Y13
+	VPXORD          Y14, Y14, Y14
+	VPSUBW          Y13, Y14, Y13
+	VPMADDWD        260(DX), Y13, Y14
+	VPMADDWD        260(DX)(BX*1), Y13, Y15
+	VPMADDWD        260(DX)(SI*1), Y13, Y16
+	VPMADDWD        260(DX)(DI*1), Y13, Y17
+	VPMADDWD        260(R8), Y13, Y18
+	VPMADDWD        260(R8)(BX*1), Y13, Y19
+	VPMADDWD        260(R8)(SI*1), Y13, Y20
+	VPMADDWD        260(R8)(DI*1), Y13, Y13
+	VMOVDQA64       Z12, Z21
+	VMOVDQU64       (CX), Z22
+	VBROADCASTI64X4 128(CX), Z23
+	VPANDD          c0f64<>+0(SB), Z22, Z24
+	VPSLLVW         q6kshl<>+0(SB), Z23, Z25
+	VPANDD          c3064<>+0(SB), Z25, Z25
+	VPORD           Z25, Z24, Z24
+	VPERMW          Z21, Z8, Z25
+	VPMADDUBSW      4(DX), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z14
+	VPMADDUBSW      4(DX)(BX*1), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z15
+	VPMADDUBSW      4(DX)(SI*1), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z16
+	VPMADDUBSW      4(DX)(DI*1), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z17
+	VPMADDUBSW      4(R8), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z18
+	VPMADDUBSW      4(R8)(BX*1), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z19
+	VPMADDUBSW      4(R8)(SI*1), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z20
+	VPMADDUBSW      4(R8)(DI*1), Z24, Z24
+	VPDPWSSD        Z25, Z24, Z13
+	VPSRLW          $0x04, Z22, Z22
+	VPANDD          c0f64<>+0(SB), Z22, Z22
+	VPSRLVW         q6kshr<>+0(SB), Z23, Z23
+	VPANDD          c3064<>+0(SB), Z23, Z23
+	VPORD           Z23, Z22, Z22
+	VPERMW          Z21, Z9, Z23
+	VPMADDUBSW      68(DX), Z22, Z24
+	VPDPWSSD        Z23, Z24, Z14
+	VPMADDUBSW      68(DX)(BX*1), Z22, Z24
+	VPDPWSSD        Z23, Z24, Z15
+	VPMADDUBSW      68(DX)(SI*1), Z22, Z24
+	VPDPWSSD        Z23, Z24, Z16
+	VPMADDUBSW      68(DX)(DI*1), Z22, Z24
+	VPDPWSSD        Z23, Z24, Z17
+	VPMADDUBSW      68(R8), Z22, Z24
+	VPDPWSSD        Z23, Z24, Z18
+	VPMADDUBSW      68(R8)(BX*1), Z22, Z24
+	VPDPWSSD        Z23, Z24, Z19
+	VPMADDUBSW      68(R8)(SI*1), Z22, Z24
+	VPDPWSSD        Z23, Z24, Z20
+	VPMADDUBSW      68(R8)(DI*1), Z22, Z22
+	VPDPWSSD        Z23, Z22, Z13
+	VMOVDQU64       64(CX), Z22
+	VBROADCASTI64X4 160(CX), Z23
+	VPANDD          c0f64<>+0(SB), Z22, Z24
+	VPSLLVW         q6kshl<>+0(SB), Z23, Z25
+	VPANDD          c3064<>+0(SB), Z25, Z25
+	VPORD           Z25, Z24, Z24
+	VPERMW          Z21, Z10, Z25
+	VPMADDUBSW      132(DX), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z14
+	VPMADDUBSW      132(DX)(BX*1), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z15
+	VPMADDUBSW      132(DX)(SI*1), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z16
+	VPMADDUBSW      132(DX)(DI*1), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z17
+	VPMADDUBSW      132(R8), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z18
+	VPMADDUBSW      132(R8)(BX*1), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z19
+	VPMADDUBSW      132(R8)(SI*1), Z24, Z26
+	VPDPWSSD        Z25, Z26, Z20
+	VPMADDUBSW      132(R8)(DI*1), Z24, Z24
+	VPDPWSSD        Z25, Z24, Z13
+	VPSRLW          $0x04, Z22, Z22
+	VPANDD          c0f64<>+0(SB), Z22, Z22
+	VPSRLVW         q6kshr<>+0(SB), Z23, Z23
+	VPANDD          c3064<>+0(SB), Z23, Z23
+	VPORD           Z23, Z22, Z22
+	VPERMW          Z21, Z11, Z21
+	VPMADDUBSW      196(DX), Z22, Z23
+	VPDPWSSD        Z21, Z23, Z14
+	VPMADDUBSW      196(DX)(BX*1), Z22, Z23
+	VPDPWSSD        Z21, Z23, Z15
+	VPMADDUBSW      196(DX)(SI*1), Z22, Z23
+	VPDPWSSD        Z21, Z23, Z16
+	VPMADDUBSW      196(DX)(DI*1), Z22, Z23
+	VPDPWSSD        Z21, Z23, Z17
+	VPMADDUBSW      196(R8), Z22, Z23
+	VPDPWSSD        Z21, Z23, Z18
+	VPMADDUBSW      196(R8)(BX*1), Z22, Z23
+	VPDPWSSD        Z21, Z23, Z19
+	VPMADDUBSW      196(R8)(SI*1), Z22, Z23
+	VPDPWSSD        Z21, Z23, Z20
+	VPMADDUBSW      196(R8)(DI*1), Z22, Z22
+	VPDPWSSD        Z21, Z22, Z13
+	MOVWLZX         208(CX), R9
+	VMOVD           R9, X12
+	VCVTPH2PS       X12, X12
+	VMULSS          (DX), X12, X21
+	VBROADCASTSS    X21, Z21
+	VCVTDQ2PS       Z14, Z14
+	VFMADD231PS     Z14, Z21, Z0
+	VMULSS          (DX)(BX*1), X12, X14
+	VBROADCASTSS    X14, Z21
+	VCVTDQ2PS       Z15, Z15
+	VFMADD231PS     Z15, Z21, Z1
+	VMULSS          (DX)(SI*1), X12, X14
+	VBROADCASTSS    X14, Z21
+	VCVTDQ2PS       Z16, Z16
+	VFMADD231PS     Z16, Z21, Z2
+	VMULSS          (DX)(DI*1), X12, X14
+	VBROADCASTSS    X14, Z21
+	VCVTDQ2PS       Z17, Z17
+	VFMADD231PS     Z17, Z21, Z3
+	VMULSS          (R8), X12, X14
+	VBROADCASTSS    X14, Z21
+	VCVTDQ2PS       Z18, Z18
+	VFMADD231PS     Z18, Z21, Z4
+	VMULSS          (R8)(BX*1), X12, X14
+	VBROADCASTSS    X14, Z21
+	VCVTDQ2PS       Z19, Z19
+	VFMADD231PS     Z19, Z21, Z5
+	VMULSS          (R8)(SI*1), X12, X14
+	VBROADCASTSS    X14, Z21
+	VCVTDQ2PS       Z20, Z20
+	VFMADD231PS     Z20, Z21, Z6
+	VMULSS          (R8)(DI*1), X12, X12
+	VBROADCASTSS    X12, Z21
+	VCVTDQ2PS       Z13, Z13
+	VFMADD231PS     Z13, Z21, Z7
+	ADDQ            $0x000000d2, CX
+	ADDQ            $0x00000124, DX
+	ADDQ            $0x00000124, R8
+	DECQ            AX
+	JMP             loop43
+
+done43:
+	MOVQ          dst+32(FP), AX
+	MOVQ          dstride+40(FP), CX
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y8
+	VEXTRACTF32X4 $0x01, Y8, X0
+	VADDPS        X0, X8, X0
+	VMOVHLPS      X0, X0, X8
+	VADDPS        X8, X0, X0
+	VPSHUFD       $0x01, X0, X8
+	VADDSS        X8, X0, X0
+	VMOVSS        X0, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z5, Y0
+	VADDPS        Y0, Y5, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z6, Y0
+	VADDPS        Y0, Y6, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z7, Y0
+	VADDPS        Y0, Y7, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VMOVHLPS      X1, X1, X0

@@ -19,6 +19,8 @@ type qdot struct {
 	// asm4 (optional) computes one weight row against 4 activation rows at
 	// x + c·xstride, storing dst[c·dstride] (c = 0..3).
 	asm4 [LevelAVX512 + 1]func(nb int, w, x *byte, xstride int, dst *float32, dstride int)
+	// asm8 (optional) is asm4 for 8 activation rows.
+	asm8 [LevelAVX512 + 1]func(nb int, w, x *byte, xstride int, dst *float32, dstride int)
 }
 
 var (
@@ -111,13 +113,20 @@ func (k *qdot) tile(n int, w []byte, rows int, x []byte, cols int, dst []float32
 		return
 	}
 	// Cache blocking: a block of weight rows (about tileBytes of weights)
-	// stays cache-resident while every activation column streams past it, 4
-	// columns at a time where a 4-column kernel exists.
-	f4 := k.asm4[level]
+	// stays cache-resident while every activation column streams past it, 8
+	// or 4 columns at a time where such kernels exist.
+	f4, f8 := k.asm4[level], k.asm8[level]
 	rowBlock := max(1, tileBytes/rb)
 	for r0 := 0; r0 < rows; r0 += rowBlock {
 		r1 := min(rows, r0+rowBlock)
 		c := 0
+		if f8 != nil {
+			for ; c+8 <= cols; c += 8 {
+				for r := r0; r < r1; r++ {
+					f8(nb, &w[r*rb], &x[c*xb], xb, &dst[c*ldd+r], ldd)
+				}
+			}
+		}
 		if f4 != nil {
 			for ; c+4 <= cols; c += 4 {
 				for r := r0; r < r1; r++ {

@@ -428,7 +428,7 @@ func TestQuantDotRowsMat(t *testing.T) {
 				r := rand.New(rand.NewPCG(13, uint64(c.k.wBytes)))
 				nb := 512 / c.k.block
 				n := nb * c.k.block
-				const rows, cols, ldd = 7, 6, 9 // 6 columns: one 4-column group + 2 single
+				const rows, cols, ldd = 7, 14, 9 // 14 columns: 8-column, 4-column groups + 2 single
 				var w, x []byte
 				for i := 0; i < rows; i++ {
 					w = append(w, c.genW(r, nb, modeRandom)...)

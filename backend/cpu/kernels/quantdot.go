@@ -23,8 +23,10 @@ package kernels
 // float terms (Σ|d_w·d_x·sc·q·a| plus, for Q4_K, Σ|dmin_w·d_x·m·a|).
 //
 // Naming: DotXxx is one row · one activation; DotXxxRows is many weight rows
-// · one activation (decode); MatXxx is a rows×cols tile (prefill: each weight
-// row is streamed once per column block).
+// · one activation (decode); MatXxx is a rows×cols tile (prefill: weight rows
+// are cache-blocked and each weight block is decoded once per group of 8
+// (AVX-512 K-quants) or 4 activation columns; every element is bit-identical
+// to the single-row result).
 
 // DotQ4KQ8K returns the dot product of a Q4_K weight row w with a Q8_K
 // activation row x, n elements. Twin: quant.DotQ4KQ8K. AVX2: maddubs +

@@ -196,6 +196,12 @@ func dotQ4KQ8KAVX512(nb int, w *byte, x *byte) float32
 //go:noescape
 func dotQ4KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
 
+// dotQ4KQ8Kx8AVX512 computes the dot products of one row of nb Q4_K blocks at w with 8 Q8_K rows
+// at x + c·xstride (c = 0..7), storing them at dst[c·dstride]; the weights are decoded once.
+//
+//go:noescape
+func dotQ4KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+
 // dotQ5KQ8KAVX2 returns the dot product of nb Q5_K blocks at w with nb Q8_K blocks at x.
 // Per block: Σ_j sc_j·(Σ q·a) in int32 (maddubs, then pmaddwd with the scale),
 // times d_w·d_x, minus dmin_w·d_x·Σ_j m_j·(bsums[2j]+bsums[2j+1]).
@@ -222,6 +228,12 @@ func dotQ5KQ8KAVX512(nb int, w *byte, x *byte) float32
 //go:noescape
 func dotQ5KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
 
+// dotQ5KQ8Kx8AVX512 computes the dot products of one row of nb Q5_K blocks at w with 8 Q8_K rows
+// at x + c·xstride (c = 0..7), storing them at dst[c·dstride]; the weights are decoded once.
+//
+//go:noescape
+func dotQ5KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+
 // dotQ6KQ8KAVX2 returns the dot product of nb Q6_K blocks at w with nb Q8_K blocks at x.
 // Per block: Σ_i sc_i·(Σ q·a) − 32·Σ_i sc_i·bsums_i in int32, times d_w·d_x.
 //
@@ -245,3 +257,9 @@ func dotQ6KQ8KAVX512(nb int, w *byte, x *byte) float32
 //
 //go:noescape
 func dotQ6KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+
+// dotQ6KQ8Kx8AVX512 computes the dot products of one row of nb Q6_K blocks at w with 4 Q8_K rows
+// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+//
+//go:noescape
+func dotQ6KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	. "github.com/mmcloughlin/avo/build"
@@ -81,6 +82,7 @@ func genQ4K() {
 			genQ4KCols(l, 1, q5)
 			genQ4KCols(l, 4, q5)
 		}
+		genQ4KCols(avx512, 8, q5)
 	}
 }
 
@@ -103,7 +105,24 @@ func colPtrs(ncols int) []Mem {
 	for _, r := range []Register{xs, xs2, xs3} {
 		cols = append(cols, Mem{Base: X, Index: r, Scale: 1})
 	}
+	if ncols == 8 {
+		// Columns 4..7 from a second base pointer X + 4·xstride.
+		X4 := GP64()
+		LEAQ(Mem{Base: X, Index: xs2, Scale: 2}, X4)
+		cols = append(cols, Mem{Base: X4})
+		for _, r := range []Register{xs, xs2, xs3} {
+			cols = append(cols, Mem{Base: X4, Index: r, Scale: 1})
+		}
+	}
 	return cols
+}
+
+// advanceCols moves every column base pointer on by one Q8_K block.
+func advanceCols(X []Mem) {
+	ADDQ(U32(q8kBytes), X[0].Base)
+	if len(X) == 8 {
+		ADDQ(U32(q8kBytes), X[4].Base)
+	}
 }
 
 // storeCols reduces each column's accumulator and returns it (ncols == 1)
@@ -134,7 +153,7 @@ func colName(base string, ncols int, l level) string {
 	if ncols == 1 {
 		return base + l.suffix
 	}
-	return base + "x4" + l.suffix
+	return fmt.Sprintf("%sx%d%s", base, ncols, l.suffix)
 }
 
 func genQ4KCols(l level, ncols int, q5 bool) {
@@ -150,8 +169,8 @@ func genQ4KCols(l level, ncols int, q5 bool) {
 			"Per block: Σ_j sc_j·(Σ q·a) in int32 (maddubs, then "+map[bool]string{false: "pmaddwd", true: "vpdpwssd"}[l.z]+" with the scale),",
 			"times d_w·d_x, minus dmin_w·d_x·Σ_j m_j·(bsums[2j]+bsums[2j+1]).")
 	} else {
-		Doc(name+" computes the dot products of one row of nb "+typ+" blocks at w with 4 Q8_K rows",
-			"at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.")
+		Doc(fmt.Sprintf("%s computes the dot products of one row of nb %s blocks at w with %d Q8_K rows", name, typ, ncols),
+			fmt.Sprintf("at x + c·xstride (c = 0..%d), storing them at dst[c·dstride]; the weights are decoded once.", ncols-1))
 	}
 	nb := Load(Param("nb"), GP64())
 	W := Mem{Base: Load(Param("w"), GP64())}
@@ -161,8 +180,11 @@ func genQ4KCols(l level, ncols int, q5 bool) {
 		acc[c] = l.vec()
 		VXORPS(acc[c], acc[c], acc[c])
 	}
-	mask := l.vec()
-	bcastD(0x0f0f0f0f, mask)
+	var mask VecVirtual
+	if ncols <= 4 {
+		mask = l.vec()
+		bcastD(0x0f0f0f0f, mask)
+	}
 	sgn := XMM()
 	{
 		r := GP32()
@@ -279,7 +301,11 @@ func genQ4KCols(l level, ncols int, q5 bool) {
 			hi := YMM()
 			VPSRLW(U8(4), z.AsY(), hi)
 			VINSERTI64X4(U8(1), hi, z, z)
-			VPANDD(mask, z, z)
+			if ncols > 4 {
+				VPANDD(constBytes("c0f64", rep([]byte{0x0f}, 64)), z, z) // registers are scarce
+			} else {
+				VPANDD(mask, z, z)
+			}
 			if q5 {
 				// Words 0..15 need bit 2ch of qh at bit 4, words 16..31 bit 2ch+1.
 				hb := ZMM()
@@ -310,7 +336,7 @@ func genQ4KCols(l level, ncols int, q5 bool) {
 	}
 
 	ADDQ(U32(blockBytes), W.Base)
-	ADDQ(U32(q8kBytes), X[0].Base)
+	advanceCols(X)
 	DECQ(nb)
 	JMP(LabelRef(loop))
 

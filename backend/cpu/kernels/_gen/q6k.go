@@ -14,6 +14,7 @@ func genQ6K() {
 		genQ6KCols(l, 1)
 		genQ6KCols(l, 4)
 	}
+	genQ6KCols(avx512, 8)
 }
 
 func genQ6KCols(l level, ncols int) {
@@ -41,7 +42,7 @@ func genQ6KCols(l level, ncols int) {
 
 	var sc Mem
 	var idx [4]VecVirtual
-	var shl, shr, zm0f, zm30 VecVirtual
+	var shl, shr, zm0f, zm30 Op
 	if !l.z {
 		sc = AllocLocal(32)
 	} else {
@@ -63,11 +64,15 @@ func genQ6KCols(l level, ncols int) {
 			}
 			return w
 		}
-		shl, shr, zm0f, zm30 = ZMM(), ZMM(), ZMM(), ZMM()
-		VMOVDQU64(constWords("q6kshl", cnt(4, 2)), shl)
-		VMOVDQU64(constWords("q6kshr", cnt(0, 2)), shr)
-		bcastD(0x0f0f0f0f, zm0f)
-		bcastD(0x30303030, zm30)
+		shl, shr = constWords("q6kshl", cnt(4, 2)), constWords("q6kshr", cnt(0, 2))
+		zm0f, zm30 = constBytes("c0f64", rep([]byte{0x0f}, 64)), constBytes("c3064", rep([]byte{0x30}, 64))
+		if ncols <= 4 { // registers to spare: keep the constants in registers
+			r := []VecVirtual{ZMM(), ZMM(), ZMM(), ZMM()}
+			for i, c := range []Op{shl, shr, zm0f, zm30} {
+				VMOVDQU64(c, r[i])
+			}
+			shl, shr, zm0f, zm30 = r[0], r[1], r[2], r[3]
+		}
 	}
 
 	loop, done := uniq("loop"), uniq("done")
@@ -174,7 +179,7 @@ func genQ6KCols(l level, ncols int) {
 	}
 
 	ADDQ(U32(q6kBytes), W.Base)
-	ADDQ(U32(q8kBytes), X[0].Base)
+	advanceCols(X)
 	DECQ(nb)
 	JMP(LabelRef(loop))
 
