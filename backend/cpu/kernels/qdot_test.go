@@ -624,3 +624,46 @@ func TestForType(t *testing.T) {
 		t.Error("QuantizeActivations(Q8_1) claims support")
 	}
 }
+
+// FuzzMatQuant drives the tile kernels (4- and 8-column assembly) of every
+// quantized type: the tile must equal the single-row kernel bit for bit,
+// and the single-row kernel must match the twin (check).
+func FuzzMatQuant(f *testing.F) {
+	f.Add([]byte{7, 1, 2, 3}, uint8(0), uint8(9))
+	f.Add([]byte{0xff, 0x80, 0}, uint8(4), uint8(12))
+	f.Fuzz(func(t *testing.T, data []byte, typ, colsRaw uint8) {
+		c := qcases[int(typ)%len(qcases)]
+		cols := int(colsRaw)%13 + 1
+		const rows = 3
+		r := rand.New(rand.NewPCG(uint64(len(data)), uint64(typ)<<8|uint64(colsRaw)))
+		for _, b := range data {
+			r = rand.New(rand.NewPCG(r.Uint64()^uint64(b), uint64(b)))
+		}
+		nb := 1 + r.IntN(4)
+		n := nb * c.k.block
+		m := genMode(r.IntN(int(nModes)))
+		var w, x []byte
+		for i := 0; i < rows; i++ {
+			w = append(w, c.genW(r, nb, m)...)
+		}
+		for i := 0; i < cols; i++ {
+			x = append(x, c.genX(r, nb, m)...)
+		}
+		rb, xb := len(w)/rows, len(x)/cols
+		for _, l := range fastLevels() {
+			restore := setLevel(l)
+			dst := make([]float32, cols*rows)
+			c.mat(n, w, rows, x, cols, dst, rows)
+			for cc := 0; cc < cols; cc++ {
+				for i := 0; i < rows; i++ {
+					wi, xc := w[i*rb:(i+1)*rb], x[cc*xb:(cc+1)*xb]
+					if want := c.dot(n, wi, xc); math.Float32bits(dst[cc*rows+i]) != math.Float32bits(want) {
+						t.Fatalf("%s %v: tile(%d,%d)=%v, dot=%v", c.k.name, l, i, cc, dst[cc*rows+i], want)
+					}
+					c.check(t, m, n, wi, xc)
+				}
+			}
+			restore()
+		}
+	})
+}
