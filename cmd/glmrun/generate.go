@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/signal"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ type generation struct {
 	nCtx   int
 	stdout io.Writer
 	stderr io.Writer
+
+	interrupt   chan os.Signal // Ctrl-C
+	interrupted bool
 
 	out                      *textSink
 	nPrompt, nGen, nEval     int
@@ -63,6 +67,15 @@ func (g *generation) run(prompt []int32) error {
 	eog := false
 	for {
 		if o.nPredict >= 0 && g.nGen >= o.nPredict {
+			break
+		}
+		select {
+		case <-g.interrupt:
+			g.interrupted = true
+			signal.Stop(g.interrupt)
+		default:
+		}
+		if g.interrupted {
 			break
 		}
 		if o.ignoreEOS {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"time"
@@ -150,12 +151,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	g := &generation{o: &o, m: m, tok: tok, cache: cache, chat: chatMode, stdout: stdout, stderr: stderr, nCtx: nCtx}
 	applyGGUFSampling(f, fs, &o)
 	g.params = samplerParams(&o, nCtx, stderr)
+	// The first Ctrl-C ends generation (timings are still printed, exit
+	// status 130); a second one kills the process (default handler).
+	g.interrupt = make(chan os.Signal, 1)
+	signal.Notify(g.interrupt, os.Interrupt)
+	defer signal.Stop(g.interrupt)
 	err = g.run(prompt)
 	if err != nil {
 		fmt.Fprintf(stderr, "\nerror: %v\n", err)
 		return 1
 	}
 	g.printTimings(loadDur, time.Since(start))
+	if g.interrupted {
+		return 130
+	}
 	return 0
 }
 
