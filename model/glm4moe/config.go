@@ -1,8 +1,17 @@
 // Package glm4moe runs GLM-4.7-Flash (HF Glm4MoeLiteForCausalLM; GGUF
-// architecture "deepseek2") on the CPU: configuration from GGUF metadata,
-// weights bound in place from the file mapping, the absorbed-MLA forward pass
-// with a latent KV cache, and the sigmoid-routed MoE FFN. The forward pass
-// follows shared/spec/model-glm47-flash.md §4.
+// architecture "deepseek2", also "glm4moelite") on the CPU: configuration
+// from GGUF metadata (LoadConfig), weights bound in place from the file
+// mapping with every shape checked (Load), the absorbed-MLA forward pass with
+// a latent KV cache (Cache: one row of kv_lora_rank+rope_dim floats per
+// token per layer), and the sigmoid-routed MoE FFN with a shared expert. The
+// forward pass follows shared/spec/model-glm47-flash.md §4.
+//
+// Use: m, _ := Load(f, Options{}); c, _ := m.NewCache(n); logits, _ :=
+// m.Forward(c, ids, false) appends ids to c and returns the last token's
+// logits. ForwardBatch advances several caches in one batched pass (server
+// continuous batching). Options.Exact selects float32 math on exactly
+// dequantized weights; the default quantizes activations like llama.cpp's
+// CPU path. A Model is safe for concurrent use on different Caches.
 package glm4moe
 
 import (
