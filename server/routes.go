@@ -25,6 +25,7 @@ func (s *Server) routes() {
 	m.HandleFunc("/v1/completions", s.handleCompletion)
 	m.HandleFunc("/completions", s.handleCompletion)
 	m.HandleFunc("/props", s.handleProps)
+	m.HandleFunc("/slots", s.handleSlots)
 	m.HandleFunc("/tokenize", s.handleTokenize)
 	m.HandleFunc("/detokenize", s.handleDetokenize)
 	m.HandleFunc("/apply-template", s.handleApplyTemplate)
@@ -242,4 +243,11 @@ func jsonString(v any) []byte {
 		return []byte(`{"error":{"code":500,"message":"encoding failed","type":"server_error","param":null}}`)
 	}
 	return b
+}
+
+func (s *Server) handleSlots(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	writeJSON(w, http.StatusOK, s.sched.slotStates())
 }

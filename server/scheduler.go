@@ -152,6 +152,10 @@ type scheduler struct {
 	quit     chan struct{}
 	done     chan struct{}
 
+	// snap is the slots' state for /slots, refreshed every loop.
+	snapMu sync.Mutex
+	snap   []SlotState
+
 	// Scheduler-goroutine state.
 	slots  []*slot // len maxSlots; nil = free
 	caches []Cache // per slot index, kept for reuse
@@ -239,6 +243,7 @@ func (s *scheduler) run() {
 		s.admit()
 		active := s.nActive()
 		s.met.setProcessing(active)
+		s.publish()
 		if active == 0 {
 			s.mu.Lock()
 			idle := len(s.queue) == 0
@@ -704,4 +709,44 @@ func topLogprobs(x []float32, n int, lse float64) []idLogprob {
 		top[i].Logprob = float32(float64(top[i].Logprob) - lse)
 	}
 	return top
+}
+
+// SlotState is one slot as GET /slots reports it.
+type SlotState struct {
+	ID           int  `json:"id"`
+	IsProcessing bool `json:"is_processing"`
+	NCtx         int  `json:"n_ctx"`           // positions the slot's cache can hold
+	NPrompt      int  `json:"n_prompt_tokens"` // prompt of the request in the slot
+	NCached      int  `json:"n_cached_tokens"` // prompt tokens reused from the cache
+	NDecoded     int  `json:"n_decoded"`       // tokens generated so far
+	NPast        int  `json:"n_past"`          // positions in the cache
+}
+
+// publish refreshes the /slots snapshot (scheduler goroutine).
+func (s *scheduler) publish() {
+	snap := make([]SlotState, len(s.slots))
+	for i, sl := range s.slots {
+		st := SlotState{ID: i, NCtx: s.capOf[i]}
+		if s.caches[i] != nil {
+			st.NPast = s.caches[i].Len()
+		}
+		if sl != nil {
+			st.IsProcessing = true
+			st.NPrompt, st.NCached, st.NDecoded = len(sl.j.prompt), sl.cached, sl.nGen
+		}
+		snap[i] = st
+	}
+	s.snapMu.Lock()
+	s.snap = snap
+	s.snapMu.Unlock()
+}
+
+// slotStates returns the latest /slots snapshot.
+func (s *scheduler) slotStates() []SlotState {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	if s.snap == nil {
+		return make([]SlotState, 0)
+	}
+	return s.snap
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -829,4 +830,27 @@ func TestCORS(t *testing.T) {
 	code, hdr, _ = post(t, ts.url+"/v1/chat/completions", chatHi, "Origin", "http://example.test", "Authorization", "Bearer k")
 	assert.Equal(t, 200, code)
 	assert.Equal(t, "*", hdr.Get("Access-Control-Allow-Origin"))
+}
+
+func TestSlots(t *testing.T) {
+	eng := &fakeEngine{stepDelay: time.Millisecond}
+	ts := startServer(t, server.Config{MaxBatchSize: 2, MaxSeqLen: 100000}, eng)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", ts.url+"/v1/completions", strings.NewReader(`{"prompt":"XYZ","stream":true}`))
+	resp, err := httpClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var slots []map[string]any
+	waitFor(t, func() bool {
+		code, _, body := do(t, "GET", ts.url+"/slots", "")
+		require.Equal(t, 200, code)
+		slots = nil
+		require.NoError(t, json.Unmarshal(body, &slots))
+		return len(slots) == 2 && slots[0]["is_processing"] == true && slots[0]["n_decoded"].(float64) > 3
+	})
+	assert.EqualValues(t, 3, slots[0]["n_prompt_tokens"])
+	assert.EqualValues(t, 100000, slots[0]["n_ctx"])
+	assert.Greater(t, slots[0]["n_past"].(float64), 3.0)
+	assert.Equal(t, false, slots[1]["is_processing"])
 }
