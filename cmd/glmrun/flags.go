@@ -52,6 +52,7 @@ type options struct {
 	tokenize     bool
 	inspect      bool
 	asJSON       bool
+	quality      bool
 }
 
 func newFlags(o *options) *pflag.FlagSet {
@@ -106,6 +107,7 @@ func newFlags(o *options) *pflag.FlagSet {
 	fs.BoolVar(&o.tokenize, "tokenize", false, "print the prompt's token ids as one JSON array on the last stdout line and exit")
 	fs.BoolVar(&o.inspect, "inspect", false, "print the GGUF metadata and tensor table and exit")
 	fs.BoolVar(&o.asJSON, "json", false, "with --inspect: JSON output")
+	fs.BoolVar(&o.quality, "quality", false, "run the three seed quality prompts (2 + 2, capital of France, lowercase HELLO) greedily through the chat template, report pass/fail per prompt and exit")
 	return fs
 }
 
@@ -171,6 +173,9 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 		if n, err := strconv.Atoi(o.ngl); err != nil || n < -1 {
 			return bad("--gpu-layers", "%q (a number, auto or all)", o.ngl)
 		}
+	}
+	if o.quality && (o.prompt != "" || o.promptFile != "" || o.tokenIDsFile != "" || o.noCnv || o.tokenize || o.dumpLogits != "") {
+		return bad("--quality", "--quality runs its own prompts in chat mode; it cannot be combined with -p, -f, --token-ids-file, -no-cnv, --tokenize or --dump-logits")
 	}
 	if o.asJSON && !o.inspect {
 		return bad("--json", "--json goes with --inspect")

@@ -70,11 +70,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	chatMode := !o.noCnv && o.tokenIDsFile == ""
-	if chatMode && o.prompt == "" {
+	if chatMode && o.prompt == "" && !o.quality {
 		fmt.Fprintf(stderr, "error: no prompt: give -p or -f (glmrun answers one chat turn; it has no interactive mode)\n")
 		return 1
 	}
-	prompt, err := buildPrompt(&o, tok, chatMode)
+	var prompt []int32
+	if !o.quality { // --quality renders its own prompts
+		prompt, err = buildPrompt(&o, tok, chatMode)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1
@@ -129,7 +132,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cfg.Arch, cfg.NLayer, cfg.NBlock, cfg.NEmbd, cfg.NHead, cfg.NExpert, cfg.NExpertUsed, cfg.VocabSize, cfg.NCtxTrain)
 		fmt.Fprintf(stderr, "context %d, threads %d, ubatch %d, %s math\n", nCtx, m.Options().Threads, m.Options().UBatch, map[bool]string{true: "exact", false: "fast"}[o.exact])
 	}
-	if len(prompt) == 0 {
+	if len(prompt) == 0 && !o.quality {
 		fmt.Fprintf(stderr, "error: the prompt is empty\n")
 		return 1
 	}
@@ -146,6 +149,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	if o.dumpLogits != "" {
 		return dumpLogits(&o, m, cache, prompt, stderr)
+	}
+	if o.quality {
+		return reportQuality(o.reasoning != "off", modelAnswerer(&o, m, tok, cache), stdout, stderr)
 	}
 
 	g := &generation{o: &o, m: m, tok: tok, cache: cache, chat: chatMode, stdout: stdout, stderr: stderr, nCtx: nCtx}
