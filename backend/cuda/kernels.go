@@ -21,10 +21,12 @@ var kernelNames = []string{
 	"matvec_q4_K", "matvec_q6_K", "matvec_q5_0", "matvec_q8_0",
 	"matvec_q4_K_wr", "matvec_q6_K_wr", "matvec_q5_0_wr", "matvec_q8_0_wr",
 	"matvec_f32", "matvec_f16", "matvec_bf16",
-	"rmsnorm_f32", "rope_norm_f32", "swiglu_f32", "add_f32", "weighted_sum_f32",
+	"rmsnorm_f32", "rmsnorm_q8_1", "swiglu_q8_1", "rope_norm_f32", "swiglu_f32", "add_f32", "weighted_sum_f32",
 	"cache_store_f16", "cache_store_f32", "gather_rows_f32", "argmax_f32", "spin_cycles",
 	"router_topk_sigmoid",
-	"mla_decode_partial", "mla_decode_partial_f32", "mla_decode_partial_mma", "mla_decode_partial_mma_pipe", "mla_decode_combine",
+	"dequant_f16_q4_K", "dequant_f16_q6_K", "dequant_f16_q5_0", "dequant_f16_q8_0", "dequant_f16_f32",
+	"dequant_f16_f16", "dequant_f16_bf16", "to_f16_rows", "gemm_f16",
+	"mla_decode_partial", "mla_decode_partial_f32", "mla_decode_partial_mma", "mla_decode_partial_mma_pipe", "mla_decode_partial_mma_pipe_f16", "mla_decode_combine",
 }
 
 // Q81BlockBytes is the size of one Q8_1 activation block (32 values):
@@ -257,6 +259,62 @@ func (c *Ctx) RMSNorm(x Buffer, xStride int, w Buffer, y Buffer, yStride, rows, 
 	}
 	return c.launch("rmsnorm_f32", grid1(rows), grid1(min(1024, max(256, ceilDiv(cols, 2*32)*32))), 0,
 		ptrArg(x), i64Arg(xStride), optPtr(w), ptrArg(y), i64Arg(yStride), i32Arg(cols), f32Arg(eps))
+}
+
+// RMSNormQ81 is RMSNorm that also writes the Q8_1 quantisation of each
+// output row into q (row r at block r*cols/32, as QuantizeQ81 lays it out).
+// cols must be a multiple of 32.
+func (c *Ctx) RMSNormQ81(x Buffer, xStride int, w Buffer, y Buffer, yStride, rows, cols int, eps float32, q Buffer) error {
+	const op = "RMSNormQ81"
+	if err := positive(op, "rows", rows, "cols", cols); err != nil {
+		return err
+	}
+	if cols%32 != 0 || xStride < cols || yStride < cols {
+		return errArg(op, "cols %d (multiple of 32), strides %d, %d", cols, xStride, yStride)
+	}
+	if err := need(op, "x", x, f32Bytes((rows-1)*xStride+cols)); err != nil {
+		return err
+	}
+	if err := need(op, "y", y, f32Bytes((rows-1)*yStride+cols)); err != nil {
+		return err
+	}
+	if err := need(op, "q", q, Q81Bytes(rows, cols)); err != nil {
+		return err
+	}
+	if !isZero(w) {
+		if err := need(op, "w", w, f32Bytes(cols)); err != nil {
+			return err
+		}
+	}
+	return c.launch("rmsnorm_q8_1", grid1(rows), grid1(min(1024, max(256, ceilDiv(cols, 2*32)*32))), 0,
+		ptrArg(x), i64Arg(xStride), optPtr(w), ptrArg(y), i64Arg(yStride), i32Arg(cols), f32Arg(eps), ptrArg(q))
+}
+
+// SwiGLUQ81 enqueues out = silu(gate) ⊙ up over rows x cols contiguous
+// values and the Q8_1 quantisation of each output row into q. cols must be
+// a multiple of 32; out may alias gate or up.
+func (c *Ctx) SwiGLUQ81(gate, up, out Buffer, rows, cols int, q Buffer) error {
+	const op = "SwiGLUQ81"
+	if err := positive(op, "rows", rows, "cols", cols); err != nil {
+		return err
+	}
+	if cols%32 != 0 || rows > 65535 {
+		return errArg(op, "cols %d must be a multiple of 32, rows %d <= 65535", cols, rows)
+	}
+	n := rows * cols
+	for _, b := range []struct {
+		name string
+		b    Buffer
+	}{{"gate", gate}, {"up", up}, {"out", out}} {
+		if err := need(op, b.name, b.b, f32Bytes(n)); err != nil {
+			return err
+		}
+	}
+	if err := need(op, "q", q, Q81Bytes(rows, cols)); err != nil {
+		return err
+	}
+	return c.launch("swiglu_q8_1", grid2(ceilDiv(cols, 256), rows), grid1(256), 0,
+		ptrArg(gate), ptrArg(up), ptrArg(out), i32Arg(cols), ptrArg(q))
 }
 
 // RoPE enqueues interleaved-pair ("NORM") rotary embedding, in place, on
@@ -541,6 +599,11 @@ type MLADecode struct {
 	// tensor-core kernel (used when Q and KV are 16-byte aligned and
 	// QStride%4 == 0, KVStride%8 == 0).
 	NoPipeline bool
+	// F16QP makes the pipelined tensor-core kernel use plain f16 Q and P
+	// (no hi/lo split: half the tensor-core work, less shared memory, f16
+	// accuracy of the scores, as in llama.cpp's FlashAttention); ignored
+	// by the other kernels.
+	F16QP bool
 	// KVF32 says the cache rows are f32 (KV holds KV.Bytes()/(4*KVStride)
 	// rows); the CUDA-core kernel then runs.
 	KVF32 bool
@@ -563,11 +626,18 @@ func mlaSharedBytes(h, d int) int {
 }
 
 func mlaMMASharedBytes(h, d int, pipe bool) int {
-	tiles := 1
+	return mlaMMASharedBytesLo(h, d, pipe, true)
+}
+
+func mlaMMASharedBytesLo(h, d int, pipe, lo bool) int {
+	tiles, parts := 1, 1
 	if pipe {
 		tiles = 2
 	}
-	return 2*2*h*(d+8) + tiles*2*mlaTile*(d+8) + 4*h*mlaTile + 2*2*32*(mlaTile+8) + 4*3*mlaMaxH
+	if lo {
+		parts = 2
+	}
+	return 2*parts*h*(d+8) + tiles*2*mlaTile*(d+8) + 4*h*mlaTile + 2*parts*32*(mlaTile+8) + 4*3*mlaMaxH
 }
 
 // MLAKernel returns the name of the first-pass kernel MLADecode would use
@@ -585,6 +655,9 @@ func mlaKernel(a MLADecode) (string, int) {
 		return "mla_decode_partial", mlaSharedBytes(a.H, a.D)
 	}
 	if !a.NoPipeline && a.Q.ptr%16 == 0 && a.KV.ptr%16 == 0 && a.QStride%4 == 0 && a.KVStride%8 == 0 {
+		if a.F16QP {
+			return "mla_decode_partial_mma_pipe_f16", mlaMMASharedBytesLo(a.H, a.D, true, false)
+		}
 		return "mla_decode_partial_mma_pipe", mlaMMASharedBytes(a.H, a.D, true)
 	}
 	return "mla_decode_partial_mma", mlaMMASharedBytes(a.H, a.D, false)

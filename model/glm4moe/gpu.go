@@ -31,9 +31,13 @@ import (
 //     uploaded as an f32 table (rows gathered by token ids on the device);
 //   - the cache is f16 by default, f32 with Options.CacheF32 and always in
 //     Exact mode (f32 math throughout, like the CPU path's f32 cache);
-//   - prefill (several tokens) runs the same kernels with one slot per token
-//     (matrix-vector products reading each weight once per slot from L2) and
-//     a multi-token MLA attention kernel: correctness first, no GEMM yet;
+//   - prefill (several tokens): in fast mode, passes of at least
+//     gemmMinTokens tokens multiply on tensor cores (each weight tensor
+//     dequantised to f16 into a scratch, activations converted to f16,
+//     mma.sync with f32 accumulation; routed experts grouped by expert after
+//     one host round trip per layer that sorts the routed slots); otherwise
+//     (Exact, short passes, GLMRUN_CUDA_NOGEMM=1) the matrix-vector kernels
+//     with one slot per token; attention is a multi-token MLA kernel;
 //   - decode (one token) is captured into a CUDA graph per cache and
 //     replayed, the token id, position and key count being uploaded into
 //     device buffers before each replay; MoE routing and the expert
@@ -68,8 +72,15 @@ type gpuRunner struct {
 	xq                                    cuda.Buffer // Q8_1 scratch
 	xqOwner                               *act
 	mla                                   cuda.Buffer // MLA split scratch
-	mlaSplitTok                           int         // token·split pairs the scratch holds
-	decodeSplits                          int
+	// prefill GEMM (fast mode, passes of at least gemmMinTokens tokens)
+	gemm         bool
+	wf16         cuda.Buffer // one weight tensor dequantised to f16
+	a16          cuda.Buffer // activations in f16
+	a16Owner     *act
+	perm         cuda.Buffer // int32 [ub·k]: routed slots sorted by expert
+	offs         cuda.Buffer // int32 [n_exp+1]: expert segments of perm
+	mlaSplitTok  int         // token·split pairs the scratch holds
+	decodeSplits int
 
 	graphs map[graphKey]*cuda.Graph
 	prof   *profiler
@@ -417,12 +428,29 @@ func (g *gpuRunner) allocActs(c *cuda.Ctx) error {
 	alloc(&g.rl, f(U*max(cfg.NExpert, 1)))
 	alloc(&g.wts, f(U*k))
 	alloc(&g.ids, f(U*k))
-	alloc(&g.g, f(U*ffMax))
-	alloc(&g.u, f(U*ffMax))
+	ffSh := cfg.NFFExp * cfg.NExpertShared // the shared expert's rows follow the routed ones
+	alloc(&g.g, f(U*(ffMax+ffSh)))
+	alloc(&g.u, f(U*(ffMax+ffSh)))
 	alloc(&g.ye, f(U*k*cfg.NEmbd))
 	alloc(&g.logits, f(U*cfg.VocabSize))
 	maxAct := max(U*H*cfg.KVLoraRank, U*ffMax, U*H*cfg.ValueLengthMLA, U*cfg.NEmbd, U*H*cfg.NopeDim, U*max(cfg.QLoraRank, 1))
 	alloc(&g.xq, cuda.Q81Bytes(1, 32)*int64(maxAct/32+1))
+	g.gemm = !g.exact && os.Getenv("GLMRUN_CUDA_NOGEMM") == "" && U >= gemmMinTokens
+	if g.gemm {
+		var maxW int64
+		for _, ly := range g.layers {
+			for _, w := range []gpuWeight{ly.q, ly.qa, ly.qb, ly.kva, ly.kb, ly.vb, ly.out, ly.gate, ly.up, ly.down,
+				ly.gateExps, ly.upExps, ly.downExps, ly.gateSh, ly.upSh, ly.downSh} {
+				maxW = max(maxW, int64(w.nexp)*int64(w.rows)*int64(w.cols))
+			}
+		}
+		maxA := max(U*k*max(cfg.NEmbd, cfg.NFFExp), U*H*cfg.KeyLengthMLA, U*H*cfg.KVLoraRank, U*ffMax,
+			U*max(cfg.QLoraRank, 1), U*H*cfg.ValueLengthMLA, U*cfg.NEmbd)
+		alloc(&g.wf16, 2*maxW)
+		alloc(&g.a16, 2*int64(maxA))
+		alloc(&g.perm, f(U*k))
+		alloc(&g.offs, f(cfg.NExpert+1))
+	}
 	g.decodeSplits = max(2*g.info.SMs, 1)
 	g.mlaSplitTok = max(g.decodeSplits, 8*U)
 	alloc(&g.mla, int64(g.mlaSplitTok)*cuda.MLAScratchBytes(1, H, cfg.KVLoraRank))

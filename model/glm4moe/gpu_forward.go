@@ -75,11 +75,136 @@ func (g *gpuRunner) mv(c *cuda.Ctx, w gpuWeight, a *act, slots, xdiv int, ids cu
 	return nil
 }
 
+// gemmMinTokens is the smallest pass that uses the tensor-core GEMM path.
+const gemmMinTokens = 32
+
+// useGemm reports whether weight w multiplies a pass of n tokens on tensor
+// cores.
+func (g *gpuRunner) useGemm(w gpuWeight, n int) bool {
+	return g.gemm && n >= gemmMinTokens && w.cols%32 == 0 && cuda.SupportsDequantF16(w.typ)
+}
+
+// toF16 converts activation a into the f16 scratch (once per activation).
+func (g *gpuRunner) toF16(c *cuda.Ctx, a *act) error {
+	if g.a16Owner == a {
+		return nil
+	}
+	if err := c.ToF16Rows(a.x, a.stride, a.rows, cuda.Buffer{}, 1, g.a16, a.cols, a.rows, a.cols); err != nil {
+		return err
+	}
+	g.a16Owner = a
+	g.prof.mark(c, "to f16")
+	return nil
+}
+
+// dequant expands weight w into the f16 weight scratch.
+func (g *gpuRunner) dequant(c *cuda.Ctx, w gpuWeight) error {
+	if err := c.DequantF16(w.buf, w.typ, w.nexp*w.rows, w.cols, g.wf16); err != nil {
+		return err
+	}
+	g.prof.mark(c, "dequant f16")
+	return nil
+}
+
+// mm enqueues y = W·x for the n token rows of a (y row t at element
+// t*yStride): on tensor cores when useGemm, else the matvec kernels.
+func (g *gpuRunner) mm(c *cuda.Ctx, w gpuWeight, a *act, n int, y cuda.Buffer, yStride int) error {
+	if !g.useGemm(w, n) || w.nexp != 1 {
+		return g.mv(c, w, a, n, 1, cuda.Buffer{}, y, yStride)
+	}
+	if err := g.toF16(c, a); err != nil {
+		return err
+	}
+	if err := g.dequant(c, w); err != nil {
+		return err
+	}
+	if err := c.Gemm(cuda.GemmF16{A: g.a16, LDA: a.cols, NRows: n, W: g.wf16, Y: y, LDY: yStride, M: w.rows, K: w.cols}); err != nil {
+		return err
+	}
+	g.prof.mark(c, "gemm")
+	return nil
+}
+
+// headGemm enqueues the per-head product of kb or vb on tensor cores: for
+// head h and token t, y[t*ldy + h*yGroup + m] = Σ_k a[t*lda + h*aGroup + k]·W_h[m][k],
+// a being f32 rows converted to f16 (rows x lda values).
+func (g *gpuRunner) headGemm(c *cuda.Ctx, w gpuWeight, a cuda.Buffer, rows, lda, aGroup, n int, y cuda.Buffer, ldy, yGroup int) error {
+	if err := c.ToF16Rows(a, lda, rows, cuda.Buffer{}, 1, g.a16, lda, rows, lda); err != nil {
+		return err
+	}
+	g.a16Owner = nil
+	g.prof.mark(c, "to f16")
+	if err := g.dequant(c, w); err != nil {
+		return err
+	}
+	if err := c.Gemm(cuda.GemmF16{A: g.a16, LDA: lda * (rows / n), AGroupStride: aGroup, NRows: n, W: g.wf16,
+		WGroupStride: w.rows * w.cols, Y: y, LDY: ldy, YGroupStride: yGroup, M: w.rows, K: w.cols, Groups: w.nexp}); err != nil {
+		return err
+	}
+	g.prof.mark(c, "gemm heads")
+	return nil
+}
+
+// fuseQ reports whether the first consumer w of a normalised activation of
+// n rows takes it as Q8_1 through the matvec kernels (so the norm can write
+// the Q8_1 blocks itself).
+func (g *gpuRunner) fuseQ(w gpuWeight, n int) bool {
+	return cuda.IsQuantized(w.typ) && !g.useGemm(w, n) && w.cols%32 == 0
+}
+
+// norm enqueues RMSNorm of the n rows of x (stride xs) into a (rows of
+// a.cols at a.stride), fused with the Q8_1 quantisation of a when its first
+// consumer is `first` and fuseQ holds.
+func (g *gpuRunner) norm(c *cuda.Ctx, x cuda.Buffer, xs int, w cuda.Buffer, a *act, first gpuWeight) error {
+	eps := g.cfg.RMSEps
+	if g.fuseQ(first, a.rows) && a.cols == first.cols {
+		if err := c.RMSNormQ81(x, xs, w, a.x, a.stride, a.rows, a.cols, eps, g.xq); err != nil {
+			return err
+		}
+		g.xqOwner = a
+		g.prof.mark(c, "rmsnorm+q8_1")
+		return nil
+	}
+	if err := c.RMSNorm(x, xs, w, a.x, a.stride, a.rows, a.cols, eps); err != nil {
+		return err
+	}
+	g.prof.mark(c, "rmsnorm")
+	return nil
+}
+
+// down enqueues out = W·(silu(gate) ⊙ up) for rows rows of ff values
+// (contiguous; the SwiGLU result overwrites gate), fusing the Q8_1
+// quantisation into the SwiGLU kernel when W takes Q8_1 through the matvec
+// kernels. ids: expert ids per row (zero Buffer for a plain weight).
+func (g *gpuRunner) down(c *cuda.Ctx, w gpuWeight, gate, up cuda.Buffer, rows, ff int, ids, out cuda.Buffer) error {
+	a := &act{x: gate, stride: ff, rows: rows, cols: ff}
+	if w.nexp > 1 || g.fuseQ(w, rows) {
+		if g.fuseQ(w, rows) {
+			if err := c.SwiGLUQ81(gate, up, gate, rows, ff, g.xq); err != nil {
+				return err
+			}
+			g.xqOwner = a
+			g.prof.mark(c, "swiglu+q8_1")
+		} else {
+			if err := c.SwiGLU(gate, up, gate, rows*ff); err != nil {
+				return err
+			}
+			g.prof.mark(c, "swiglu")
+		}
+		return g.mv(c, w, a, rows, 1, ids, out, g.cfg.NEmbd)
+	}
+	if err := c.SwiGLU(gate, up, gate, rows*ff); err != nil {
+		return err
+	}
+	g.prof.mark(c, "swiglu")
+	return g.mm(c, w, a, rows, out, g.cfg.NEmbd)
+}
+
 // enqueue enqueues one pass; inputs (tok, pos, nkv, want) are on the device.
 func (g *gpuRunner) enqueue(c *cuda.Ctx, p pass) error {
 	cfg := g.cfg
 	n, d := p.n, cfg.NEmbd
-	g.xqOwner = nil
+	g.xqOwner, g.a16Owner = nil, nil
 	if err := c.GatherRows(g.embd, d, cfg.VocabSize, g.tok, g.x, d, n, d); err != nil {
 		return err
 	}
@@ -123,27 +248,26 @@ func (g *gpuRunner) attention(c *cuda.Ctx, l int, p pass) error {
 	kvl, rd, nope, qk, dv := cfg.KVLoraRank, cfg.RopeDim, cfg.NopeDim, cfg.KeyLengthMLA, cfg.ValueLengthMLA
 	w := kvl + rd
 	eps := cfg.RMSEps
-	if err := c.RMSNorm(g.x, d, ly.attnNorm, g.a, d, n, d, eps); err != nil {
+	A := &act{x: g.a, stride: d, rows: n, cols: d}
+	if err := g.norm(c, g.x, d, ly.attnNorm, A, ly.kva); err != nil {
 		return err
 	}
-	g.prof.mark(c, "rmsnorm")
-	A := &act{x: g.a, stride: d, rows: n, cols: d}
-	if err := g.mv(c, ly.kva, A, n, 1, cuda.Buffer{}, g.ckv, w); err != nil {
+	if err := g.mm(c, ly.kva, A, n, g.ckv, w); err != nil {
 		return err
 	}
 	if cfg.QLoraRank > 0 {
 		rq := cfg.QLoraRank
-		if err := g.mv(c, ly.qa, A, n, 1, cuda.Buffer{}, g.cq, rq); err != nil {
+		if err := g.mm(c, ly.qa, A, n, g.cq, rq); err != nil {
 			return err
 		}
-		if err := c.RMSNorm(g.cq, rq, ly.qaNorm, g.cq, rq, n, rq, eps); err != nil {
+		cq := &act{x: g.cq, stride: rq, rows: n, cols: rq}
+		if err := g.norm(c, g.cq, rq, ly.qaNorm, cq, ly.qb); err != nil {
 			return err
 		}
-		g.prof.mark(c, "rmsnorm")
-		if err := g.mv(c, ly.qb, &act{x: g.cq, stride: rq, rows: n, cols: rq}, n, 1, cuda.Buffer{}, g.q, H*qk); err != nil {
+		if err := g.mm(c, ly.qb, cq, n, g.q, H*qk); err != nil {
 			return err
 		}
-	} else if err := g.mv(c, ly.q, A, n, 1, cuda.Buffer{}, g.q, H*qk); err != nil {
+	} else if err := g.mm(c, ly.q, A, n, g.q, H*qk); err != nil {
 		return err
 	}
 	// Cache rows [RMSNorm(kv_lat) ; RoPE(k_pe)].
@@ -174,11 +298,17 @@ func (g *gpuRunner) attention(c *cuda.Ctx, l int, p pass) error {
 		return err
 	}
 	g.prof.mark(c, "rope")
-	qn := &act{x: g.q, stride: qk, rows: n * H, cols: nope}
-	if err := g.mv(c, ly.kb, qn, n*H, 1, g.headIDs, g.qf, w); err != nil {
-		return err
+	if g.useGemm(ly.kb, n) {
+		if err := g.headGemm(c, ly.kb, g.q, n, H*qk, qk, n, g.qf, H*w, w); err != nil {
+			return err
+		}
+	} else {
+		qn := &act{x: g.q, stride: qk, rows: n * H, cols: nope}
+		if err := g.mv(c, ly.kb, qn, n*H, 1, g.headIDs, g.qf, w); err != nil {
+			return err
+		}
+		g.prof.rename("attn_k_b")
 	}
-	g.prof.rename("attn_k_b")
 	if err := c.GatherRows(tail(g.q, nope), qk, n*H, cuda.Buffer{}, tail(g.qf, kvl), w, n*H, rd); err != nil {
 		return err
 	}
@@ -190,19 +320,25 @@ func (g *gpuRunner) attention(c *cuda.Ctx, l int, p pass) error {
 			Q: tail(g.qf, s.i0*H*w), QStride: w, H: H, D: w, Dv: kvl,
 			KV: s.c.layers[l], KVStride: w, NKV: tail(g.nkv, s.i0), Scale: scale,
 			Splits: p.splits, Scratch: g.mla, Out: tail(g.ol, s.i0*H*kvl), OutStride: kvl,
-			KVF32: g.f32kv, Tokens: m, QTokStride: H * w, OutTokStride: H * kvl,
+			KVF32: g.f32kv, F16QP: !g.exact, Tokens: m, QTokStride: H * w, OutTokStride: H * kvl,
 		}); err != nil {
 			return err
 		}
 	}
 	g.prof.mark(c, "mla attention")
-	ol := &act{x: g.ol, stride: kvl, rows: n * H, cols: kvl}
-	if err := g.mv(c, ly.vb, ol, n*H, 1, g.headIDs, g.o, dv); err != nil {
-		return err
+	if g.useGemm(ly.vb, n) {
+		if err := g.headGemm(c, ly.vb, g.ol, n*H, kvl, kvl, n, g.o, H*dv, dv); err != nil {
+			return err
+		}
+	} else {
+		ol := &act{x: g.ol, stride: kvl, rows: n * H, cols: kvl}
+		if err := g.mv(c, ly.vb, ol, n*H, 1, g.headIDs, g.o, dv); err != nil {
+			return err
+		}
+		g.prof.rename("attn_v_b")
 	}
-	g.prof.rename("attn_v_b")
 	o := &act{x: g.o, stride: H * dv, rows: n, cols: H * dv}
-	if err := g.mv(c, ly.out, o, n, 1, cuda.Buffer{}, g.proj, d); err != nil {
+	if err := g.mm(c, ly.out, o, n, g.proj, d); err != nil {
 		return err
 	}
 	if err := c.Add(g.x, g.proj, g.x, n*d); err != nil {
@@ -216,27 +352,23 @@ func (g *gpuRunner) ffn(c *cuda.Ctx, l int, p pass) error {
 	cfg := g.cfg
 	ly := &g.layers[l]
 	n, d := p.n, cfg.NEmbd
-	if err := c.RMSNorm(g.x, d, ly.ffnNorm, g.a, d, n, d, cfg.RMSEps); err != nil {
+	h := &act{x: g.a, stride: d, rows: n, cols: d}
+	first := ly.gate
+	if ly.moe {
+		first = ly.gateExps
+	}
+	if err := g.norm(c, g.x, d, ly.ffnNorm, h, first); err != nil {
 		return err
 	}
-	g.prof.mark(c, "rmsnorm")
-	h := &act{x: g.a, stride: d, rows: n, cols: d}
-	swiglu := func(gate, up, down gpuWeight, slots, xdiv int, ids cuda.Buffer, out cuda.Buffer) error {
-		ff := gate.rows
-		if err := g.mv(c, gate, h, slots, xdiv, ids, g.g, ff); err != nil {
-			return err
-		}
-		if err := g.mv(c, up, h, slots, xdiv, ids, g.u, ff); err != nil {
-			return err
-		}
-		if err := c.SwiGLU(g.g, g.u, g.g, slots*ff); err != nil {
-			return err
-		}
-		g.prof.mark(c, "swiglu")
-		return g.mv(c, down, &act{x: g.g, stride: ff, rows: slots, cols: ff}, slots, 1, ids, out, d)
-	}
 	if !ly.moe {
-		if err := swiglu(ly.gate, ly.up, ly.down, n, 1, cuda.Buffer{}, g.proj); err != nil {
+		ff := ly.gate.rows
+		if err := g.mm(c, ly.gate, h, n, g.g, ff); err != nil {
+			return err
+		}
+		if err := g.mm(c, ly.up, h, n, g.u, ff); err != nil {
+			return err
+		}
+		if err := g.down(c, ly.down, g.g, g.u, n, ff, cuda.Buffer{}, g.proj); err != nil {
 			return err
 		}
 		if err := c.Add(g.x, g.proj, g.x, n*d); err != nil {
@@ -254,12 +386,46 @@ func (g *gpuRunner) ffn(c *cuda.Ctx, l int, p pass) error {
 		return err
 	}
 	g.prof.mark(c, "router topk")
-	if err := swiglu(ly.gateExps, ly.upExps, ly.downExps, n*k, k, g.ids, g.ye); err != nil {
-		return err
+	ffe := ly.gateExps.rows
+	// The shared expert's gate/up rows follow the routed slots' in g.g/g.u.
+	shOff := n * k * ffe
+	gSh, uSh := tail(g.g, shOff), tail(g.u, shOff)
+	ffs := ly.gateSh.rows
+	if g.useGemm(ly.gateExps, n) && g.useGemm(ly.downExps, n) && g.useGemm(ly.upExps, n) {
+		if err := g.expertsGemm(c, ly, h, n); err != nil {
+			return err
+		}
+		if ly.hasSh {
+			if err := g.mm(c, ly.gateSh, h, n, gSh, ffs); err != nil {
+				return err
+			}
+			if err := g.mm(c, ly.upSh, h, n, uSh, ffs); err != nil {
+				return err
+			}
+		}
+	} else {
+		// Routed and shared gate/up first, while h's Q8_1 blocks are current.
+		if err := g.mv(c, ly.gateExps, h, n*k, k, g.ids, g.g, ffe); err != nil {
+			return err
+		}
+		if err := g.mv(c, ly.upExps, h, n*k, k, g.ids, g.u, ffe); err != nil {
+			return err
+		}
+		if ly.hasSh {
+			if err := g.mm(c, ly.gateSh, h, n, gSh, ffs); err != nil {
+				return err
+			}
+			if err := g.mm(c, ly.upSh, h, n, uSh, ffs); err != nil {
+				return err
+			}
+		}
+		if err := g.down(c, ly.downExps, g.g, g.u, n*k, ffe, g.ids, g.ye); err != nil {
+			return err
+		}
 	}
 	base := cuda.Buffer{}
 	if ly.hasSh {
-		if err := swiglu(ly.gateSh, ly.upSh, ly.downSh, n, 1, cuda.Buffer{}, g.proj); err != nil {
+		if err := g.down(c, ly.downSh, gSh, uSh, n, ffs, cuda.Buffer{}, g.proj); err != nil {
 			return err
 		}
 		base = g.proj
@@ -273,6 +439,79 @@ func (g *gpuRunner) ffn(c *cuda.Ctx, l int, p pass) error {
 	}
 	g.prof.mark(c, "add")
 	return nil
+}
+
+// expertsGemm runs the routed experts of a prefill pass on tensor cores: the
+// router's ids are copied to the host (one sync per layer), the n·k slots
+// sorted by expert (perm, offs), the token rows gathered in that order, and
+// each expert's rows multiplied in one grouped GEMM per weight; results are
+// scattered back to slot order (g.ye[slot]).
+func (g *gpuRunner) expertsGemm(c *cuda.Ctx, ly *gpuLayer, h *act, n int) error {
+	cfg := g.cfg
+	ne, k, d := cfg.NExpert, cfg.NExpertUsed, cfg.NEmbd
+	ffe := ly.gateExps.rows
+	slots := n * k
+	ids := make([]int32, slots)
+	if err := c.Download(i32bytes(ids), g.ids); err != nil {
+		return err
+	}
+	count := make([]int32, ne+1)
+	for s, e := range ids {
+		if e < 0 || int(e) >= ne {
+			return fmt.Errorf("glm4moe: router chose expert %d for slot %d (of %d experts)", e, s, ne)
+		}
+		count[e+1]++
+	}
+	maxSeg := 0
+	for e := 1; e <= ne; e++ {
+		maxSeg = max(maxSeg, int(count[e]))
+		count[e] += count[e-1]
+	}
+	offs := append([]int32(nil), count...)
+	perm := make([]int32, slots)
+	next := append([]int32(nil), count[:ne]...)
+	for s, e := range ids {
+		perm[next[e]] = int32(s)
+		next[e]++
+	}
+	if err := c.UploadAsync(g.perm, i32bytes(perm)); err != nil {
+		return err
+	}
+	if err := c.UploadAsync(g.offs, i32bytes(offs)); err != nil {
+		return err
+	}
+	g.prof.mark(c, "expert sort (host)")
+	gemm := func(w gpuWeight, lda int, y cuda.Buffer, ldy int) error {
+		if err := g.dequant(c, w); err != nil {
+			return err
+		}
+		if err := c.Gemm(cuda.GemmF16{A: g.a16, LDA: lda, RowOff: g.offs, MaxRows: maxSeg, W: g.wf16,
+			WGroupStride: w.rows * w.cols, Y: y, LDY: ldy, YIdx: g.perm, M: w.rows, K: w.cols, Groups: ne}); err != nil {
+			return err
+		}
+		g.prof.mark(c, "gemm experts")
+		return nil
+	}
+	if err := c.ToF16Rows(h.x, h.stride, n, g.perm, k, g.a16, d, slots, d); err != nil {
+		return err
+	}
+	g.a16Owner = nil
+	g.prof.mark(c, "to f16")
+	if err := gemm(ly.gateExps, d, g.g, ffe); err != nil {
+		return err
+	}
+	if err := gemm(ly.upExps, d, g.u, ffe); err != nil {
+		return err
+	}
+	if err := c.SwiGLU(g.g, g.u, g.g, slots*ffe); err != nil {
+		return err
+	}
+	g.prof.mark(c, "swiglu")
+	if err := c.ToF16Rows(g.g, ffe, slots, g.perm, 1, g.a16, ffe, slots, ffe); err != nil {
+		return err
+	}
+	g.prof.mark(c, "to f16")
+	return gemm(ly.downExps, ffe, g.ye, d)
 }
 
 // inputs builds the pass for rows and uploads its inputs.
@@ -453,17 +692,26 @@ func (p *profiler) rename(kind string) {
 
 // ProfileDecode appends token to c through the un-captured decode path with
 // a timing event after every kernel (group) and returns the device time per
-// kernel kind, largest first, and the step's total. Matvecs are reported by
-// role for the LM head, router, attn_k_b and attn_v_b and by weight type
-// otherwise. CUDA only.
+// kernel kind, largest first, and the step's total in ms. Matvecs are
+// reported by role for the LM head, router, attn_k_b and attn_v_b and by
+// weight type otherwise. CUDA only.
 func (m *Model) ProfileDecode(c *Cache, token int32) ([]KernelTime, float64, error) {
+	return m.ProfilePass(c, []int32{token})
+}
+
+// ProfilePass is ProfileDecode for one pass of 1..UBatch tokens (a prefill
+// micro-batch; the last token's logits and argmax are computed).
+func (m *Model) ProfilePass(c *Cache, tokens []int32) ([]KernelTime, float64, error) {
 	if m.gpu == nil {
-		return nil, 0, fmt.Errorf("glm4moe: ProfileDecode needs Device cuda")
+		return nil, 0, fmt.Errorf("glm4moe: profiling needs Device cuda")
 	}
 	if c == nil || c.m != m {
 		return nil, 0, fmt.Errorf("glm4moe: cache does not belong to this model")
 	}
-	if err := m.checkTokens(c, []int32{token}); err != nil {
+	if len(tokens) == 0 || len(tokens) > m.opt.UBatch {
+		return nil, 0, fmt.Errorf("glm4moe: profiling a pass of %d tokens (1..%d)", len(tokens), m.opt.UBatch)
+	}
+	if err := m.checkTokens(c, tokens); err != nil {
 		return nil, 0, err
 	}
 	g := m.gpu
@@ -490,8 +738,11 @@ func (m *Model) ProfileDecode(c *Cache, token int32) ([]KernelTime, float64, err
 			return err
 		}
 		defer cc.DestroyEvent(start)
-		rows := []rowRef{{c: c, pos: c.n}}
-		pp, err := g.inputs(cc, rows, []int32{token}, []int{0}, true)
+		rows := make([]rowRef, len(tokens))
+		for i := range rows {
+			rows[i] = rowRef{c: c, pos: c.n + i}
+		}
+		pp, err := g.inputs(cc, rows, tokens, []int{len(tokens) - 1}, true)
 		if err != nil {
 			return err
 		}
@@ -540,6 +791,6 @@ func (m *Model) ProfileDecode(c *Cache, token int32) ([]KernelTime, float64, err
 	if err != nil {
 		return nil, 0, err
 	}
-	c.n++
+	c.n += len(tokens)
 	return out, total, nil
 }

@@ -191,7 +191,7 @@ func meanStd(v []float64) (float64, float64) {
 // GLMRUN_GPU_REPS times (default 3; the cache is truncated back to d
 // between repetitions, the depth fill itself is not timed). Lists:
 // GLMRUN_GPU_PP (default 512), GLMRUN_GPU_DEPTHS (default 0), GLMRUN_GPU_TG
-// (default 128). It also prints a per-kernel breakdown of one decode step
+// (default 128); prompts longer than 2048 run at depth 0 only. It also prints a per-kernel breakdown of one decode step
 // (ProfileDecode) at each depth.
 func TestGPUBench(t *testing.T) {
 	path := os.Getenv("GLMRUN_GPU_MODEL")
@@ -243,6 +243,22 @@ func TestGPUBench(t *testing.T) {
 		}
 	}
 	var table []string
+	logProfile := func(what string, kts []glm4moe.KernelTime, tot float64) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s (events after each kernel group, un-captured): total %.3f ms\n", what, tot)
+		for _, k := range kts {
+			fmt.Fprintf(&b, "  %-22s %5d calls %8.3f ms %5.1f%%\n", k.Kind, k.Calls, k.Ms, 100*k.Ms/tot)
+		}
+		t.Log(b.String())
+	}
+	if os.Getenv("GLMRUN_GPU_PROFILE_PREFILL") != "" {
+		c.Reset()
+		kts, tot, err := m.ProfilePass(c, randToks(ub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logProfile(fmt.Sprintf("prefill pass of %d tokens at depth 0", ub), kts, tot)
+	}
 	for _, d := range depths {
 		c.Reset()
 		tf := time.Now()
@@ -255,6 +271,9 @@ func TestGPUBench(t *testing.T) {
 			t.Logf("depth fill to %d: %.2f s", d, time.Since(tf).Seconds())
 		}
 		for _, p := range pps {
+			if p > 2048 && d > 0 {
+				continue // long prompts only from an empty cache
+			}
 			var ts []float64
 			for r := 0; r < reps; r++ {
 				if err := c.Truncate(d); err != nil {
@@ -297,12 +316,7 @@ func TestGPUBench(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "decode step profile at depth %d (events after each kernel group, un-captured): total %.3f ms\n", d, tot)
-		for _, k := range kts {
-			fmt.Fprintf(&b, "  %-22s %5d calls %8.3f ms %5.1f%%\n", k.Kind, k.Calls, k.Ms, 100*k.Ms/tot)
-		}
-		t.Log(b.String())
+		logProfile(fmt.Sprintf("decode step profile at depth %d", d), kts, tot)
 	}
 	tel, _ := m.GPUTelemetry()
 	_, free, _, _ = m.VRAM()

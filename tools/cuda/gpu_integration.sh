@@ -12,7 +12,8 @@
 #     glm-tiny-q4_k_m.gguf,hf-logits-bf16.f32,ref-logits-q4_k_m.f32} .device-carry/shared/testdata/glm-tiny/
 # Knobs (environment): STEPS (default "build cuda model synth bench glmbench"),
 # DEPTHS (GLMRUN_GPU_DEPTHS, default 0,8192), PP (default 512), REPS (3),
-# GLMBENCH_ARGS (default "-fa 1 -p 512 -n 128 -r 3").
+# GLMBENCH_ARGS (default "-fa 1 -p 512 -n 128 -r 3"), GLMBENCH2_ARGS (a second glmbench run, e.g.
+# "--prompt-sizes 100k --output-tokens 16"), *_TIMEOUT per step.
 # Writes OUT/{kernels.fatbin,kernels.sum,ptxas.log,build.log,test.log,bench.log,glmbench.log}.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -47,7 +48,7 @@ if has synth || has bench; then
 	wait "$synth_pid"; echo "synth rc=$?"; tail -4 "$out/synth.tmp"; ls -la "$model"
 fi
 if has bench; then
-	(cd "$root/model/glm4moe" && GLMRUN_GPU_MODEL=$model GLMRUN_GPU_DEPTHS=${DEPTHS:-0,8192} GLMRUN_GPU_PP=${PP:-512} \
+	(cd "$root/model/glm4moe" && GLMRUN_GPU_PROFILE_PREFILL=1 GLMRUN_GPU_MODEL=$model GLMRUN_GPU_DEPTHS=${DEPTHS:-0,8192} GLMRUN_GPU_PP=${PP:-512} \
 		GLMRUN_GPU_REPS=${REPS:-3} timeout ${BENCH_TIMEOUT:-240} "$carry/glm4moe.test" -test.run TestGPUBench -test.v \
 		-test.timeout 600s) >"$out/bench.log" 2>&1
 	echo "bench rc=$?"; grep -vE "^=== RUN" "$out/bench.log" | tail -60
@@ -55,6 +56,10 @@ fi
 if has glmbench; then
 	timeout ${GLMBENCH_TIMEOUT:-150} "$carry/glmbench" -m "$model" --device cuda ${GLMBENCH_ARGS:--fa 1 -p 512 -n 128 -r 3} >"$out/glmbench.log" 2>&1
 	echo "glmbench rc=$?"; tail -15 "$out/glmbench.log"
+	if [ -n "${GLMBENCH2_ARGS:-}" ]; then
+		timeout ${GLMBENCH2_TIMEOUT:-200} "$carry/glmbench" -m "$model" --device cuda $GLMBENCH2_ARGS >>"$out/glmbench.log" 2>&1
+		echo "glmbench 2 rc=$?"; tail -15 "$out/glmbench.log"
+	fi
 fi
 nvidia-smi --query-gpu=power.draw,memory.used --format=csv,noheader
 rm -f "$out/synth.tmp"

@@ -279,7 +279,11 @@ static __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.
 // double-buffered with cp.async, so the next tile streams in while the
 // current one is computed (needs D % 8 == 0, q and kv 16-byte aligned,
 // q_stride % 4 == 0, kv_stride % 8 == 0; smem holds two K tiles).
-template <bool PIPE>
+// LO = false drops the f16 lo halves of Q and P (plain f16 Q and P, as
+// llama.cpp's FlashAttention kernels use): half the tensor-core work and
+// less shared memory (no Qlo, Plo), at f16 rather than f32 accuracy of the
+// scores; used by the fast path.
+template <bool PIPE, bool LO>
 static __device__ __forceinline__ void mla_partial_mma(const float *__restrict__ q, long long q_stride,
                                                        const __half *__restrict__ kv, long long kv_stride,
                                                        const int *__restrict__ n_kv_ptr, int capacity, int H, int D,
@@ -289,12 +293,12 @@ static __device__ __forceinline__ void mla_partial_mma(const float *__restrict__
 	const int QS = D + 8, PS = ATT_TILE + 8;  // padded row strides (halves): conflict-free fragment loads
 	__half *Qhi = (__half *)smem_raw;
 	__half *Qlo = Qhi + H * QS;
-	__half *Kbuf = Qlo + H * QS;  // PIPE: two tiles
+	__half *Kbuf = Qlo + (LO ? H * QS : 0);  // PIPE: two tiles
 	__half *Ks = Kbuf;
 	float *S = (float *)(Kbuf + (PIPE ? 2 : 1) * ATT_TILE * QS);
 	__half *Phi = (__half *)(S + H * ATT_TILE);
 	__half *Plo = Phi + 32 * PS;
-	float *alpha = (float *)(Plo + 32 * PS);
+	float *alpha = (float *)(Plo + (LO ? 32 * PS : 0));
 	float *mrow = alpha + ATT_MAXH;
 	float *lrow = mrow + ATT_MAXH;
 
@@ -343,7 +347,7 @@ static __device__ __forceinline__ void mla_partial_mma(const float *__restrict__
 					for (int e = 0; e < 4; e++) {
 						const __half hi = __float2half_rn(xs[e]);
 						Qhi[h * QS + d + e] = hi;
-						Qlo[h * QS + d + e] = __float2half_rn(xs[e] - __half2float(hi));
+						if (LO) Qlo[h * QS + d + e] = __float2half_rn(xs[e] - __half2float(hi));
 					}
 				}
 			}
@@ -354,10 +358,10 @@ static __device__ __forceinline__ void mla_partial_mma(const float *__restrict__
 			const float x = q[(size_t)h * q_stride + d];
 			const __half hi = __float2half_rn(x);
 			Qhi[h * QS + d] = hi;
-			Qlo[h * QS + d] = __float2half_rn(x - __half2float(hi));
+			if (LO) Qlo[h * QS + d] = __float2half_rn(x - __half2float(hi));
 		}
 	}
-	for (int i = tid; i < 2 * 32 * PS; i += ATT_THREADS) Phi[i] = __float2half_rn(0.0f);  // rows >= H stay zero
+	for (int i = tid; i < (LO ? 2 : 1) * 32 * PS; i += ATT_THREADS) Phi[i] = __float2half_rn(0.0f);  // rows >= H stay zero
 	if (tid < H) {
 		mrow[tid] = -INFINITY;
 		lrow[tid] = 0.0f;
@@ -404,13 +408,15 @@ static __device__ __forceinline__ void mla_partial_mma(const float *__restrict__
 				ah[1] = v1 ? ld_h2(Qhi + r1 * QS + k0 + 2 * tg) : 0u;
 				ah[2] = v0 ? ld_h2(Qhi + r0 * QS + k0 + 2 * tg + 8) : 0u;
 				ah[3] = v1 ? ld_h2(Qhi + r1 * QS + k0 + 2 * tg + 8) : 0u;
-				al[0] = v0 ? ld_h2(Qlo + r0 * QS + k0 + 2 * tg) : 0u;
-				al[1] = v1 ? ld_h2(Qlo + r1 * QS + k0 + 2 * tg) : 0u;
-				al[2] = v0 ? ld_h2(Qlo + r0 * QS + k0 + 2 * tg + 8) : 0u;
-				al[3] = v1 ? ld_h2(Qlo + r1 * QS + k0 + 2 * tg + 8) : 0u;
 				const uint32_t b0 = ld_h2(kb + k0), b1 = ld_h2(kb + k0 + 8);
 				mma16816(c, ah, b0, b1);
-				mma16816(c, al, b0, b1);
+				if (LO) {
+					al[0] = v0 ? ld_h2(Qlo + r0 * QS + k0 + 2 * tg) : 0u;
+					al[1] = v1 ? ld_h2(Qlo + r1 * QS + k0 + 2 * tg) : 0u;
+					al[2] = v0 ? ld_h2(Qlo + r0 * QS + k0 + 2 * tg + 8) : 0u;
+					al[3] = v1 ? ld_h2(Qlo + r1 * QS + k0 + 2 * tg + 8) : 0u;
+					mma16816(c, al, b0, b1);
+				}
 			}
 			const int col = ntile * 8 + 2 * tg;
 			if (v0) {
@@ -431,7 +437,7 @@ static __device__ __forceinline__ void mla_partial_mma(const float *__restrict__
 			const float ps = warp_sum(p);
 			const __half ph = __float2half_rn(p);
 			Phi[h * PS + lane] = ph;
-			Plo[h * PS + lane] = __float2half_rn(p - __half2float(ph));
+			if (LO) Plo[h * PS + lane] = __float2half_rn(p - __half2float(ph));
 			if (lane == 0) {
 				const float a = mold == -INFINITY ? 0.0f : expf(mold - mnew);
 				alpha[h] = a;
@@ -463,10 +469,12 @@ static __device__ __forceinline__ void mla_partial_mma(const float *__restrict__
 				ph[mt][1] = ld_h2(Phi + r1 * PS + k);
 				ph[mt][2] = ld_h2(Phi + r0 * PS + k + 8);
 				ph[mt][3] = ld_h2(Phi + r1 * PS + k + 8);
-				pl[mt][0] = ld_h2(Plo + r0 * PS + k);
-				pl[mt][1] = ld_h2(Plo + r1 * PS + k);
-				pl[mt][2] = ld_h2(Plo + r0 * PS + k + 8);
-				pl[mt][3] = ld_h2(Plo + r1 * PS + k + 8);
+				if (LO) {
+					pl[mt][0] = ld_h2(Plo + r0 * PS + k);
+					pl[mt][1] = ld_h2(Plo + r1 * PS + k);
+					pl[mt][2] = ld_h2(Plo + r0 * PS + k + 8);
+					pl[mt][3] = ld_h2(Plo + r1 * PS + k + 8);
+				}
 			}
 			const __half *vk = Ks + (ks * 16 + 2 * tg) * QS;
 #pragma unroll
@@ -478,7 +486,7 @@ static __device__ __forceinline__ void mla_partial_mma(const float *__restrict__
 #pragma unroll
 				for (int mt = 0; mt < 2; mt++) {
 					mma16816(acc[mt][j], ph[mt], b0, b1);
-					mma16816(acc[mt][j], pl[mt], b0, b1);
+					if (LO) mma16816(acc[mt][j], pl[mt], b0, b1);
 				}
 			}
 		}
@@ -514,7 +522,7 @@ mla_decode_partial_mma(const float *__restrict__ q, long long q_stride, const __
                        const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale,
                        float *__restrict__ part_o, float *__restrict__ part_ml, long long q_tok_stride) {
 	MLA_TOKEN_OFFSETS
-	mla_partial_mma<false>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml);
+	mla_partial_mma<false, true>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml);
 }
 
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
@@ -523,5 +531,15 @@ mla_decode_partial_mma_pipe(const float *__restrict__ q, long long q_stride, con
                             float scale, float *__restrict__ part_o, float *__restrict__ part_ml,
                             long long q_tok_stride) {
 	MLA_TOKEN_OFFSETS
-	mla_partial_mma<true>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml);
+	mla_partial_mma<true, true>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml);
+}
+
+// mla_decode_partial_mma_pipe with f16 Q and P (LO = false).
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+mla_decode_partial_mma_pipe_f16(const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv,
+                                long long kv_stride, const int *__restrict__ n_kv_ptr, int capacity, int H, int D,
+                                int Dv, float scale, float *__restrict__ part_o, float *__restrict__ part_ml,
+                                long long q_tok_stride) {
+	MLA_TOKEN_OFFSETS
+	mla_partial_mma<true, false>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml);
 }

@@ -170,3 +170,55 @@ extern "C" __global__ void spin_cycles(long long cycles) {
 	while (clock64() - t0 < cycles) {
 	}
 }
+
+// Fused decode helpers: the f32 result is written as before and also
+// quantised to Q8_1 blocks (same rounding as quantize_q8_1), saving the
+// separate quantize launch before a quantised matvec.
+static __device__ __forceinline__ void q8_1_store(float v, block_q8_1 *b, int lane) {
+	const float amax = warp_max(fabsf(v));
+	const float sum = warp_sum(v);
+	const float d = amax / 127.0f;
+	const int q = amax == 0.0f ? 0 : (int)roundf(v / d);
+	b->qs[lane] = (int8_t)q;
+	if (lane == 0) b->ds = make_half2(__float2half_rn(d), __float2half_rn(sum));
+}
+
+// rmsnorm_f32 (rows = blockIdx.x) plus Q8_1 of each output row into
+// q + r*(cols/32). cols % 32 == 0. Block: 256..1024 threads.
+extern "C" __global__ void __launch_bounds__(1024)
+rmsnorm_q8_1(const float *x, long long x_stride, const float *__restrict__ w, float *y, long long y_stride, int cols,
+             float eps, block_q8_1 *__restrict__ q) {
+	__shared__ float scratch[32];
+	const float *xr = x + (size_t)blockIdx.x * x_stride;
+	float *yr = y + (size_t)blockIdx.x * y_stride;
+	float ss = 0.0f;
+	for (int i = threadIdx.x; i < cols; i += blockDim.x) ss += xr[i] * xr[i];
+	ss = block_sum(ss, scratch);
+	const float scale = rsqrtf(ss / (float)cols + eps);
+	const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, nw = blockDim.x / WARP;
+	const int nb = cols / QK8_1;
+	block_q8_1 *qr = q + (size_t)blockIdx.x * nb;
+	for (int ib = warp; ib < nb; ib += nw) {
+		const int i = ib * QK8_1 + lane;
+		const float v = w ? xr[i] * scale * w[i] : xr[i] * scale;
+		yr[i] = v;
+		q8_1_store(v, qr + ib, lane);
+	}
+}
+
+// out[r][c] = silu(gate[r][c]) * up[r][c] (rows of cols, contiguous) plus
+// Q8_1 of each row into q + r*(cols/32). cols % 32 == 0. Block: 256
+// threads (8 warps, one Q8_1 block each); grid: (ceil(cols/256), rows).
+extern "C" __global__ void __launch_bounds__(256)
+swiglu_q8_1(const float *gate, const float *up, float *out, int cols, block_q8_1 *__restrict__ q) {
+	const int row = blockIdx.y;
+	const int nb = cols / QK8_1;
+	const int ib = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+	if (ib >= nb) return;  // uniform per warp
+	const int lane = threadIdx.x % WARP;
+	const size_t i = (size_t)row * cols + (size_t)ib * QK8_1 + lane;
+	const float g = gate[i];
+	const float v = g / (1.0f + expf(-g)) * up[i];
+	out[i] = v;
+	q8_1_store(v, q + (size_t)row * nb + ib, lane);
+}

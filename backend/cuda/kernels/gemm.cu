@@ -1,0 +1,273 @@
+// gemm.cu: prefill matrix products on tensor cores.
+//
+// A prefill pass multiplies many token rows by each weight. Weights are
+// dequantised to f16 (dequant_f16_*, one weight tensor at a time into a
+// scratch), activations are converted (and, for the routed experts,
+// gathered into expert order) to f16 (to_f16_rows), and gemm_f16 computes
+// Y = A·Wᵀ with mma.sync m16n8k16 (f16 inputs, f32 accumulation), grouped
+// over experts or heads.
+#include "common.cuh"
+
+// ---- dequantisation to f16 (one thread per 8 consecutive values) ----
+// out holds the tensor's values in row-major order (blocks along rows, as in
+// the GGUF data). n8 = number of values / 8; consecutive threads write
+// consecutive 16-byte chunks (coalesced), a warp covers 256 values.
+
+static __device__ __forceinline__ float ld_f16(const unsigned char *p) {
+	const uint16_t u = (uint16_t)p[0] | ((uint16_t)p[1] << 8);
+	return __half2float(__ushort_as_half(u));
+}
+
+static __device__ __forceinline__ void store8(__half *out, long long i8, const float *v) {
+	uint4 u;
+	__half2 h[4];
+#pragma unroll
+	for (int i = 0; i < 4; i++) h[i] = __floats2half2_rn(v[2 * i], v[2 * i + 1]);
+	u.x = *(uint32_t *)&h[0];
+	u.y = *(uint32_t *)&h[1];
+	u.z = *(uint32_t *)&h[2];
+	u.w = *(uint32_t *)&h[3];
+	*(uint4 *)(out + i8 * 8) = u;
+}
+
+#define DEQ_PROLOGUE                                                     \
+	const long long i8 = (long long)blockIdx.x * blockDim.x + threadIdx.x; \
+	if (i8 >= n8) return;                                                \
+	float v[8];
+
+// Q4_K (144-byte blocks of 256): thread t of a block's 32 takes values
+// 8t..8t+7 of sub-block sb = t/4 (low nibbles for even sb, high for odd).
+extern "C" __global__ void dequant_f16_q4_K(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
+	DEQ_PROLOGUE
+	const unsigned char *b = w + (i8 / 32) * 144;
+	const int t = (int)(i8 % 32), sb = t / 4;
+	const float d = ld_f16(b), dmin = ld_f16(b + 2);
+	const unsigned char *sc = b + 4;
+	int s, m;
+	if (sb < 4) {
+		s = sc[sb] & 63;
+		m = sc[sb + 4] & 63;
+	} else {
+		s = (sc[sb + 4] & 0xF) | ((sc[sb - 4] >> 6) << 4);
+		m = (sc[sb + 4] >> 4) | ((sc[sb] >> 6) << 4);
+	}
+	const float d1 = d * (float)s, m1 = dmin * (float)m;
+	const unsigned char *q = b + 16 + 32 * (sb / 2) + (t % 4) * 8;
+	const int shift = (sb % 2) * 4;
+#pragma unroll
+	for (int l = 0; l < 8; l++) v[l] = d1 * (float)((q[l] >> shift) & 0xF) - m1;
+	store8(out, i8, v);
+}
+
+// Q6_K (210-byte blocks of 256: ql[128], qh[64], scales[16] int8, d): value
+// group s = t/4 of 32 is half n = s/4, quarter qq = s%4; l = (t%4)*8 + j.
+extern "C" __global__ void dequant_f16_q6_K(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
+	DEQ_PROLOGUE
+	const unsigned char *b = w + (i8 / 32) * 210;
+	const int t = (int)(i8 % 32), s = t / 4, n = s / 4, qq = s % 4, l0 = (t % 4) * 8;
+	const unsigned char *ql = b + 64 * n + (qq & 1) * 32 + l0;
+	const unsigned char *qh = b + 128 + 32 * n + l0;
+	const float d = ld_f16(b + 208);
+	const float dsc = d * (float)((const signed char *)(b + 192))[8 * n + 2 * qq + l0 / 16];
+	const int nshift = (qq >> 1) * 4, hshift = 2 * qq;
+#pragma unroll
+	for (int l = 0; l < 8; l++) {
+		const int q = (((ql[l] >> nshift) & 0xF) | (((qh[l] >> hshift) & 3) << 4)) - 32;
+		v[l] = dsc * (float)q;
+	}
+	store8(out, i8, v);
+}
+
+// Q5_0 (22-byte blocks of 32: d, qh[4], qs[16]): value j has low bits
+// qs[j] & 0xF (j < 16) or qs[j-16] >> 4, and high bit qh bit j.
+extern "C" __global__ void dequant_f16_q5_0(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
+	DEQ_PROLOGUE
+	const unsigned char *b = w + (i8 / 4) * 22;
+	const int j0 = (int)(i8 % 4) * 8;
+	const float d = ld_f16(b);
+	const uint32_t qh = (uint32_t)b[2] | ((uint32_t)b[3] << 8) | ((uint32_t)b[4] << 16) | ((uint32_t)b[5] << 24);
+	const unsigned char *qs = b + 6;
+#pragma unroll
+	for (int l = 0; l < 8; l++) {
+		const int j = j0 + l;
+		const int lo = j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4);
+		const int hi = (int)((qh >> j) & 1u) << 4;  // int arithmetic: (lo | hi) - 16 may be negative
+		v[l] = d * (float)((lo | hi) - 16);
+	}
+	store8(out, i8, v);
+}
+
+// Q8_0 (34-byte blocks of 32: d, qs[32] int8).
+extern "C" __global__ void dequant_f16_q8_0(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
+	DEQ_PROLOGUE
+	const unsigned char *b = w + (i8 / 4) * 34;
+	const int j0 = (int)(i8 % 4) * 8;
+	const float d = ld_f16(b);
+#pragma unroll
+	for (int l = 0; l < 8; l++) v[l] = d * (float)(signed char)b[2 + j0 + l];
+	store8(out, i8, v);
+}
+
+// Float weights (4-byte aligned data): f32, f16 (copy) and bf16.
+extern "C" __global__ void dequant_f16_f32(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
+	DEQ_PROLOGUE
+	const float *x = (const float *)w + i8 * 8;
+#pragma unroll
+	for (int l = 0; l < 8; l++) v[l] = x[l];
+	store8(out, i8, v);
+}
+
+extern "C" __global__ void dequant_f16_f16(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
+	const long long i8 = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i8 >= n8) return;
+	const uint32_t *x = (const uint32_t *)w + i8 * 4;  // 4-byte aligned only
+	uint4 u;
+	u.x = x[0];
+	u.y = x[1];
+	u.z = x[2];
+	u.w = x[3];
+	*(uint4 *)(out + i8 * 8) = u;
+}
+
+extern "C" __global__ void dequant_f16_bf16(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
+	DEQ_PROLOGUE
+	const uint16_t *x = (const uint16_t *)w + i8 * 8;
+#pragma unroll
+	for (int l = 0; l < 8; l++) v[l] = __uint_as_float((uint32_t)x[l] << 16);
+	store8(out, i8, v);
+}
+
+// dst row r (cols f16 at dst + r*dst_stride) = f16(src row (idx ? idx[r] : r) / div
+// at src + row*src_stride). Grid: (ceil(cols/256), rows).
+extern "C" __global__ void to_f16_rows(const float *__restrict__ src, long long src_stride, const int *__restrict__ idx,
+                                       int div, __half *__restrict__ dst, long long dst_stride, int cols) {
+	const int r = blockIdx.y;
+	const int c = blockIdx.x * blockDim.x + threadIdx.x;
+	if (c >= cols) return;
+	const int s = (idx ? idx[r] : r) / div;
+	dst[(size_t)r * dst_stride + c] = __float2half_rn(src[(size_t)s * src_stride + c]);
+}
+
+// ---- grouped GEMM on tensor cores ----
+//
+// For group g = blockIdx.z (an expert or a head):
+//   rows i in [row_off[g], row_off[g+1]) (or [0, n_rows) when row_off is NULL),
+//   Y[g*y_group_stride + yr(i)*ldy + m] = sum_k A[g*a_group_stride + i*lda + k] * W[g*w_group_stride + m*K + k]
+//   for m < M, with yr(i) = y_idx ? y_idx[i] : i.
+// A and W are f16, Y f32. Needs K % 32 == 0, lda, a_group_stride, K and
+// w_group_stride multiples of 8 and 16-byte aligned A and W (checked in Go).
+// Block: 128 threads (2x2 warps), tile 64 rows x 64 outputs, K step 32; grid:
+// (ceil(M/64), ceil(max rows per group / 64), groups).
+
+#define GM_BM 64
+#define GM_BN 64
+#define GM_BK 32
+#define GM_LD (GM_BK + 8)  // padded shared row (halves): conflict-free fragment loads, 16-byte rows
+
+static __device__ __forceinline__ uint32_t gm_ld_h2(const __half *p) { return *(const uint32_t *)p; }
+
+static __device__ __forceinline__ void gm_mma(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
+	asm volatile(
+	    "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+	    : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+	    : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+extern "C" __global__ void __launch_bounds__(128)
+gemm_f16(const __half *__restrict__ A, long long lda, long long a_group_stride, const int *__restrict__ row_off, int n_rows,
+         const __half *__restrict__ W, long long w_group_stride, float *__restrict__ Y, long long ldy,
+         long long y_group_stride, const int *__restrict__ y_idx, int M, int K) {
+	__shared__ __align__(16) __half As[2][GM_BM * GM_LD];
+	__shared__ __align__(16) __half Ws[2][GM_BN * GM_LD];
+	const int grp = blockIdx.z;
+	int r_begin = 0, r_end = n_rows;
+	if (row_off) {
+		r_begin = row_off[grp];
+		r_end = row_off[grp + 1];
+	}
+	const int r0 = r_begin + blockIdx.y * GM_BM;
+	if (r0 >= r_end) return;  // whole block
+	const int m0 = blockIdx.x * GM_BN;
+	A += (size_t)grp * a_group_stride;
+	W += (size_t)grp * w_group_stride;
+	Y += (size_t)grp * y_group_stride;
+	const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+	const int g = lane >> 2, tg = lane & 3;
+	const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+
+	float acc[2][4][4];
+#pragma unroll
+	for (int i = 0; i < 2; i++)
+#pragma unroll
+		for (int j = 0; j < 4; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
+
+	// Each thread moves 2 x 16 bytes of A and of W per K step.
+	uint4 ra[2], rw[2];
+	auto fetch = [&](int k0) {
+#pragma unroll
+		for (int it = 0; it < 2; it++) {
+			const int idx = tid + it * 128, row = idx >> 2, c8 = (idx & 3) * 8;
+			const int ar = r0 + row, wr = m0 + row;
+			ra[it] = ar < r_end ? *(const uint4 *)(A + (size_t)ar * lda + k0 + c8) : make_uint4(0, 0, 0, 0);
+			rw[it] = wr < M ? *(const uint4 *)(W + (size_t)wr * K + k0 + c8) : make_uint4(0, 0, 0, 0);
+		}
+	};
+	auto stash = [&](int buf) {
+#pragma unroll
+		for (int it = 0; it < 2; it++) {
+			const int idx = tid + it * 128, row = idx >> 2, c8 = (idx & 3) * 8;
+			*(uint4 *)(As[buf] + row * GM_LD + c8) = ra[it];
+			*(uint4 *)(Ws[buf] + row * GM_LD + c8) = rw[it];
+		}
+	};
+	fetch(0);
+	stash(0);
+	__syncthreads();
+	int buf = 0;
+	for (int k0 = 0; k0 < K; k0 += GM_BK) {
+		const bool more = k0 + GM_BK < K;
+		if (more) fetch(k0 + GM_BK);  // global loads in flight during the mma below
+		const __half *as = As[buf], *ws = Ws[buf];
+#pragma unroll
+		for (int kk = 0; kk < GM_BK; kk += 16) {
+			uint32_t a[2][4];
+#pragma unroll
+			for (int mt = 0; mt < 2; mt++) {
+				const __half *ap = as + (wm + mt * 16 + g) * GM_LD + kk + 2 * tg;
+				a[mt][0] = gm_ld_h2(ap);
+				a[mt][1] = gm_ld_h2(ap + 8 * GM_LD);
+				a[mt][2] = gm_ld_h2(ap + 8);
+				a[mt][3] = gm_ld_h2(ap + 8 * GM_LD + 8);
+			}
+#pragma unroll
+			for (int nt = 0; nt < 4; nt++) {
+				const __half *bp = ws + (wn + nt * 8 + g) * GM_LD + kk + 2 * tg;
+				const uint32_t b0 = gm_ld_h2(bp), b1 = gm_ld_h2(bp + 8);
+#pragma unroll
+				for (int mt = 0; mt < 2; mt++) gm_mma(acc[mt][nt], a[mt], b0, b1);
+			}
+		}
+		if (more) {
+			stash(buf ^ 1);  // the other buffer: nobody reads it during this step
+			__syncthreads();
+			buf ^= 1;
+		}
+	}
+#pragma unroll
+	for (int mt = 0; mt < 2; mt++) {
+#pragma unroll
+		for (int nt = 0; nt < 4; nt++) {
+			const int col = m0 + wn + nt * 8 + 2 * tg;
+#pragma unroll
+			for (int hf = 0; hf < 2; hf++) {
+				const int r = r0 + wm + mt * 16 + g + hf * 8;
+				if (r < r_end) {
+					const int yr = y_idx ? y_idx[r] : r;
+					float *yp = Y + (size_t)yr * ldy + col;
+					if (col < M) yp[0] = acc[mt][nt][2 * hf];
+					if (col + 1 < M) yp[1] = acc[mt][nt][2 * hf + 1];
+				}
+			}
+		}
+	}
+}
