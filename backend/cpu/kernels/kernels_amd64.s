@@ -602,6 +602,274 @@ done12:
 	VZEROUPPER
 	RET
 
+// func dotF32x4AVX2(a []float32, b *float32, bstride int, dst *float32, dstride int)
+// Requires: AVX, FMA3
+TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-56
+	MOVQ   a_base+0(FP), AX
+	MOVQ   a_len+8(FP), CX
+	MOVQ   b+24(FP), DX
+	MOVQ   bstride+32(FP), BX
+	LEAQ   (BX)(BX*1), SI
+	LEAQ   (SI)(BX*1), DI
+	VPXORD Y0, Y0, Y0
+	VPXORD Y1, Y1, Y1
+	VPXORD Y2, Y2, Y2
+	VPXORD Y3, Y3, Y3
+	VPXORD Y4, Y4, Y4
+	VPXORD Y5, Y5, Y5
+	VPXORD Y6, Y6, Y6
+	VPXORD Y7, Y7, Y7
+
+loop13:
+	CMPQ        CX, $0x00000010
+	JL          one13
+	VMOVUPS     (AX), Y8
+	VFMADD231PS (DX), Y8, Y0
+	VFMADD231PS (DX)(BX*1), Y8, Y1
+	VFMADD231PS (DX)(SI*1), Y8, Y2
+	VFMADD231PS (DX)(DI*1), Y8, Y3
+	VMOVUPS     32(AX), Y8
+	VFMADD231PS 32(DX), Y8, Y4
+	VFMADD231PS 32(DX)(BX*1), Y8, Y5
+	VFMADD231PS 32(DX)(SI*1), Y8, Y6
+	VFMADD231PS 32(DX)(DI*1), Y8, Y7
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, CX
+	JMP         loop13
+
+one13:
+	TESTQ       CX, CX
+	JZ          done13
+	VMOVUPS     (AX), Y8
+	VFMADD231PS (DX), Y8, Y0
+	VFMADD231PS (DX)(BX*1), Y8, Y1
+	VFMADD231PS (DX)(SI*1), Y8, Y2
+	VFMADD231PS (DX)(DI*1), Y8, Y3
+
+done13:
+	MOVQ         dst+40(FP), AX
+	MOVQ         dstride+48(FP), CX
+	VADDPS       Y4, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X4
+	VMOVHLPS     X4, X4, X0
+	VADDPS       X0, X4, X4
+	VPSHUFD      $0x01, X4, X0
+	VADDSS       X0, X4, X4
+	VMOVSS       X4, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VADDPS       Y5, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VADDPS       Y6, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VADDPS       Y7, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	VZEROUPPER
+	RET
+
+// func axpyF32x4AVX2(x []float32, alpha *float32, astride int, y *float32, ystride int)
+// Requires: AVX, FMA3
+TEXT ·axpyF32x4AVX2(SB), NOSPLIT, $0-56
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	MOVQ         alpha+24(FP), DX
+	MOVQ         astride+32(FP), BX
+	VBROADCASTSS (DX), Y0
+	LEAQ         (DX)(BX*4), DX
+	VBROADCASTSS (DX), Y1
+	LEAQ         (DX)(BX*4), DX
+	VBROADCASTSS (DX), Y2
+	LEAQ         (DX)(BX*4), DX
+	VBROADCASTSS (DX), Y3
+	MOVQ         y+40(FP), DX
+	MOVQ         ystride+48(FP), BX
+	LEAQ         (BX)(BX*1), SI
+	LEAQ         (SI)(BX*1), DI
+
+loop14:
+	TESTQ       CX, CX
+	JZ          done14
+	VMOVUPS     (AX), Y4
+	VMOVUPS     (DX), Y5
+	VFMADD231PS Y4, Y0, Y5
+	VMOVUPS     Y5, (DX)
+	VMOVUPS     (DX)(BX*1), Y5
+	VFMADD231PS Y4, Y1, Y5
+	VMOVUPS     Y5, (DX)(BX*1)
+	VMOVUPS     (DX)(SI*1), Y5
+	VFMADD231PS Y4, Y2, Y5
+	VMOVUPS     Y5, (DX)(SI*1)
+	VMOVUPS     (DX)(DI*1), Y5
+	VFMADD231PS Y4, Y3, Y5
+	VMOVUPS     Y5, (DX)(DI*1)
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x00000008, CX
+	JMP         loop14
+
+done14:
+	VZEROUPPER
+	RET
+
+// func dotF32x4AVX512(a []float32, b *float32, bstride int, dst *float32, dstride int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·dotF32x4AVX512(SB), NOSPLIT, $0-56
+	MOVQ   a_base+0(FP), AX
+	MOVQ   a_len+8(FP), CX
+	MOVQ   b+24(FP), DX
+	MOVQ   bstride+32(FP), BX
+	LEAQ   (BX)(BX*1), SI
+	LEAQ   (SI)(BX*1), DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+loop15:
+	CMPQ        CX, $0x00000020
+	JL          one14
+	VMOVUPS     (AX), Z8
+	VFMADD231PS (DX), Z8, Z0
+	VFMADD231PS (DX)(BX*1), Z8, Z1
+	VFMADD231PS (DX)(SI*1), Z8, Z2
+	VFMADD231PS (DX)(DI*1), Z8, Z3
+	VMOVUPS     64(AX), Z8
+	VFMADD231PS 64(DX), Z8, Z4
+	VFMADD231PS 64(DX)(BX*1), Z8, Z5
+	VFMADD231PS 64(DX)(SI*1), Z8, Z6
+	VFMADD231PS 64(DX)(DI*1), Z8, Z7
+	ADDQ        $0x00000080, AX
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, CX
+	JMP         loop15
+
+one14:
+	TESTQ       CX, CX
+	JZ          done15
+	VMOVUPS     (AX), Z8
+	VFMADD231PS (DX), Z8, Z0
+	VFMADD231PS (DX)(BX*1), Z8, Z1
+	VFMADD231PS (DX)(SI*1), Z8, Z2
+	VFMADD231PS (DX)(DI*1), Z8, Z3
+
+done15:
+	MOVQ          dst+40(FP), AX
+	MOVQ          dstride+48(FP), CX
+	VADDPS        Z4, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVHLPS      X0, X0, X4
+	VADDPS        X4, X0, X0
+	VPSHUFD       $0x01, X0, X4
+	VADDSS        X4, X0, X0
+	VMOVSS        X0, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VADDPS        Z5, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VADDPS        Z6, Z2, Z2
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VADDPS        Z7, Z3, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	VZEROUPPER
+	RET
+
+// func axpyF32x4AVX512(x []float32, alpha *float32, astride int, y *float32, ystride int)
+// Requires: AVX, AVX512F
+TEXT ·axpyF32x4AVX512(SB), NOSPLIT, $0-56
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	MOVQ         alpha+24(FP), DX
+	MOVQ         astride+32(FP), BX
+	VBROADCASTSS (DX), Z0
+	LEAQ         (DX)(BX*4), DX
+	VBROADCASTSS (DX), Z1
+	LEAQ         (DX)(BX*4), DX
+	VBROADCASTSS (DX), Z2
+	LEAQ         (DX)(BX*4), DX
+	VBROADCASTSS (DX), Z3
+	MOVQ         y+40(FP), DX
+	MOVQ         ystride+48(FP), BX
+	LEAQ         (BX)(BX*1), SI
+	LEAQ         (SI)(BX*1), DI
+
+loop16:
+	TESTQ       CX, CX
+	JZ          done16
+	VMOVUPS     (AX), Z4
+	VMOVUPS     (DX), Z5
+	VFMADD231PS Z4, Z0, Z5
+	VMOVUPS     Z5, (DX)
+	VMOVUPS     (DX)(BX*1), Z5
+	VFMADD231PS Z4, Z1, Z5
+	VMOVUPS     Z5, (DX)(BX*1)
+	VMOVUPS     (DX)(SI*1), Z5
+	VFMADD231PS Z4, Z2, Z5
+	VMOVUPS     Z5, (DX)(SI*1)
+	VMOVUPS     (DX)(DI*1), Z5
+	VFMADD231PS Z4, Z3, Z5
+	VMOVUPS     Z5, (DX)(DI*1)
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, CX
+	JMP         loop16
+
+done16:
+	VZEROUPPER
+	RET
+
 // func quantizeQ8_0AVX2(nb int, src *float32, dst *byte)
 // Requires: AVX, AVX2, F16C
 TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-24
@@ -628,9 +896,9 @@ TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-24
 	VPBROADCASTD X6, Y6
 	VMOVDQU      q80perm<>+0(SB), Y7
 
-loop13:
+loop17:
 	TESTQ        AX, AX
-	JZ           done13
+	JZ           done17
 	VMOVUPS      (CX), Y9
 	VANDPS       Y0, Y9, Y8
 	VMOVUPS      32(CX), Y10
@@ -709,9 +977,9 @@ loop13:
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000022, DX
 	DECQ         AX
-	JMP          loop13
+	JMP          loop17
 
-done13:
+done17:
 	VZEROUPPER
 	RET
 
@@ -773,9 +1041,9 @@ TEXT ·quantizeQ8KAVX2(SB), NOSPLIT, $0-24
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X5
 
-loop14:
+loop18:
 	TESTQ        AX, AX
-	JZ           done14
+	JZ           done18
 	VMOVUPS      (CX), Y6
 	VMOVAPS      Y6, Y7
 	VMAXPS       32(CX), Y6, Y6
@@ -1286,9 +1554,9 @@ next1:
 	ADDQ $0x00000400, CX
 	ADDQ $0x00000124, DX
 	DECQ AX
-	JMP  loop14
+	JMP  loop18
 
-done14:
+done18:
 	VZEROUPPER
 	RET
 
@@ -1301,9 +1569,9 @@ TEXT ·dotQ8_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 
-loop15:
+loop19:
 	CMPQ         AX, $0x02
-	JL           one13
+	JL           one15
 	VPMOVSXBW    2(CX), Y2
 	VPMOVSXBW    18(CX), Y3
 	VPMOVSXBW    2(DX), Y4
@@ -1339,11 +1607,11 @@ loop15:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop15
+	JMP          loop19
 
-one13:
+one15:
 	TESTQ        AX, AX
-	JZ           done15
+	JZ           done19
 	VPMOVSXBW    2(CX), Y2
 	VPMOVSXBW    18(CX), Y3
 	VPMOVSXBW    2(DX), Y4
@@ -1361,7 +1629,7 @@ one13:
 	VCVTDQ2PS    Y4, Y4
 	VFMADD231PS  Y4, Y2, Y0
 
-done15:
+done19:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -1391,9 +1659,9 @@ TEXT ·dotQ8_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
 
-loop16:
+loop20:
 	CMPQ         AX, $0x02
-	JL           one14
+	JL           one16
 	VPMOVSXBW    2(CX), Y8
 	VPMOVSXBW    18(CX), Y9
 	VPMOVSXBW    2(DX), Y10
@@ -1513,11 +1781,11 @@ loop16:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop16
+	JMP          loop20
 
-one14:
+one16:
 	TESTQ        AX, AX
-	JZ           done16
+	JZ           done20
 	VPMOVSXBW    2(CX), Y8
 	VPMOVSXBW    18(CX), Y9
 	VPMOVSXBW    2(DX), Y10
@@ -1577,7 +1845,7 @@ one14:
 	VCVTDQ2PS    Y10, Y10
 	VFMADD231PS  Y10, Y8, Y3
 
-done16:
+done20:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -1630,9 +1898,9 @@ TEXT ·dotQ8_0Q8_0AVX512(SB), NOSPLIT, $0-28
 	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 
-loop17:
+loop21:
 	CMPQ         AX, $0x02
-	JL           one15
+	JL           one17
 	VPXORD       2(CX), Y2, Y3
 	VMOVDQU64    2(DX), Y6
 	VPXORD       Y4, Y4, Y4
@@ -1668,11 +1936,11 @@ loop17:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop17
+	JMP          loop21
 
-one15:
+one17:
 	TESTQ        AX, AX
-	JZ           done17
+	JZ           done21
 	VPXORD       2(CX), Y2, Y3
 	VMOVDQU64    2(DX), Y6
 	VPXORD       Y4, Y4, Y4
@@ -1690,7 +1958,7 @@ one15:
 	VCVTDQ2PS    Y4, Y4
 	VFMADD231PS  Y4, Y2, Y0
 
-done17:
+done21:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -1723,9 +1991,9 @@ TEXT ·dotQ8_0Q8_0x4AVX512(SB), NOSPLIT, $0-48
 	VMOVD        R8, X8
 	VPBROADCASTD X8, Y8
 
-loop18:
+loop22:
 	CMPQ         AX, $0x02
-	JL           one16
+	JL           one18
 	VPXORD       2(CX), Y8, Y9
 	VMOVDQU64    2(DX), Y12
 	VPXORD       Y10, Y10, Y10
@@ -1851,11 +2119,11 @@ loop18:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop18
+	JMP          loop22
 
-one16:
+one18:
 	TESTQ        AX, AX
-	JZ           done18
+	JZ           done22
 	VPXORD       2(CX), Y8, Y9
 	VMOVDQU64    2(DX), Y12
 	VPXORD       Y10, Y10, Y10
@@ -1918,7 +2186,7 @@ one16:
 	VCVTDQ2PS    Y10, Y10
 	VFMADD231PS  Y10, Y8, Y3
 
-done18:
+done22:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -2107,9 +2375,9 @@ TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 
-loop19:
+loop23:
 	CMPQ         AX, $0x02
-	JL           one17
+	JL           one19
 	VPBROADCASTD 2(CX), Y5
 	VPSHUFB      q5shuf<>+0(SB), Y5, Y5
 	VMOVDQU      6(CX), X3
@@ -2159,11 +2427,11 @@ loop19:
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop19
+	JMP          loop23
 
-one17:
+one19:
 	TESTQ        AX, AX
-	JZ           done19
+	JZ           done23
 	VPBROADCASTD 2(CX), Y5
 	VPSHUFB      q5shuf<>+0(SB), Y5, Y5
 	VMOVDQU      6(CX), X3
@@ -2188,7 +2456,7 @@ one17:
 	VCVTDQ2PS    Y3, Y3
 	VFMADD231PS  Y3, Y2, Y0
 
-done19:
+done23:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -2221,9 +2489,9 @@ TEXT ·dotQ5_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	VMOVD        R8, X8
 	VPBROADCASTD X8, Y8
 
-loop20:
+loop24:
 	CMPQ         AX, $0x02
-	JL           one18
+	JL           one20
 	VPBROADCASTD 2(CX), Y11
 	VPSHUFB      q5shuf<>+0(SB), Y11, Y11
 	VMOVDQU      6(CX), X9
@@ -2351,11 +2619,11 @@ loop20:
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop20
+	JMP          loop24
 
-one18:
+one20:
 	TESTQ        AX, AX
-	JZ           done20
+	JZ           done24
 	VPBROADCASTD 2(CX), Y11
 	VPSHUFB      q5shuf<>+0(SB), Y11, Y11
 	VMOVDQU      6(CX), X9
@@ -2419,7 +2687,7 @@ one18:
 	VCVTDQ2PS    Y9, Y9
 	VFMADD231PS  Y9, Y8, Y3
 
-done20:
+done24:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -2472,9 +2740,9 @@ TEXT ·dotQ5_0Q8_0AVX512(SB), NOSPLIT, $0-28
 	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 
-loop21:
+loop25:
 	CMPQ         AX, $0x02
-	JL           one19
+	JL           one21
 	VPBROADCASTD 2(CX), Y5
 	VPSHUFB      q5shuf<>+0(SB), Y5, Y5
 	VMOVDQU64    6(CX), X3
@@ -2526,11 +2794,11 @@ loop21:
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop21
+	JMP          loop25
 
-one19:
+one21:
 	TESTQ        AX, AX
-	JZ           done21
+	JZ           done25
 	VPBROADCASTD 2(CX), Y5
 	VPSHUFB      q5shuf<>+0(SB), Y5, Y5
 	VMOVDQU64    6(CX), X3
@@ -2556,7 +2824,7 @@ one19:
 	VCVTDQ2PS    Y4, Y4
 	VFMADD231PS  Y4, Y2, Y0
 
-done21:
+done25:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -2589,9 +2857,9 @@ TEXT ·dotQ5_0Q8_0x4AVX512(SB), NOSPLIT, $0-48
 	VMOVD        R8, X8
 	VPBROADCASTD X8, Y8
 
-loop22:
+loop26:
 	CMPQ         AX, $0x02
-	JL           one20
+	JL           one22
 	VPBROADCASTD 2(CX), Y11
 	VPSHUFB      q5shuf<>+0(SB), Y11, Y11
 	VMOVDQU64    6(CX), X9
@@ -2733,11 +3001,11 @@ loop22:
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop22
+	JMP          loop26
 
-one20:
+one22:
 	TESTQ        AX, AX
-	JZ           done22
+	JZ           done26
 	VPBROADCASTD 2(CX), Y11
 	VPSHUFB      q5shuf<>+0(SB), Y11, Y11
 	VMOVDQU64    6(CX), X9
@@ -2808,7 +3076,7 @@ one20:
 	VCVTDQ2PS    Y10, Y10
 	VFMADD231PS  Y10, Y8, Y3
 
-done22:
+done26:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -2895,9 +3163,9 @@ TEXT ·dotMXFP4Q8_0AVX2(SB), NOSPLIT, $0-28
 	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 
-loop23:
+loop27:
 	CMPQ         AX, $0x02
-	JL           one21
+	JL           one23
 	VMOVDQU      1(CX), X3
 	VPSRLW       $0x04, X3, X4
 	VINSERTI128  $0x01, X4, Y3, Y4
@@ -2951,11 +3219,11 @@ loop23:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop23
+	JMP          loop27
 
-one21:
+one23:
 	TESTQ        AX, AX
-	JZ           done23
+	JZ           done27
 	VMOVDQU      1(CX), X3
 	VPSRLW       $0x04, X3, X4
 	VINSERTI128  $0x01, X4, Y3, Y3
@@ -2982,7 +3250,7 @@ one21:
 	VCVTDQ2PS    Y3, Y3
 	VFMADD231PS  Y3, Y2, Y0
 
-done23:
+done27:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -3015,9 +3283,9 @@ TEXT ·dotMXFP4Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	VMOVD        R8, X8
 	VPBROADCASTD X8, Y8
 
-loop24:
+loop28:
 	CMPQ         AX, $0x02
-	JL           one22
+	JL           one24
 	VMOVDQU      1(CX), X9
 	VPSRLW       $0x04, X9, X10
 	VINSERTI128  $0x01, X10, Y9, Y10
@@ -3185,11 +3453,11 @@ loop24:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop24
+	JMP          loop28
 
-one22:
+one24:
 	TESTQ        AX, AX
-	JZ           done24
+	JZ           done28
 	VMOVDQU      1(CX), X9
 	VPSRLW       $0x04, X9, X10
 	VINSERTI128  $0x01, X10, Y9, Y9
@@ -3273,7 +3541,7 @@ one22:
 	VCVTDQ2PS    Y9, Y9
 	VFMADD231PS  Y9, Y8, Y3
 
-done24:
+done28:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -3326,9 +3594,9 @@ TEXT ·dotMXFP4Q8_0AVX512(SB), NOSPLIT, $0-28
 	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 
-loop25:
+loop29:
 	CMPQ         AX, $0x02
-	JL           one23
+	JL           one25
 	VMOVDQU64    1(CX), X3
 	VPSRLW       $0x04, X3, X4
 	VINSERTI32X4 $0x01, X4, Y3, Y4
@@ -3386,11 +3654,11 @@ loop25:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop25
+	JMP          loop29
 
-one23:
+one25:
 	TESTQ        AX, AX
-	JZ           done25
+	JZ           done29
 	VMOVDQU64    1(CX), X3
 	VPSRLW       $0x04, X3, X4
 	VINSERTI32X4 $0x01, X4, Y3, Y3
@@ -3419,7 +3687,7 @@ one23:
 	VCVTDQ2PS    Y4, Y4
 	VFMADD231PS  Y4, Y2, Y0
 
-done25:
+done29:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -3452,9 +3720,9 @@ TEXT ·dotMXFP4Q8_0x4AVX512(SB), NOSPLIT, $0-48
 	VMOVD        R8, X8
 	VPBROADCASTD X8, Y8
 
-loop26:
+loop30:
 	CMPQ         AX, $0x02
-	JL           one24
+	JL           one26
 	VMOVDQU64    1(CX), X9
 	VPSRLW       $0x04, X9, X10
 	VINSERTI32X4 $0x01, X10, Y9, Y10
@@ -3638,11 +3906,11 @@ loop26:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop26
+	JMP          loop30
 
-one24:
+one26:
 	TESTQ        AX, AX
-	JZ           done26
+	JZ           done30
 	VMOVDQU64    1(CX), X9
 	VPSRLW       $0x04, X9, X10
 	VINSERTI32X4 $0x01, X10, Y9, Y9
@@ -3734,7 +4002,7 @@ one24:
 	VCVTDQ2PS    Y10, Y10
 	VFMADD231PS  Y10, Y8, Y3
 
-done26:
+done30:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -3789,9 +4057,9 @@ TEXT ·dotMMFP4Q8_0AVX2(SB), NOSPLIT, $0-36
 	MOVL         $0x3f000000, SI
 	VMOVD        SI, X2
 
-loop27:
+loop31:
 	TESTQ        AX, AX
-	JZ           done27
+	JZ           done31
 	VPXORD       Y3, Y3, Y3
 	VMOVDQU      (CX), X4
 	VPSRLW       $0x04, X4, X5
@@ -3867,9 +4135,9 @@ loop27:
 	ADDQ         $0x02, DX
 	ADDQ         $0x00000088, BX
 	DECQ         AX
-	JMP          loop27
+	JMP          loop31
 
-done27:
+done31:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -3894,9 +4162,9 @@ TEXT ·dotMMFP4Q8_0AVX512(SB), NOSPLIT, $0-36
 	MOVL         $0x3f000000, SI
 	VMOVD        SI, X2
 
-loop28:
+loop32:
 	TESTQ        AX, AX
-	JZ           done28
+	JZ           done32
 	VPXORD       Y3, Y3, Y3
 	VMOVDQU64    (CX), X4
 	VPSRLW       $0x04, X4, X5
@@ -3980,9 +4248,9 @@ loop28:
 	ADDQ         $0x02, DX
 	ADDQ         $0x00000088, BX
 	DECQ         AX
-	JMP          loop28
+	JMP          loop32
 
-done28:
+done32:
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VMOVHLPS      X1, X1, X0
@@ -4006,9 +4274,9 @@ TEXT ·dotQ4KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X2
 
-loop29:
+loop33:
 	TESTQ        AX, AX
-	JZ           done29
+	JZ           done33
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -4101,9 +4369,9 @@ loop29:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop29
+	JMP          loop33
 
-done29:
+done33:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -4199,9 +4467,9 @@ TEXT ·dotQ4KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	MOVL         $0x80000000, R8
 	VMOVD        R8, X5
 
-loop30:
+loop34:
 	TESTQ        AX, AX
-	JZ           done30
+	JZ           done34
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -4402,9 +4670,9 @@ loop30:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop30
+	JMP          loop34
 
-done30:
+done34:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -4458,9 +4726,9 @@ TEXT ·dotQ4KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kidx2<>+0(SB), Z5
 	VMOVDQU64    q4kidx3<>+0(SB), Z6
 
-loop31:
+loop35:
 	TESTQ        AX, AX
-	JZ           done31
+	JZ           done35
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -4531,9 +4799,9 @@ loop31:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop31
+	JMP          loop35
 
-done31:
+done35:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -4867,9 +5135,9 @@ TEXT ·dotQ4KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64    q4kidx2<>+0(SB), Z8
 	VMOVDQU64    q4kidx3<>+0(SB), Z9
 
-loop32:
+loop36:
 	TESTQ        AX, AX
-	JZ           done32
+	JZ           done36
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -5000,9 +5268,9 @@ loop32:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop32
+	JMP          loop36
 
-done32:
+done36:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4
@@ -5072,9 +5340,9 @@ TEXT ·dotQ4KQ8Kx8AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64 q4kidx2<>+0(SB), Z11
 	VMOVDQU64 q4kidx3<>+0(SB), Z12
 
-loop33:
+loop37:
 	TESTQ        AX, AX
-	JZ           done33
+	JZ           done37
 	MOVL         4(CX), R9
 	MOVL         8(CX), R10
 	MOVL         12(CX), R11
@@ -5286,9 +5554,9 @@ loop33:
 	ADDQ         $0x00000124, DX
 	ADDQ         $0x00000124, R8
 	DECQ         AX
-	JMP          loop33
+	JMP          loop37
 
-done33:
+done37:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y8
@@ -5452,9 +5720,9 @@ TEXT ·dotQ5KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X2
 
-loop34:
+loop38:
 	TESTQ        AX, AX
-	JZ           done34
+	JZ           done38
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -5572,9 +5840,9 @@ loop34:
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop34
+	JMP          loop38
 
-done34:
+done38:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -5604,9 +5872,9 @@ TEXT ·dotQ5KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	MOVL         $0x80000000, R8
 	VMOVD        R8, X5
 
-loop35:
+loop39:
 	TESTQ        AX, AX
-	JZ           done35
+	JZ           done39
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -5832,9 +6100,9 @@ loop35:
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop35
+	JMP          loop39
 
-done35:
+done39:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -5888,9 +6156,9 @@ TEXT ·dotQ5KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kidx2<>+0(SB), Z5
 	VMOVDQU64    q4kidx3<>+0(SB), Z6
 
-loop36:
+loop40:
 	TESTQ           AX, AX
-	JZ              done36
+	JZ              done40
 	MOVL            4(CX), BX
 	MOVL            8(CX), SI
 	MOVL            12(CX), DI
@@ -5974,9 +6242,9 @@ loop36:
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop36
+	JMP             loop40
 
-done36:
+done40:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -6276,9 +6544,9 @@ TEXT ·dotQ5KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64    q4kidx2<>+0(SB), Z8
 	VMOVDQU64    q4kidx3<>+0(SB), Z9
 
-loop37:
+loop41:
 	TESTQ           AX, AX
-	JZ              done37
+	JZ              done41
 	MOVL            4(CX), R8
 	MOVL            8(CX), R9
 	MOVL            12(CX), R10
@@ -6422,9 +6690,9 @@ loop37:
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop37
+	JMP             loop41
 
-done37:
+done41:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4
@@ -6494,9 +6762,9 @@ TEXT ·dotQ5KQ8Kx8AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64 q4kidx2<>+0(SB), Z11
 	VMOVDQU64 q4kidx3<>+0(SB), Z12
 
-loop38:
+loop42:
 	TESTQ           AX, AX
-	JZ              done38
+	JZ              done42
 	MOVL            4(CX), R9
 	MOVL            8(CX), R10
 	MOVL            12(CX), R11
@@ -6721,9 +6989,9 @@ loop38:
 	ADDQ            $0x00000124, DX
 	ADDQ            $0x00000124, R8
 	DECQ            AX
-	JMP             loop38
+	JMP             loop42
 
-done38:
+done42:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y8
@@ -6816,9 +7084,9 @@ TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVQ   x+16(FP), DX
 	VXORPS Y0, Y0, Y0
 
-loop39:
+loop43:
 	TESTQ        AX, AX
-	JZ           done39
+	JZ           done43
 	VPMOVSXBW    192(CX), Y1
 	VPSLLW       $0x05, Y1, Y2
 	VPXOR        Y3, Y3, Y3
@@ -6921,9 +7189,9 @@ loop39:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop39
+	JMP          loop43
 
-done39:
+done43:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -7016,9 +7284,9 @@ TEXT ·dotQ6KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 
-loop40:
+loop44:
 	TESTQ        AX, AX
-	JZ           done40
+	JZ           done44
 	VPMOVSXBW    192(CX), Y4
 	VPSLLW       $0x05, Y4, Y5
 	VPXOR        Y6, Y6, Y6
@@ -7208,9 +7476,9 @@ loop40:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop40
+	JMP          loop44
 
-done40:
+done44:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -7263,9 +7531,9 @@ TEXT ·dotQ6KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64 c0f64<>+0(SB), Z7
 	VMOVDQU64 c3064<>+0(SB), Z8
 
-loop41:
+loop45:
 	TESTQ           AX, AX
-	JZ              done41
+	JZ              done45
 	VPMOVSXBW       192(CX), Y9
 	VPSLLW          $0x05, Y9, Y10
 	VPXORD          Y11, Y11, Y11
@@ -7316,9 +7584,9 @@ loop41:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop41
+	JMP             loop45
 
-done41:
+done45:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -7815,9 +8083,9 @@ TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64 c0f64<>+0(SB), Z10
 	VMOVDQU64 c3064<>+0(SB), Z11
 
-loop42:
+loop46:
 	TESTQ           AX, AX
-	JZ              done42
+	JZ              done46
 	VPMOVSXBW       192(CX), Y12
 	VPSLLW          $0x05, Y12, Y13
 	VPXORD          Y14, Y14, Y14
@@ -7907,9 +8175,9 @@ loop42:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop42
+	JMP             loop46
 
-done42:
+done46:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4
@@ -7977,9 +8245,9 @@ TEXT ·dotQ6KQ8Kx8AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64 q6kidx2<>+0(SB), Z10
 	VMOVDQU64 q6kidx3<>+0(SB), Z11
 
-loop43:
+loop47:
 	TESTQ           AX, AX
-	JZ              done43
+	JZ              done47
 	VPMOVSXBW       192(CX), Y12
 	VPSLLW          $0x05, Y12, Y13
 	VPXORD          Y14, Y14, Y14
@@ -8122,9 +8390,9 @@ loop43:
 	ADDQ            $0x00000124, DX
 	ADDQ            $0x00000124, R8
 	DECQ            AX
-	JMP             loop43
+	JMP             loop47
 
-done43:
+done47:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y8

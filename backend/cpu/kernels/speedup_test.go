@@ -55,7 +55,7 @@ func cpuPerOp(f func()) time.Duration {
 // (64 dot products). It runs only with
 // GLM_KERNEL_SPEEDUP=1 (it takes about a minute).
 func TestSpeedupReport(t *testing.T) {
-	if os.Getenv("GLM_KERNEL_SPEEDUP") != "1" {
+	if !speedupEnabled() {
 		t.Skip("set GLM_KERNEL_SPEEDUP=1 to measure")
 	}
 	type row struct {
@@ -126,4 +126,32 @@ func TestSpeedupReport(t *testing.T) {
 		}
 		fmt.Printf("%-26s %6d %10v %10v %10v %8s %8s\n", rw.name, rw.n, ts[0], ts[1], ts[2], sp(1), sp(2))
 	}
+}
+
+func speedupEnabled() bool { return os.Getenv("GLM_KERNEL_SPEEDUP") == "1" }
+
+// TestF32ColsSpeed compares the column kernels with per-column calls at the
+// attention shape (576-float latent rows, 20 heads); GLM_KERNEL_SPEEDUP=1.
+func TestF32ColsSpeed(t *testing.T) {
+	if !speedupEnabled() {
+		t.Skip("set GLM_KERNEL_SPEEDUP=1 to measure")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	const n, heads = 576, 20
+	a, b := randF32(r, n, 1), randF32(r, heads*n, 1)
+	dst, alpha := make([]float32, heads), randF32(r, heads, 1)
+	cols := cpuPerOp(func() { DotF32Cols(a, b, heads, dst, 1) })
+	one := cpuPerOp(func() {
+		for c := 0; c < heads; c++ {
+			dst[c] = DotF32(a, b[c*n:(c+1)*n])
+		}
+	})
+	acols := cpuPerOp(func() { AxpyF32Cols(a[:512], alpha, 1, b[:heads*512], heads) })
+	aone := cpuPerOp(func() {
+		for c := 0; c < heads; c++ {
+			AxpyF32(alpha[c], a[:512], b[c*512:(c+1)*512])
+		}
+	})
+	t.Logf("DotF32Cols 576x20: %v vs 20×DotF32 %v (%.2fx); AxpyF32Cols 512x20: %v vs 20×AxpyF32 %v (%.2fx)",
+		cols, one, float64(one)/float64(cols), acols, aone, float64(aone)/float64(acols))
 }

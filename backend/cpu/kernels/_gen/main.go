@@ -15,6 +15,7 @@ import (
 func main() {
 	genCPUID()
 	genF32()
+	genF32Multi()
 	genQuantize()
 	genQ8_0()
 	genQ5_0()

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// stridePtrs returns 4 memory operands base + c·stride (c = 0..3) sharing
+// one base register.
+func stridePtrs(base, stride Register) []Mem {
+	s2, s3 := GP64(), GP64()
+	LEAQ(Mem{Base: stride, Index: stride, Scale: 1}, s2)
+	LEAQ(Mem{Base: s2, Index: stride, Scale: 1}, s3)
+	return []Mem{{Base: base}, {Base: base, Index: stride, Scale: 1}, {Base: base, Index: s2, Scale: 1}, {Base: base, Index: s3, Scale: 1}}
+}
+
+func genF32Multi() {
+	for _, l := range []level{avx2, avx512} {
+		w := l.lanes()
+		name := "dotF32x4" + l.suffix
+		TEXT(name, NOSPLIT, "func(a []float32, b *float32, bstride int, dst *float32, dstride int)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s sets dst[c·dstride] = Σ_i a[i]·b[c·bstride/4 + i] for c = 0..3 over len(a)", name),
+			fmt.Sprintf("elements, a multiple of %d (bstride in bytes); a is loaded once for the 4 columns.", w))
+		{
+			A := Mem{Base: Load(Param("a").Base(), GP64())}
+			n := Load(Param("a").Len(), GP64())
+			B := stridePtrs(Load(Param("b"), GP64()), Load(Param("bstride"), GP64()))
+			var acc [2][4]VecVirtual
+			for u := range acc {
+				for c := range acc[u] {
+					acc[u][c] = l.vec()
+					zeroVec(acc[u][c])
+				}
+			}
+			loop, one, done := uniq("loop"), uniq("one"), uniq("done")
+			Label(loop)
+			CMPQ(n, U32(2*w))
+			JL(LabelRef(one))
+			for u := 0; u < 2; u++ {
+				t := l.vec()
+				VMOVUPS(A.Offset(4*w*u), t)
+				for c := range B {
+					VFMADD231PS(B[c].Offset(4*w*u), t, acc[u][c])
+				}
+			}
+			ADDQ(U32(8*w), A.Base)
+			ADDQ(U32(8*w), B[0].Base)
+			SUBQ(U32(2*w), n)
+			JMP(LabelRef(loop))
+			Label(one)
+			TESTQ(n, n)
+			JZ(LabelRef(done))
+			t := l.vec()
+			VMOVUPS(A, t)
+			for c := range B {
+				VFMADD231PS(B[c], t, acc[0][c])
+			}
+			Label(done)
+			dst := Load(Param("dst"), GP64())
+			ds := Load(Param("dstride"), GP64())
+			for c := 0; c < 4; c++ {
+				VADDPS(acc[1][c], acc[0][c], acc[0][c])
+				VMOVSS(hsumPS(l, acc[0][c]), Mem{Base: dst})
+				if c < 3 {
+					LEAQ(Mem{Base: dst, Index: ds, Scale: 4}, dst)
+				}
+			}
+			VZEROUPPER()
+			RET()
+		}
+
+		name = "axpyF32x4" + l.suffix
+		TEXT(name, NOSPLIT, "func(x []float32, alpha *float32, astride int, y *float32, ystride int)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s sets y[c·ystride/4 + i] = fma(alpha[c·astride], x[i], ·) for c = 0..3 over len(x)", name),
+			fmt.Sprintf("elements, a multiple of %d (ystride in bytes); x is loaded once for the 4 outputs.", w))
+		{
+			X := Mem{Base: Load(Param("x").Base(), GP64())}
+			n := Load(Param("x").Len(), GP64())
+			al := Load(Param("alpha"), GP64())
+			as := Load(Param("astride"), GP64())
+			av := make([]VecVirtual, 4)
+			for c := range av {
+				av[c] = l.vec()
+				VBROADCASTSS(Mem{Base: al}, av[c])
+				if c < 3 {
+					LEAQ(Mem{Base: al, Index: as, Scale: 4}, al)
+				}
+			}
+			Y := stridePtrs(Load(Param("y"), GP64()), Load(Param("ystride"), GP64()))
+			loop, done := uniq("loop"), uniq("done")
+			Label(loop)
+			TESTQ(n, n)
+			JZ(LabelRef(done))
+			xv := l.vec()
+			VMOVUPS(X, xv)
+			for c := range Y {
+				t := l.vec()
+				VMOVUPS(Y[c], t)
+				VFMADD231PS(xv, av[c], t)
+				VMOVUPS(t, Y[c])
+			}
+			ADDQ(U32(4*w), X.Base)
+			ADDQ(U32(4*w), Y[0].Base)
+			SUBQ(U32(w), n)
+			JMP(LabelRef(loop))
+			Label(done)
+			VZEROUPPER()
+			RET()
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package kernels
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+func TestF32Cols(t *testing.T) {
+	eachLevel(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(51, 52))
+		for _, n := range []int{0, 1, 7, 8, 9, 16, 17, 31, 32, 33, 63, 64, 100, 512, 576, 1000} {
+			for _, cols := range []int{0, 1, 3, 4, 5, 8, 9, 20} {
+				a := randF32(r, n, 1)
+				b := randF32(r, cols*n, 1)
+				const ldd = 3
+				dstLen := 0
+				if cols > 0 {
+					dstLen = (cols-1)*ldd + 1
+				}
+				dst, buf := guardedF32(dstLen, n%16)
+				for i := range dst {
+					dst[i] = -7 // gaps between outputs must stay
+				}
+				DotF32Cols(a, b, cols, dst, ldd)
+				checkGuardF32(t, buf, guardLen+n%16, dstLen)
+				for i := range dst {
+					c := i / ldd
+					if i%ldd != 0 {
+						if dst[i] != -7 {
+							t.Fatalf("n=%d cols=%d: gap %d written", n, cols, i)
+						}
+						continue
+					}
+					bc := b[c*n : (c+1)*n]
+					var abs float32
+					for k := range a {
+						abs += absF32(a[k] * bc[k])
+					}
+					if want := dotF32Generic(a, bc); !closeTo(dst[i], want, reduceTol(n, abs)) {
+						t.Fatalf("n=%d cols=%d c=%d: %v, twin %v", n, cols, c, dst[i], want)
+					}
+				}
+
+				const astride = 2
+				alpha := randF32(r, max(1, 2*cols), 1)
+				y0 := randF32(r, cols*n, 1)
+				y, ybuf := guardedF32(cols*n, (n+3)%16)
+				copy(y, y0)
+				AxpyF32Cols(a, alpha, astride, y, cols)
+				checkGuardF32(t, ybuf, guardLen+(n+3)%16, cols*n)
+				want := append([]float32(nil), y0...)
+				axpyF32ColsGeneric(a, alpha, astride, want, cols)
+				for i := range want {
+					c, k := i/max(n, 1), i%max(n, 1)
+					if !closeTo(y[i], want[i], 4*eps32*(absF32(alpha[c*astride]*a[k])+absF32(y0[i]))) {
+						t.Fatalf("axpy n=%d cols=%d i=%d: %v, twin %v", n, cols, i, y[i], want[i])
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestF32ColsBadShapesPanic(t *testing.T) {
+	for name, f := range map[string]func(){
+		"DotF32Cols short b":    func() { DotF32Cols(make([]float32, 4), make([]float32, 7), 2, make([]float32, 2), 1) },
+		"DotF32Cols short dst":  func() { DotF32Cols(make([]float32, 4), make([]float32, 8), 2, make([]float32, 2), 2) },
+		"AxpyF32Cols short y":   func() { AxpyF32Cols(make([]float32, 4), make([]float32, 2), 1, make([]float32, 7), 2) },
+		"AxpyF32Cols short alp": func() { AxpyF32Cols(make([]float32, 4), make([]float32, 2), 2, make([]float32, 8), 2) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
+
+func FuzzDotF32Cols(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9}, uint8(5), uint8(3))
+	f.Fuzz(func(t *testing.T, data []byte, nRaw, colsRaw uint8) {
+		n, cols := int(nRaw)%80, int(colsRaw)%11
+		r := rand.New(rand.NewPCG(uint64(len(data)), uint64(nRaw)<<8|uint64(colsRaw)))
+		a, b := make([]float32, n), make([]float32, cols*n)
+		for i := range a {
+			a[i] = float32(int8(r.Uint32())) / 16
+		}
+		for i := range b {
+			b[i] = float32(int8(r.Uint32())) / 8
+			if len(data) > 0 {
+				b[i] += float32(int8(data[i%len(data)]))
+			}
+		}
+		want := make([]float32, cols)
+		dotF32ColsGeneric(a, b, cols, want, 1)
+		for _, l := range fastLevels() {
+			restore := setLevel(l)
+			got := make([]float32, cols)
+			DotF32Cols(a, b, cols, got, 1)
+			restore()
+			for c := range got {
+				var abs float32
+				for k := range a {
+					abs += absF32(a[k] * b[c*n+k])
+				}
+				if !closeTo(got[c], want[c], reduceTol(n, abs)) {
+					t.Fatalf("%v n=%d c=%d: %v, twin %v", l, n, c, got[c], want[c])
+				}
+			}
+		}
+	})
+}
+
+func FuzzAxpyF32Cols(f *testing.F) {
+	f.Add([]byte{1, 2, 3}, uint8(17), uint8(6))
+	f.Fuzz(func(t *testing.T, data []byte, nRaw, colsRaw uint8) {
+		n, cols := int(nRaw)%80, int(colsRaw)%11
+		r := rand.New(rand.NewPCG(uint64(len(data)), uint64(nRaw)<<8|uint64(colsRaw)))
+		x, alpha, y0 := make([]float32, n), make([]float32, cols+1), make([]float32, cols*n)
+		for i := range x {
+			x[i] = float32(int8(r.Uint32())) / 16
+			if len(data) > 0 {
+				x[i] += float32(int8(data[i%len(data)]))
+			}
+		}
+		for i := range alpha {
+			alpha[i] = float32(int8(r.Uint32())) / 32
+		}
+		for i := range y0 {
+			y0[i] = float32(int8(r.Uint32()))
+		}
+		want := append([]float32(nil), y0...)
+		axpyF32ColsGeneric(x, alpha, 1, want, cols)
+		for _, l := range fastLevels() {
+			restore := setLevel(l)
+			got := append([]float32(nil), y0...)
+			AxpyF32Cols(x, alpha, 1, got, cols)
+			restore()
+			for i := range got {
+				c, k := i/n, i%n
+				if !closeTo(got[i], want[i], 4*eps32*(absF32(alpha[c]*x[k])+absF32(y0[i]))) {
+					t.Fatalf("%v n=%d i=%d: %v, twin %v", l, n, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}
