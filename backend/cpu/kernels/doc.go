@@ -26,6 +26,7 @@
 //	prefill:     MatXxx(n, wRows, rows, xqCols, cols, dst, ldd)  (dst column-major, ldd >= rows)
 //	by type:     ForType(gguf.TensorType) → Kernels{Dot, Rows, Mat}
 //	f32:         DotF32, SumSquares, AxpyF32, ScaleF32, DotBF16F32, DotF16F32
+//	attention:   DotF32Cols (one row · many heads), AxpyF32Cols (one row into many heads)
 //
 // where Xxx is Q4KQ8K, Q5KQ8K, Q6KQ8K, Q5_0Q8_0, Q8_0Q8_0, MXFP4Q8_0, and
 // DotMMFP4Q8_0(n, codes, scales, xq) (+Rows, Mat) for MMFP4_G128 slabs. All
