@@ -253,15 +253,7 @@ func (s *scheduler) run() {
 				return
 			}
 			if !idle {
-				// With every slot free the head of the queue still does not
-				// fit: it never will. Answer it rather than spin.
-				s.mu.Lock()
-				j := s.queue[0]
-				s.queue = s.queue[1:]
-				s.met.setDeferred(len(s.queue))
-				s.mu.Unlock()
-				j.out.push(event{Done: true, Err: fmt.Errorf("the request needs %d KV positions; the server has %d", j.reserve, s.kvBudget)})
-				continue
+				continue // submitted after admit looked: admit it now
 			}
 			select {
 			case <-s.wake:
@@ -320,7 +312,16 @@ func (s *scheduler) admit() {
 		}
 		free := s.pickSlot(j)
 		if free < 0 || s.reserved()+j.reserve > s.kvBudget {
-			return
+			if s.nActive() > 0 {
+				return // wait for a slot or KV room to free up
+			}
+			// Every slot is free and it still does not fit: it never will.
+			// Answer it rather than block the queue.
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			j.out.push(event{Done: true, Err: fmt.Errorf("the request needs %d KV positions; the server has %d", j.reserve, s.kvBudget)})
+			s.met.computeFailed()
+			continue
 		}
 		s.queue[0] = nil
 		s.queue = s.queue[1:]

@@ -483,7 +483,7 @@ func TestBurst(t *testing.T) {
 	text := getMetrics(t, ts.url)
 	assert.Equal(t, 300.0, metricValue(t, text, `requests_total{status="200"}`))
 	assert.GreaterOrEqual(t, metricValue(t, text, "queue_depth_peak"), 50.0, "most of a 100-request burst waits for one of 4 slots")
-	assert.LessOrEqual(t, metricValue(t, text, "queue_depth_peak"), 96.0)
+	assert.LessOrEqual(t, metricValue(t, text, "queue_depth_peak"), 99.0, "at least one request is admitted")
 	assert.Equal(t, 4.0, float64(eng.maxSeqs.Load()))
 }
 
