@@ -186,12 +186,19 @@ func FuzzDotF32(f *testing.F) {
 		for i := range a {
 			abs += absF32(a[i] * b[i])
 		}
+		var sq float32
+		for _, v := range a {
+			sq += v * v
+		}
 		for _, l := range fastLevels() {
 			restore := setLevel(l)
-			got := DotF32(a, b)
+			got, gotS := DotF32(a, b), SumSquares(a)
 			restore()
 			if want := dotF32Generic(a, b); !closeTo(got, want, reduceTol(n, abs)) {
 				t.Fatalf("%v n=%d: DotF32=%v twin=%v", l, n, got, want)
+			}
+			if want := sumSquaresGeneric(a); !closeTo(gotS, want, reduceTol(n, sq)) {
+				t.Fatalf("%v n=%d: SumSquares=%v twin=%v", l, n, gotS, want)
 			}
 		}
 	})
@@ -207,11 +214,20 @@ func FuzzAxpyF32(f *testing.F) {
 		}
 		want := append([]float32(nil), y...)
 		axpyF32Generic(a, x, want)
+		wantS := append([]float32(nil), y...)
+		scaleF32Generic(a, wantS)
 		for _, l := range fastLevels() {
 			restore := setLevel(l)
 			got := append([]float32(nil), y...)
 			AxpyF32(a, x, got)
+			gotS := append([]float32(nil), y...)
+			ScaleF32(a, gotS)
 			restore()
+			for i := range gotS { // ScaleF32 is bit-exact
+				if math.Float32bits(gotS[i]) != math.Float32bits(wantS[i]) && !(gotS[i] != gotS[i] && wantS[i] != wantS[i]) {
+					t.Fatalf("%v i=%d: ScaleF32 %v, twin %v", l, i, gotS[i], wantS[i])
+				}
+			}
 			for i := range got {
 				if !closeTo(got[i], want[i], 4*eps32*(absF32(a*x[i])+absF32(y[i]))) {
 					t.Fatalf("%v i=%d: got %v want %v", l, i, got[i], want[i])
