@@ -99,6 +99,9 @@ type Config struct {
 	Timeout time.Duration
 	// Log receives one line per notable event (nil = discard).
 	Log *log.Logger
+	// LogRequests adds one Log line per HTTP request: method, path, status,
+	// duration.
+	LogRequests bool
 }
 
 // resolvedConfig holds Config with every default applied.
@@ -113,6 +116,7 @@ type resolvedConfig struct {
 	ReasoningBudget                                    int
 	SSEPingInterval, Timeout                           time.Duration
 	Log                                                *log.Logger
+	LogRequests                                        bool
 }
 
 // Server serves the HTTP API. Create it with New, start serving at once
@@ -140,6 +144,7 @@ func New(cfg Config) (*Server, error) {
 		UBatch: cfg.UBatch, MaxQueue: cfg.MaxQueue, APIKeys: cfg.APIKeys, MaxBodyBytes: cfg.MaxBodyBytes,
 		EnableThinking: true, ChatTemplateKwargs: cfg.ChatTemplateKwargs, ReasoningFormat: cfg.ReasoningFormat,
 		ReasoningBudget: -1, SSEPingInterval: cfg.SSEPingInterval, Timeout: cfg.Timeout, Log: cfg.Log,
+		LogRequests: cfg.LogRequests,
 	}
 	if rc.MaxBatchSize == 0 {
 		rc.MaxBatchSize = 8
@@ -339,9 +344,13 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // metrics) and dispatches to the routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w}
+	start := time.Now()
 	defer func() {
 		if rec.status != 0 {
 			s.met.response(rec.status)
+		}
+		if s.cfg.LogRequests {
+			s.cfg.Log.Printf("%s %s %s -> %d in %v", r.RemoteAddr, r.Method, r.URL.Path, rec.status, time.Since(start).Round(time.Microsecond))
 		}
 	}()
 	path := r.URL.Path

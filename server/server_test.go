@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"math"
 	"net/http"
 	"regexp"
@@ -853,4 +854,31 @@ func TestSlots(t *testing.T) {
 	assert.EqualValues(t, 100000, slots[0]["n_ctx"])
 	assert.Greater(t, slots[0]["n_past"].(float64), 3.0)
 	assert.Equal(t, false, slots[1]["is_processing"])
+}
+
+func TestLogRequests(t *testing.T) {
+	var buf syncBuffer
+	ts := startServer(t, server.Config{Log: log.New(&buf, "", 0), LogRequests: true}, &fakeEngine{})
+	post(t, ts.url+"/v1/chat/completions", chatHi)
+	do(t, "GET", ts.url+"/nope", "")
+	assert.Regexp(t, `POST /v1/chat/completions -> 200 in `, buf.String())
+	assert.Regexp(t, `GET /nope -> 404 in `, buf.String())
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -79,6 +79,7 @@ func run(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 		SSEPingInterval: time.Duration(o.ssePing) * time.Second,
 		Timeout:         time.Duration(o.timeout) * time.Second,
 		Log:             lg,
+		LogRequests:     o.verbose,
 	}
 	if o.reasoning == "off" {
 		off := false

@@ -110,7 +110,7 @@ func TestServeGLMTiny(t *testing.T) {
 	exit := make(chan int, 1)
 	go func() {
 		exit <- run([]string{"--model-path", model, "--host", "127.0.0.1", "--port", "0",
-			"--max-batch-size", "4", "--max-seq-len", "512", "--alias", "tiny", "-t", "2"}, &stdout, &stderr, sig)
+			"--max-batch-size", "4", "--max-seq-len", "512", "--alias", "tiny", "-t", "2", "-v"}, &stdout, &stderr, sig)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(stderr.String(), "Ready to serve requests!") {
@@ -162,6 +162,7 @@ func TestServeGLMTiny(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("glmserve did not exit after SIGTERM")
 	}
+	assert.Contains(t, stderr.String(), "POST /v1/chat/completions -> 200", "-v logs every request")
 	assert.Contains(t, stderr.String(), "draining in-flight requests")
 	assert.Contains(t, stderr.String(), "shut down cleanly")
 	_, err = http.Get(url + "/health")
