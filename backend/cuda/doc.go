@@ -59,7 +59,19 @@
 //     cores (mma.sync, f16 hi/lo split for f32 accuracy) with cp.async
 //     double buffering by default, an f32 CUDA-core fallback.
 //
-// Not yet written: prefill GEMM (tensor-core MMQ), prefill attention,
-// embedding lookup, f32 cache, fused kernels (norm+quantize, gate+up+SwiGLU,
-// down+combine+residual), sampling other than greedy.
+//   - Prefill (kernels/gemm.cu): DequantF16 (Q4_K, Q6_K, Q5_0, Q8_0, BF16,
+//     F16, F32 -> f16), ToF16Rows (convert/gather activations), Gemm
+//     (grouped f16 mma.sync GEMM, f32 accumulation, row offsets per group
+//     and scattered output rows for MoE experts, strided groups for heads)
+//     and GemmW (the same with the weight dequantised inside the tile loads;
+//     measured slower than DequantF16 + Gemm, kept opt-in). MLADecode with
+//     Tokens > 1 runs a causal prefill pass (per-token key counts); F16QP
+//     selects plain f16 Q/P (fast path); KVF32 an f32 cache (CUDA cores).
+//   - GatherRows (embedding lookup by device ids, strided copies),
+//     CacheStoreF32, WeightedSumTokens, RMSNormQ81 and SwiGLUQ81 (fused
+//     with the Q8_1 quantisation for decode), Spin (profiling helper).
+//
+// Not yet written: an MMQ-style GEMM reading quantised weights at full
+// speed, a multi-token-per-block flash attention for long prefill,
+// gate+up / down+combine+residual fusions, sampling other than greedy.
 package cuda

@@ -161,3 +161,75 @@ func (c *Ctx) Gemm(m GemmF16) error {
 		ptrArg(m.W), i64Arg(m.WGroupStride), ptrArg(m.Y), i64Arg(m.LDY), i64Arg(m.YGroupStride), optPtr(m.YIdx),
 		i32Arg(m.M), i32Arg(m.K))
 }
+
+var gemmWKernels = map[gguf.TensorType]string{
+	gguf.TypeQ4_K: "gemm_w_q4_K", gguf.TypeQ6_K: "gemm_w_q6_K", gguf.TypeQ5_0: "gemm_w_q5_0",
+	gguf.TypeQ8_0: "gemm_w_q8_0", gguf.TypeF32: "gemm_w_f32", gguf.TypeBF16: "gemm_w_bf16", gguf.TypeF16: "gemm_w_f16",
+}
+
+// SupportsGemmW reports whether GemmW handles weight type t.
+func SupportsGemmW(t gguf.TensorType) bool { _, ok := gemmWKernels[t]; return ok }
+
+// GemmW is Gemm with W in its own (GGUF) type t instead of f16: group g's
+// M rows of K values start at W + g·M·RowBytes(K) bytes (experts or heads
+// contiguous; WGroupStride is ignored) and are dequantised to f16 inside
+// the tile loads, so no f16 copy of the weight is made.
+func (c *Ctx) GemmW(m GemmF16, t gguf.TensorType) error {
+	const op = "GemmW"
+	name, ok := gemmWKernels[t]
+	if !ok {
+		return errArg(op, "no kernel for weight type %s", t)
+	}
+	groups := max(m.Groups, 1)
+	if err := positive(op, "M", m.M, "K", m.K); err != nil {
+		return err
+	}
+	if m.K%32 != 0 || m.LDA%8 != 0 || m.AGroupStride%8 != 0 || m.LDA < m.K || m.LDY < m.M || m.K%t.BlockSize() != 0 {
+		return errArg(op, "K %d (multiple of 32 and of the %s block), LDA %d (multiple of 8, >= K), AGroupStride %d, LDY %d (>= M %d)",
+			m.K, t, m.LDA, m.AGroupStride, m.LDY, m.M)
+	}
+	if m.A.ptr%16 != 0 || m.W.ptr%16 != 0 {
+		return errArg(op, "A and W must be 16-byte aligned")
+	}
+	rb, err := t.RowBytes(uint64(m.K))
+	if err != nil {
+		return errArg(op, "%v", err)
+	}
+	rowBytes := int64(rb)
+	if t == gguf.TypeF16 && rowBytes%16 != 0 {
+		return errArg(op, "f16 rows of %d bytes are not 16-byte aligned", rowBytes)
+	}
+	rows := m.NRows
+	if !isZero(m.RowOff) {
+		rows = m.MaxRows
+	}
+	if rows <= 0 {
+		return nil
+	}
+	if !isZero(m.RowOff) {
+		if err := need(op, "RowOff", m.RowOff, 4*int64(groups+1)); err != nil {
+			return err
+		}
+	} else if err := need(op, "A", m.A, 2*(int64(groups-1)*int64(m.AGroupStride)+int64(m.NRows-1)*int64(m.LDA)+int64(m.K))); err != nil {
+		return err
+	}
+	groupBytes := int64(m.M) * rowBytes
+	if err := need(op, "W", m.W, int64(groups)*groupBytes); err != nil {
+		return err
+	}
+	if m.Y.ptr == 0 {
+		return errArg(op, "Y is a nil buffer")
+	}
+	if isZero(m.YIdx) && isZero(m.RowOff) {
+		if err := need(op, "Y", m.Y, 4*(int64(groups-1)*int64(m.YGroupStride)+int64(m.NRows-1)*int64(m.LDY)+int64(m.M))); err != nil {
+			return err
+		}
+	}
+	if groups > 65535 || ceilDiv(rows, 64) > 65535 {
+		return errArg(op, "%d groups or %d rows out of range", groups, rows)
+	}
+	return c.launch(name, [3]uint32{uint32(ceilDiv(m.M, 64)), uint32(ceilDiv(rows, 64)), uint32(groups)}, grid1(128), 0,
+		ptrArg(m.A), i64Arg(m.LDA), i64Arg(m.AGroupStride), optPtr(m.RowOff), i32Arg(m.NRows),
+		ptrArg(m.W), uint64(rowBytes), uint64(groupBytes), ptrArg(m.Y), i64Arg(m.LDY), i64Arg(m.YGroupStride), optPtr(m.YIdx),
+		i32Arg(m.M), i32Arg(m.K))
+}

@@ -315,3 +315,45 @@ func TestFusedQ81(t *testing.T) {
 		t.Errorf("SwiGLUQ81: %d of %d Q8_1 bytes differ from SwiGLU + QuantizeQ81", n, len(p1))
 	}
 }
+
+// TestGemmW checks the fused-dequantisation GEMM against the f16 GEMM on
+// the same weights dequantised by DequantF16 (same f16 values, so the
+// results agree to f32 rounding), grouped as experts with a scattered
+// output.
+func TestGemmW(t *testing.T) {
+	d := device(t)
+	r := newRNG(t)
+	const n, M, K, G = 90, 80, 512, 3
+	off := []int32{0, 50, 50, n}
+	a := gauss(r, n*K, 1)
+	perm := make([]int32, n)
+	for i, p := range r.Perm(n) {
+		perm[i] = int32(p)
+	}
+	for _, typ := range []gguf.TensorType{gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeQ5_0, gguf.TypeQ8_0, gguf.TypeBF16, gguf.TypeF32, gguf.TypeF16} {
+		w := randomWeights(r, typ, G*M, K)
+		var got, want []float32
+		run(t, d, func(k *kit) {
+			ab := k.upload(f16Bytes(a))
+			wb := k.upload(w)
+			w16 := k.alloc(2 * G * M * K)
+			k.check(k.c.DequantF16(wb, typ, G*M, K, w16))
+			ya, yb := k.alloc(4*n*M), k.alloc(4*n*M)
+			k.check(k.c.FillF32(ya, float32(math.NaN())))
+			k.check(k.c.FillF32(yb, float32(math.NaN())))
+			g := cuda.GemmF16{A: ab, LDA: K, RowOff: k.i32(off), MaxRows: 50, W: w16, WGroupStride: M * K, Y: yb,
+				LDY: M, YIdx: k.i32(perm), M: M, K: K, Groups: G}
+			k.check(k.c.Gemm(g))
+			g.W, g.Y = wb, ya
+			k.check(k.c.GemmW(g, typ))
+			got, want = k.readF32(ya, n*M), k.readF32(yb, n*M)
+		})
+		w64 := make([]float64, len(want))
+		for i, v := range want {
+			w64[i] = float64(v)
+		}
+		if e := relL2(got, w64); !(e < 1e-6) {
+			t.Errorf("%s: GemmW vs DequantF16+Gemm rel_l2 %.3e", typ, e)
+		}
+	}
+}

@@ -73,8 +73,11 @@ type gpuRunner struct {
 	xqOwner                               *act
 	mla                                   cuda.Buffer // MLA split scratch
 	// prefill GEMM (fast mode, passes of at least gemmMinTokens tokens)
-	gemm         bool
-	wf16         cuda.Buffer // one weight tensor dequantised to f16
+	gemm bool
+	// dequantise each weight tensor to f16 (wf16) before a plain f16 GEMM
+	// (default), or in the GEMM's tile loads (GLMRUN_CUDA_GEMM_FUSED=1)
+	gemmDequant  bool
+	wf16         cuda.Buffer
 	a16          cuda.Buffer // activations in f16
 	a16Owner     *act
 	perm         cuda.Buffer // int32 [ub·k]: routed slots sorted by expert
@@ -437,16 +440,18 @@ func (g *gpuRunner) allocActs(c *cuda.Ctx) error {
 	alloc(&g.xq, cuda.Q81Bytes(1, 32)*int64(maxAct/32+1))
 	g.gemm = !g.exact && os.Getenv("GLMRUN_CUDA_NOGEMM") == "" && U >= gemmMinTokens
 	if g.gemm {
-		var maxW int64
-		for _, ly := range g.layers {
-			for _, w := range []gpuWeight{ly.q, ly.qa, ly.qb, ly.kva, ly.kb, ly.vb, ly.out, ly.gate, ly.up, ly.down,
-				ly.gateExps, ly.upExps, ly.downExps, ly.gateSh, ly.upSh, ly.downSh} {
-				maxW = max(maxW, int64(w.nexp)*int64(w.rows)*int64(w.cols))
+		if g.gemmDequant = os.Getenv("GLMRUN_CUDA_GEMM_FUSED") == ""; g.gemmDequant {
+			var maxW int64
+			for _, ly := range g.layers {
+				for _, w := range []gpuWeight{ly.q, ly.qa, ly.qb, ly.kva, ly.kb, ly.vb, ly.out, ly.gate, ly.up, ly.down,
+					ly.gateExps, ly.upExps, ly.downExps, ly.gateSh, ly.upSh, ly.downSh} {
+					maxW = max(maxW, int64(w.nexp)*int64(w.rows)*int64(w.cols))
+				}
 			}
+			alloc(&g.wf16, 2*maxW)
 		}
 		maxA := max(U*k*max(cfg.NEmbd, cfg.NFFExp), U*H*cfg.KeyLengthMLA, U*H*cfg.KVLoraRank, U*ffMax,
 			U*max(cfg.QLoraRank, 1), U*H*cfg.ValueLengthMLA, U*cfg.NEmbd)
-		alloc(&g.wf16, 2*maxW)
 		alloc(&g.a16, 2*int64(maxA))
 		alloc(&g.perm, f(U*k))
 		alloc(&g.offs, f(cfg.NExpert+1))

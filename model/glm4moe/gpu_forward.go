@@ -81,7 +81,7 @@ const gemmMinTokens = 32
 // useGemm reports whether weight w multiplies a pass of n tokens on tensor
 // cores.
 func (g *gpuRunner) useGemm(w gpuWeight, n int) bool {
-	return g.gemm && n >= gemmMinTokens && w.cols%32 == 0 && cuda.SupportsDequantF16(w.typ)
+	return g.gemm && n >= gemmMinTokens && w.cols%32 == 0 && cuda.SupportsGemmW(w.typ)
 }
 
 // toF16 converts activation a into the f16 scratch (once per activation).
@@ -97,13 +97,21 @@ func (g *gpuRunner) toF16(c *cuda.Ctx, a *act) error {
 	return nil
 }
 
-// dequant expands weight w into the f16 weight scratch.
-func (g *gpuRunner) dequant(c *cuda.Ctx, w gpuWeight) error {
+// gemmW enqueues m with weight w: by default through an f16 copy of the
+// whole tensor (DequantF16 into wf16, then Gemm); with
+// GLMRUN_CUDA_GEMM_FUSED=1 with w in its own type, dequantised in the tile
+// loads (GemmW), which measured slower on an H200 (pp512 4029 vs 4453 t/s,
+// notes/gpu-integration.md run 5).
+func (g *gpuRunner) gemmW(c *cuda.Ctx, m cuda.GemmF16, w gpuWeight) error {
+	if !g.gemmDequant {
+		return c.GemmW(m, w.typ)
+	}
 	if err := c.DequantF16(w.buf, w.typ, w.nexp*w.rows, w.cols, g.wf16); err != nil {
 		return err
 	}
 	g.prof.mark(c, "dequant f16")
-	return nil
+	m.W, m.WGroupStride = g.wf16, w.rows*w.cols
+	return c.Gemm(m)
 }
 
 // mm enqueues y = W·x for the n token rows of a (y row t at element
@@ -115,10 +123,7 @@ func (g *gpuRunner) mm(c *cuda.Ctx, w gpuWeight, a *act, n int, y cuda.Buffer, y
 	if err := g.toF16(c, a); err != nil {
 		return err
 	}
-	if err := g.dequant(c, w); err != nil {
-		return err
-	}
-	if err := c.Gemm(cuda.GemmF16{A: g.a16, LDA: a.cols, NRows: n, W: g.wf16, Y: y, LDY: yStride, M: w.rows, K: w.cols}); err != nil {
+	if err := g.gemmW(c, cuda.GemmF16{A: g.a16, LDA: a.cols, NRows: n, W: w.buf, Y: y, LDY: yStride, M: w.rows, K: w.cols}, w); err != nil {
 		return err
 	}
 	g.prof.mark(c, "gemm")
@@ -134,11 +139,8 @@ func (g *gpuRunner) headGemm(c *cuda.Ctx, w gpuWeight, a cuda.Buffer, rows, lda,
 	}
 	g.a16Owner = nil
 	g.prof.mark(c, "to f16")
-	if err := g.dequant(c, w); err != nil {
-		return err
-	}
-	if err := c.Gemm(cuda.GemmF16{A: g.a16, LDA: lda * (rows / n), AGroupStride: aGroup, NRows: n, W: g.wf16,
-		WGroupStride: w.rows * w.cols, Y: y, LDY: ldy, YGroupStride: yGroup, M: w.rows, K: w.cols, Groups: w.nexp}); err != nil {
+	if err := g.gemmW(c, cuda.GemmF16{A: g.a16, LDA: lda * (rows / n), AGroupStride: aGroup, NRows: n, W: w.buf,
+		Y: y, LDY: ldy, YGroupStride: yGroup, M: w.rows, K: w.cols, Groups: w.nexp}, w); err != nil {
 		return err
 	}
 	g.prof.mark(c, "gemm heads")
@@ -482,11 +484,8 @@ func (g *gpuRunner) expertsGemm(c *cuda.Ctx, ly *gpuLayer, h *act, n int) error 
 	}
 	g.prof.mark(c, "expert sort (host)")
 	gemm := func(w gpuWeight, lda int, y cuda.Buffer, ldy int) error {
-		if err := g.dequant(c, w); err != nil {
-			return err
-		}
-		if err := c.Gemm(cuda.GemmF16{A: g.a16, LDA: lda, RowOff: g.offs, MaxRows: maxSeg, W: g.wf16,
-			WGroupStride: w.rows * w.cols, Y: y, LDY: ldy, YIdx: g.perm, M: w.rows, K: w.cols, Groups: ne}); err != nil {
+		if err := g.gemmW(c, cuda.GemmF16{A: g.a16, LDA: lda, RowOff: g.offs, MaxRows: maxSeg, W: w.buf,
+			Y: y, LDY: ldy, YIdx: g.perm, M: w.rows, K: w.cols, Groups: ne}, w); err != nil {
 			return err
 		}
 		g.prof.mark(c, "gemm experts")
@@ -534,6 +533,8 @@ func (g *gpuRunner) inputs(c *cuda.Ctx, rows []rowRef, tokens []int32, want []in
 	if n == 1 {
 		p.splits = g.decodeSplits
 	} else {
+		// 16 key tiles per split, bounded by the scratch (4 tiles measured
+		// slower: pp512 4453 vs 4645 t/s on an H200)
 		p.splits = min(max((maxKV+511)/512, 1), max(g.mlaSplitTok/n, 1))
 	}
 	for _, b := range []struct {

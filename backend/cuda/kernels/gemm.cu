@@ -8,134 +8,128 @@
 // over experts or heads.
 #include "common.cuh"
 
-// ---- dequantisation to f16 (one thread per 8 consecutive values) ----
-// out holds the tensor's values in row-major order (blocks along rows, as in
-// the GGUF data). n8 = number of values / 8; consecutive threads write
-// consecutive 16-byte chunks (coalesced), a warp covers 256 values.
+// ---- dequantisation of 8 consecutive values ----
+// deq8<WT>(row, k, v): values k..k+7 (k % 8 == 0) of a row of weight type
+// WT starting at `row` (rows made of whole blocks; for Q4_K the row must be
+// 16-byte aligned, which 144-byte blocks keep when the tensor is). Used by
+// the dequant_f16_* kernels and, fused into the tile loads, by gemm_w_*.
+
+enum { WT_F16 = 0, WT_Q4K, WT_Q6K, WT_Q5_0, WT_Q8_0, WT_F32, WT_BF16 };
 
 static __device__ __forceinline__ float ld_f16(const unsigned char *p) {
 	const uint16_t u = (uint16_t)p[0] | ((uint16_t)p[1] << 8);
 	return __half2float(__ushort_as_half(u));
 }
 
-static __device__ __forceinline__ void store8(__half *out, long long i8, const float *v) {
-	uint4 u;
+static __device__ __forceinline__ uint32_t sel3(int i, uint32_t a, uint32_t b, uint32_t c) {
+	return i == 0 ? a : (i == 1 ? b : c);
+}
+
+template <int WT>
+static __device__ __forceinline__ void deq8(const unsigned char *__restrict__ row, long long k, float *v) {
+	if constexpr (WT == WT_Q4K) {
+		// 144-byte blocks of 256: d, dmin (f16), scales[12] (6-bit packed), qs[128]
+		const unsigned char *b = row + (k / 256) * 144;
+		const int t = (int)((k % 256) / 8), sb = t / 4;
+		const uint32_t dd = *(const uint32_t *)b;
+		const uint32_t s0 = *(const uint32_t *)(b + 4), s1 = *(const uint32_t *)(b + 8), s2 = *(const uint32_t *)(b + 12);
+#define SCB(j) ((sel3((j) >> 2, s0, s1, s2) >> (8 * ((j) & 3))) & 0xff)
+		int sc, m;
+		if (sb < 4) {
+			sc = SCB(sb) & 63;
+			m = SCB(sb + 4) & 63;
+		} else {
+			sc = (SCB(sb + 4) & 0xF) | ((SCB(sb - 4) >> 6) << 4);
+			m = (SCB(sb + 4) >> 4) | ((SCB(sb) >> 6) << 4);
+		}
+#undef SCB
+		const float d = __half2float(__ushort_as_half((unsigned short)(dd & 0xffff)));
+		const float dmin = __half2float(__ushort_as_half((unsigned short)(dd >> 16)));
+		const float d1 = d * (float)sc, m1 = dmin * (float)m;
+		const uint2 qv = *(const uint2 *)(b + 16 + 32 * (sb / 2) + (t % 4) * 8);
+		const int shift = (sb % 2) * 4;
+#pragma unroll
+		for (int l = 0; l < 8; l++) {
+			const uint32_t byte = ((l < 4 ? qv.x : qv.y) >> (8 * (l & 3))) & 0xff;
+			v[l] = d1 * (float)((byte >> shift) & 0xF) - m1;
+		}
+	} else if constexpr (WT == WT_Q6K) {
+		// 210-byte blocks of 256: ql[128], qh[64], scales[16] int8, d
+		const unsigned char *b = row + (k / 256) * 210;
+		const int t = (int)((k % 256) / 8), s = t / 4, n = s / 4, qq = s % 4, l0 = (t % 4) * 8;
+		const unsigned char *ql = b + 64 * n + (qq & 1) * 32 + l0;
+		const unsigned char *qh = b + 128 + 32 * n + l0;
+		const float dsc = ld_f16(b + 208) * (float)((const signed char *)(b + 192))[8 * n + 2 * qq + l0 / 16];
+		const int nshift = (qq >> 1) * 4, hshift = 2 * qq;
+#pragma unroll
+		for (int l = 0; l < 8; l++) v[l] = dsc * (float)((((ql[l] >> nshift) & 0xF) | (((qh[l] >> hshift) & 3) << 4)) - 32);
+	} else if constexpr (WT == WT_Q5_0) {
+		// 22-byte blocks of 32: d, qh[4], qs[16]; value j: low bits qs[j] & 0xF
+		// (j < 16) or qs[j-16] >> 4, high bit qh bit j
+		const unsigned char *b = row + (k / 32) * 22;
+		const int j0 = (int)(k % 32);
+		const float d = ld_f16(b);
+		const uint32_t qh = (uint32_t)b[2] | ((uint32_t)b[3] << 8) | ((uint32_t)b[4] << 16) | ((uint32_t)b[5] << 24);
+		const unsigned char *qs = b + 6;
+#pragma unroll
+		for (int l = 0; l < 8; l++) {
+			const int j = j0 + l;
+			const int lo = j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4);
+			const int hi = (int)((qh >> j) & 1u) << 4;  // int arithmetic: (lo | hi) - 16 may be negative
+			v[l] = d * (float)((lo | hi) - 16);
+		}
+	} else if constexpr (WT == WT_Q8_0) {
+		const unsigned char *b = row + (k / 32) * 34;
+		const int j0 = (int)(k % 32);
+		const float d = ld_f16(b);
+#pragma unroll
+		for (int l = 0; l < 8; l++) v[l] = d * (float)(signed char)b[2 + j0 + l];
+	} else if constexpr (WT == WT_F32) {
+		const float *x = (const float *)row + k;
+#pragma unroll
+		for (int l = 0; l < 8; l++) v[l] = x[l];
+	} else if constexpr (WT == WT_BF16) {
+		const uint16_t *x = (const uint16_t *)row + k;
+#pragma unroll
+		for (int l = 0; l < 8; l++) v[l] = __uint_as_float((uint32_t)x[l] << 16);
+	} else {  // WT_F16
+		const __half *x = (const __half *)row + k;
+#pragma unroll
+		for (int l = 0; l < 8; l++) v[l] = __half2float(x[l]);
+	}
+}
+
+static __device__ __forceinline__ uint4 pack8(const float *v) {
 	__half2 h[4];
 #pragma unroll
 	for (int i = 0; i < 4; i++) h[i] = __floats2half2_rn(v[2 * i], v[2 * i + 1]);
+	uint4 u;
 	u.x = *(uint32_t *)&h[0];
 	u.y = *(uint32_t *)&h[1];
 	u.z = *(uint32_t *)&h[2];
 	u.w = *(uint32_t *)&h[3];
-	*(uint4 *)(out + i8 * 8) = u;
+	return u;
 }
 
-#define DEQ_PROLOGUE                                                     \
-	const long long i8 = (long long)blockIdx.x * blockDim.x + threadIdx.x; \
-	if (i8 >= n8) return;                                                \
-	float v[8];
-
-// Q4_K (144-byte blocks of 256): thread t of a block's 32 takes values
-// 8t..8t+7 of sub-block sb = t/4 (low nibbles for even sb, high for odd).
-extern "C" __global__ void dequant_f16_q4_K(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
-	DEQ_PROLOGUE
-	const unsigned char *b = w + (i8 / 32) * 144;
-	const int t = (int)(i8 % 32), sb = t / 4;
-	const float d = ld_f16(b), dmin = ld_f16(b + 2);
-	const unsigned char *sc = b + 4;
-	int s, m;
-	if (sb < 4) {
-		s = sc[sb] & 63;
-		m = sc[sb + 4] & 63;
-	} else {
-		s = (sc[sb + 4] & 0xF) | ((sc[sb - 4] >> 6) << 4);
-		m = (sc[sb + 4] >> 4) | ((sc[sb] >> 6) << 4);
+// ---- dequantisation to f16 (one thread per 8 consecutive values) ----
+// out holds the tensor's values in row-major order; n8 = values / 8;
+// consecutive threads write consecutive 16-byte chunks (coalesced).
+#define DEQ_KERNEL(name, WT)                                                                               \
+	extern "C" __global__ void name(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) { \
+		const long long i8 = (long long)blockIdx.x * blockDim.x + threadIdx.x;                            \
+		if (i8 >= n8) return;                                                                             \
+		float v[8];                                                                                       \
+		deq8<WT>(w, i8 * 8, v);                                                                           \
+		*(uint4 *)(out + i8 * 8) = pack8(v);                                                              \
 	}
-	const float d1 = d * (float)s, m1 = dmin * (float)m;
-	const unsigned char *q = b + 16 + 32 * (sb / 2) + (t % 4) * 8;
-	const int shift = (sb % 2) * 4;
-#pragma unroll
-	for (int l = 0; l < 8; l++) v[l] = d1 * (float)((q[l] >> shift) & 0xF) - m1;
-	store8(out, i8, v);
-}
 
-// Q6_K (210-byte blocks of 256: ql[128], qh[64], scales[16] int8, d): value
-// group s = t/4 of 32 is half n = s/4, quarter qq = s%4; l = (t%4)*8 + j.
-extern "C" __global__ void dequant_f16_q6_K(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
-	DEQ_PROLOGUE
-	const unsigned char *b = w + (i8 / 32) * 210;
-	const int t = (int)(i8 % 32), s = t / 4, n = s / 4, qq = s % 4, l0 = (t % 4) * 8;
-	const unsigned char *ql = b + 64 * n + (qq & 1) * 32 + l0;
-	const unsigned char *qh = b + 128 + 32 * n + l0;
-	const float d = ld_f16(b + 208);
-	const float dsc = d * (float)((const signed char *)(b + 192))[8 * n + 2 * qq + l0 / 16];
-	const int nshift = (qq >> 1) * 4, hshift = 2 * qq;
-#pragma unroll
-	for (int l = 0; l < 8; l++) {
-		const int q = (((ql[l] >> nshift) & 0xF) | (((qh[l] >> hshift) & 3) << 4)) - 32;
-		v[l] = dsc * (float)q;
-	}
-	store8(out, i8, v);
-}
-
-// Q5_0 (22-byte blocks of 32: d, qh[4], qs[16]): value j has low bits
-// qs[j] & 0xF (j < 16) or qs[j-16] >> 4, and high bit qh bit j.
-extern "C" __global__ void dequant_f16_q5_0(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
-	DEQ_PROLOGUE
-	const unsigned char *b = w + (i8 / 4) * 22;
-	const int j0 = (int)(i8 % 4) * 8;
-	const float d = ld_f16(b);
-	const uint32_t qh = (uint32_t)b[2] | ((uint32_t)b[3] << 8) | ((uint32_t)b[4] << 16) | ((uint32_t)b[5] << 24);
-	const unsigned char *qs = b + 6;
-#pragma unroll
-	for (int l = 0; l < 8; l++) {
-		const int j = j0 + l;
-		const int lo = j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4);
-		const int hi = (int)((qh >> j) & 1u) << 4;  // int arithmetic: (lo | hi) - 16 may be negative
-		v[l] = d * (float)((lo | hi) - 16);
-	}
-	store8(out, i8, v);
-}
-
-// Q8_0 (34-byte blocks of 32: d, qs[32] int8).
-extern "C" __global__ void dequant_f16_q8_0(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
-	DEQ_PROLOGUE
-	const unsigned char *b = w + (i8 / 4) * 34;
-	const int j0 = (int)(i8 % 4) * 8;
-	const float d = ld_f16(b);
-#pragma unroll
-	for (int l = 0; l < 8; l++) v[l] = d * (float)(signed char)b[2 + j0 + l];
-	store8(out, i8, v);
-}
-
-// Float weights (4-byte aligned data): f32, f16 (copy) and bf16.
-extern "C" __global__ void dequant_f16_f32(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
-	DEQ_PROLOGUE
-	const float *x = (const float *)w + i8 * 8;
-#pragma unroll
-	for (int l = 0; l < 8; l++) v[l] = x[l];
-	store8(out, i8, v);
-}
-
-extern "C" __global__ void dequant_f16_f16(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
-	const long long i8 = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-	if (i8 >= n8) return;
-	const uint32_t *x = (const uint32_t *)w + i8 * 4;  // 4-byte aligned only
-	uint4 u;
-	u.x = x[0];
-	u.y = x[1];
-	u.z = x[2];
-	u.w = x[3];
-	*(uint4 *)(out + i8 * 8) = u;
-}
-
-extern "C" __global__ void dequant_f16_bf16(const unsigned char *__restrict__ w, __half *__restrict__ out, long long n8) {
-	DEQ_PROLOGUE
-	const uint16_t *x = (const uint16_t *)w + i8 * 8;
-#pragma unroll
-	for (int l = 0; l < 8; l++) v[l] = __uint_as_float((uint32_t)x[l] << 16);
-	store8(out, i8, v);
-}
+DEQ_KERNEL(dequant_f16_q4_K, WT_Q4K)
+DEQ_KERNEL(dequant_f16_q6_K, WT_Q6K)
+DEQ_KERNEL(dequant_f16_q5_0, WT_Q5_0)
+DEQ_KERNEL(dequant_f16_q8_0, WT_Q8_0)
+DEQ_KERNEL(dequant_f16_f32, WT_F32)
+DEQ_KERNEL(dequant_f16_f16, WT_F16)
+DEQ_KERNEL(dequant_f16_bf16, WT_BF16)
 
 // dst row r (cols f16 at dst + r*dst_stride) = f16(src row (idx ? idx[r] : r) / div
 // at src + row*src_stride). Grid: (ceil(cols/256), rows).
@@ -173,10 +167,15 @@ static __device__ __forceinline__ void gm_mma(float *c, const uint32_t *a, uint3
 	    : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-extern "C" __global__ void __launch_bounds__(128)
-gemm_f16(const __half *__restrict__ A, long long lda, long long a_group_stride, const int *__restrict__ row_off, int n_rows,
-         const __half *__restrict__ W, long long w_group_stride, float *__restrict__ Y, long long ldy,
-         long long y_group_stride, const int *__restrict__ y_idx, int M, int K) {
+// W row m of group g starts at W + g*w_group_bytes + m*w_row_bytes and holds
+// K values of type WT, dequantised to f16 as the tile is loaded (WT_F16:
+// plain 16-byte loads).
+template <int WT>
+static __device__ __forceinline__ void gemm_body(const __half *__restrict__ A, long long lda, long long a_group_stride,
+                                                 const int *__restrict__ row_off, int n_rows,
+                                                 const unsigned char *__restrict__ W, long long w_row_bytes,
+                                                 long long w_group_bytes, float *__restrict__ Y, long long ldy,
+                                                 long long y_group_stride, const int *__restrict__ y_idx, int M, int K) {
 	__shared__ __align__(16) __half As[2][GM_BM * GM_LD];
 	__shared__ __align__(16) __half Ws[2][GM_BN * GM_LD];
 	const int grp = blockIdx.z;
@@ -189,7 +188,7 @@ gemm_f16(const __half *__restrict__ A, long long lda, long long a_group_stride, 
 	if (r0 >= r_end) return;  // whole block
 	const int m0 = blockIdx.x * GM_BN;
 	A += (size_t)grp * a_group_stride;
-	W += (size_t)grp * w_group_stride;
+	W += (size_t)grp * w_group_bytes;
 	Y += (size_t)grp * y_group_stride;
 	const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 	const int g = lane >> 2, tg = lane & 3;
@@ -209,7 +208,17 @@ gemm_f16(const __half *__restrict__ A, long long lda, long long a_group_stride, 
 			const int idx = tid + it * 128, row = idx >> 2, c8 = (idx & 3) * 8;
 			const int ar = r0 + row, wr = m0 + row;
 			ra[it] = ar < r_end ? *(const uint4 *)(A + (size_t)ar * lda + k0 + c8) : make_uint4(0, 0, 0, 0);
-			rw[it] = wr < M ? *(const uint4 *)(W + (size_t)wr * K + k0 + c8) : make_uint4(0, 0, 0, 0);
+			if (wr < M) {
+				if constexpr (WT == WT_F16) {
+					rw[it] = *(const uint4 *)(W + (size_t)wr * w_row_bytes + 2 * (size_t)(k0 + c8));
+				} else {
+					float v[8];
+					deq8<WT>(W + (size_t)wr * w_row_bytes, k0 + c8, v);
+					rw[it] = pack8(v);
+				}
+			} else {
+				rw[it] = make_uint4(0, 0, 0, 0);
+			}
 		}
 	};
 	auto stash = [&](int buf) {
@@ -271,3 +280,30 @@ gemm_f16(const __half *__restrict__ A, long long lda, long long a_group_stride, 
 		}
 	}
 }
+
+extern "C" __global__ void __launch_bounds__(128)
+gemm_f16(const __half *__restrict__ A, long long lda, long long a_group_stride, const int *__restrict__ row_off, int n_rows,
+         const __half *__restrict__ W, long long w_group_stride, float *__restrict__ Y, long long ldy,
+         long long y_group_stride, const int *__restrict__ y_idx, int M, int K) {
+	gemm_body<WT_F16>(A, lda, a_group_stride, row_off, n_rows, (const unsigned char *)W, 2LL * K, 2 * w_group_stride, Y,
+	                  ldy, y_group_stride, y_idx, M, K);
+}
+
+// gemm_w_*: gemm_f16 with W in its GGUF type (row bytes and group stride in
+// bytes), dequantised in the tile loader: no f16 copy of the weight.
+#define GEMMW_KERNEL(name, WT)                                                                                          \
+	extern "C" __global__ void __launch_bounds__(128)                                                                  \
+	name(const __half *__restrict__ A, long long lda, long long a_group_stride, const int *__restrict__ row_off,          \
+	     int n_rows, const unsigned char *__restrict__ W, long long w_row_bytes, long long w_group_bytes,                \
+	     float *__restrict__ Y, long long ldy, long long y_group_stride, const int *__restrict__ y_idx, int M, int K) { \
+		gemm_body<WT>(A, lda, a_group_stride, row_off, n_rows, W, w_row_bytes, w_group_bytes, Y, ldy, y_group_stride,    \
+		              y_idx, M, K);                                                                                   \
+	}
+
+GEMMW_KERNEL(gemm_w_q4_K, WT_Q4K)
+GEMMW_KERNEL(gemm_w_q6_K, WT_Q6K)
+GEMMW_KERNEL(gemm_w_q5_0, WT_Q5_0)
+GEMMW_KERNEL(gemm_w_q8_0, WT_Q8_0)
+GEMMW_KERNEL(gemm_w_f32, WT_F32)
+GEMMW_KERNEL(gemm_w_bf16, WT_BF16)
+GEMMW_KERNEL(gemm_w_f16, WT_F16)
