@@ -47,13 +47,16 @@
 // references in the tests)
 //
 //   - QuantizeQ81: f32 rows -> Q8_1 activation blocks (llama.cpp mmvq convention).
+//
 //   - MatVec: Q4_K, Q5_0, Q6_K, Q8_0 weights (dp4a on Q8_1 activations) and
 //     F32, F16, BF16 weights (f32 activations); plain or expert-indexed
 //     (ids read on the device), block-per-row or warp-per-row layouts.
+//
 //   - RMSNorm, RoPE (interleaved pairs, positions on the device), SwiGLU,
 //     Add, WeightedSum (MoE combine), Router (sigmoid + bias top-k,
 //     normalise, scale), CacheStoreF16 (latent cache append at a device
 //     position), Argmax (greedy sampling).
+//
 //   - MLADecode: absorbed-MLA decode attention over the f16 latent cache,
 //     split over the sequence (flash-decoding) with a combine pass; tensor
 //     cores (mma.sync, f16 hi/lo split for f32 accuracy) with cp.async
@@ -67,6 +70,7 @@
 //     measured slower than DequantF16 + Gemm, kept opt-in). MLADecode with
 //     Tokens > 1 runs a causal prefill pass (per-token key counts); F16QP
 //     selects plain f16 Q/P (fast path); KVF32 an f32 cache (CUDA cores).
+//
 //   - GatherRows (embedding lookup by device ids, strided copies),
 //     CacheStoreF32, WeightedSumTokens, RMSNormQ81 and SwiGLUQ81 (fused
 //     with the Q8_1 quantisation for decode), Spin (profiling helper).
