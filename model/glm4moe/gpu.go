@@ -542,3 +542,32 @@ func (m *Model) Close() error {
 	}
 	return m.gpu.close()
 }
+
+// Release frees the device memory of a cache of a CUDA model and the decode
+// graphs captured for it; the cache holds no tokens and no room afterwards
+// (Cap 0), so later use fails with the usual "do not fit" error. Without
+// Release a CUDA cache's memory lives until Model.Close. It is a no-op for a
+// CPU model's cache.
+func (c *Cache) Release() error {
+	if c == nil || c.gpu == nil || c.m == nil || c.m.gpu == nil {
+		return nil
+	}
+	g := c.m.gpu
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	err := g.dev.Do(func(cc *cuda.Ctx) error {
+		var errs []error
+		for k, gr := range g.graphs {
+			if k.c == c {
+				errs = append(errs, cc.DestroyGraph(gr))
+				delete(g.graphs, k)
+			}
+		}
+		for _, b := range c.gpu.layers {
+			errs = append(errs, cc.Free(b))
+		}
+		return errors.Join(errs...)
+	})
+	c.gpu, c.n, c.cap = nil, 0, 0
+	return err
+}

@@ -522,6 +522,9 @@ func (g *gpuRunner) inputs(c *cuda.Ctx, rows []rowRef, tokens []int32, want []in
 	maxKV := 0
 	p := pass{n: n, nWant: len(want), argmax: argmax}
 	for i, r := range rows {
+		if r.c.gpu == nil {
+			return p, fmt.Errorf("glm4moe: cache has no device memory (released, or not made by this CUDA model)")
+		}
 		tok[i], pos[i], nkv[i] = tokens[i], int32(r.pos), int32(r.pos+1)
 		maxKV = max(maxKV, r.pos+1)
 		if i == 0 || rows[i-1].c != r.c {

@@ -147,6 +147,15 @@ func TestGPUDecodeGreedy(t *testing.T) {
 			t.Errorf("ForwardBatch sequence %d: rel_l2 %.3g vs a separate pass", i, rel)
 		}
 	}
+	// Released caches free their memory and refuse further tokens.
+	for _, c := range []*glm4moe.Cache{ca, cb, c1, c2} {
+		if err := c.Release(); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+	}
+	if _, err := m.Forward(ca, toks[:1], false); err == nil {
+		t.Fatal("Forward on a released cache succeeded")
+	}
 }
 
 func envInts(t *testing.T, key, def string) []int {
@@ -322,4 +331,46 @@ func TestGPUBench(t *testing.T) {
 	_, free, _, _ = m.VRAM()
 	t.Logf("results (t/s, mean ± sd over %d reps, ub %d):\n| test | t/s |\n|---|---|\n%s\nVRAM free after: %.2f GiB; power now %.0f W (ok=%v)",
 		reps, ub, strings.Join(table, "\n"), float64(free)/(1<<30), tel.PowerW, tel.HasPower)
+}
+
+// TestDeviceOption checks the CPU side of the device options: "cpu" and ""
+// load, an unknown device is an error naming it, Release of a CPU cache is
+// a no-op, and DecodeGreedy on the CPU is Forward's argmax.
+func TestDeviceOption(t *testing.T) {
+	path := testdata.GLMTiny(t, "glm-tiny-q4_k_m.gguf")
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := glm4moe.Load(f, glm4moe.Options{Device: "tpu"}); err == nil || !strings.Contains(err.Error(), "tpu") {
+		t.Fatalf("Device tpu: error %v, want one naming the device", err)
+	}
+	m, err := glm4moe.Load(f, glm4moe.Options{Device: "cpu", Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Options().Device != "cpu" {
+		t.Errorf("Options().Device = %q", m.Options().Device)
+	}
+	toks := readTokens(t)[:6]
+	ca, _ := m.NewCache(8)
+	cb, _ := m.NewCache(8)
+	if err := cb.Release(); err != nil {
+		t.Fatal(err)
+	}
+	logits, err := m.Forward(ca, toks, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Forward(cb, toks[:5], false); err != nil {
+		t.Fatal(err)
+	}
+	id, err := m.DecodeGreedy(cb, toks[5])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(id) != argmax(logits) {
+		t.Errorf("DecodeGreedy %d, argmax of Forward %d", id, argmax(logits))
+	}
 }
