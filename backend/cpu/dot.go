@@ -23,11 +23,30 @@ var dotKernels = map[gguf.TensorType]DotFunc{
 	gguf.TypeQ4_1:  quant.DotQ4_1Q8_1,
 	gguf.TypeQ5_1:  quant.DotQ5_1Q8_1,
 	gguf.TypeMXFP4: quant.DotMXFP4Q8_0,
-	gguf.TypeQ5_0:  kernels.DotQ5_0Q8_0,
-	gguf.TypeQ8_0:  kernels.DotQ8_0Q8_0,
-	gguf.TypeQ4_K:  kernels.DotQ4KQ8K,
-	gguf.TypeQ5_K:  kernels.DotQ5KQ8K,
-	gguf.TypeQ6_K:  kernels.DotQ6KQ8K,
+}
+
+// RowsFunc sets dst[r] = dot(weight row r, xq) for r < len(dst): w holds
+// len(dst) consecutive weight rows of n elements, xq one activation row
+// quantized to the vec-dot type. Decode (one activation row) uses it so a
+// kernel call covers a whole run of rows.
+type RowsFunc func(n int, w, xq []byte, dst []float32)
+
+// rowsKernels holds the many-rows form for the types package kernels covers.
+var rowsKernels = map[gguf.TensorType]RowsFunc{}
+
+// init registers the SIMD kernels of package kernels (kernels.ForType) as
+// the dot, rows and tile kernels of every type they cover (Q4_K, Q5_K,
+// Q6_K, Q5_0, Q8_0, MXFP4).
+func init() {
+	for _, t := range []gguf.TensorType{gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K, gguf.TypeQ5_0, gguf.TypeQ8_0, gguf.TypeMXFP4} {
+		k, ok := kernels.ForType(t)
+		if !ok {
+			continue
+		}
+		dotKernels[t] = DotFunc(k.Dot)
+		rowsKernels[t] = RowsFunc(k.Rows)
+		tileKernels[t] = TileFunc(k.Mat)
+	}
 }
 
 // dotF16 and dotBF16 dot a half-precision weight row with float32
@@ -42,13 +61,8 @@ type TileFunc func(n int, w []byte, rows int, x []byte, cols int, dst []float32,
 
 // tileKernels holds the tile (matrix-matrix) kernels used for products over
 // several activation rows (prefill); types without one go row by row.
-var tileKernels = map[gguf.TensorType]TileFunc{
-	gguf.TypeQ4_K: kernels.MatQ4KQ8K,
-	gguf.TypeQ5_K: kernels.MatQ5KQ8K,
-	gguf.TypeQ6_K: kernels.MatQ6KQ8K,
-	gguf.TypeQ5_0: kernels.MatQ5_0Q8_0,
-	gguf.TypeQ8_0: kernels.MatQ8_0Q8_0,
-}
+// (registered in init from package kernels).
+var tileKernels = map[gguf.TensorType]TileFunc{}
 
 // DotKernel returns the dot kernel for weight type t: the registered fast
 // kernel if there is one, else quant's reference VecDot.

@@ -90,6 +90,7 @@ type job struct {
 	qb   int    // bytes per quantized activation row
 	dot  DotFunc
 	tile TileFunc  // nil: row by row
+	rows RowsFunc  // nil: row by row (used when N == 1)
 	f32  []float32 // F32 weight view
 }
 
@@ -144,6 +145,7 @@ func MatMulBatch(p *Pool, mode Mode, jobs []Job) error {
 			}
 			j.dot = dot
 			j.tile = tileKernels[w.Type]
+			j.rows = rowsKernels[w.Type]
 		default:
 			if err := CheckType(w.Type); err != nil {
 				return err
@@ -174,9 +176,15 @@ func MatMulBatch(p *Pool, mode Mode, jobs []Job) error {
 			// Rows of one job and one group up to hi form a segment.
 			r0 := r - base
 			r1 := min(hi-base, j.W.Rows, (r0/j.g.rows+1)*j.g.rows)
-			if j.tile != nil && j.g.n > 1 {
+			switch {
+			case j.rows != nil && j.g.n == 1:
+				// One activation row: outputs of one group are contiguous.
+				k := r0 / j.g.rows
+				rb := j.W.RowBytes()
+				j.rows(j.W.Cols, j.W.Data[r0*rb:r1*rb], j.xq[k*j.qb:(k+1)*j.qb], j.Out[j.g.outIdx(r0, 0):j.g.outIdx(r0, 0)+r1-r0])
+			case j.tile != nil && j.g.n > 1:
 				j.tileRows(r0, r1)
-			} else {
+			default:
 				for q := r0; q < r1; q++ {
 					if err := j.row(q, &scratch, maxCols); err != nil {
 						errs[worker] = err

@@ -162,12 +162,33 @@ func (m *Model) run(rows []rowRef, tokens []int32, want []int) ([]float32, error
 	for i, r := range rows {
 		s.rope[i] = cpu.NewRoPETable(r.pos, c.RopeDim, c.RopeFreqBase)
 	}
+	last := len(m.layers) - 1
 	for l := range m.layers {
 		if err := m.attention(l, rows, x, s); err != nil {
 			return nil, fmt.Errorf("glm4moe: layer %d attention: %w", l, err)
 		}
+		if l == last && len(want) < n {
+			// Only the wanted rows feed the output: the last FFN runs on
+			// them alone (none when no logits are wanted), as llama.cpp
+			// drops non-output rows at its last layer.
+			if len(want) == 0 {
+				return nil, nil
+			}
+			xo := make([]float32, len(want)*d)
+			for k, r := range want {
+				copy(xo[k*d:(k+1)*d], x[r*d:(r+1)*d])
+			}
+			x, n = xo, len(want)
+			want = nil // rows of x are now the wanted rows in order
+		}
 		if err := m.ffn(l, x, n, s); err != nil {
 			return nil, fmt.Errorf("glm4moe: layer %d ffn: %w", l, err)
+		}
+	}
+	if want == nil {
+		want = make([]int, n)
+		for k := range want {
+			want[k] = k
 		}
 	}
 	if len(want) == 0 {
