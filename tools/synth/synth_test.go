@@ -544,7 +544,7 @@ func TestFP16(t *testing.T) {
 // TestActivationsStayFinite runs glmrun's engine over a 47-layer file of
 // the small shape: the weight magnitudes keep logits finite and O(1).
 func TestActivationsStayFinite(t *testing.T) {
-	for _, q := range []Quant{QuantQ4KM, QuantBF16} {
+	for _, q := range []Quant{QuantQ4KM, QuantMMFP4, QuantBF16} {
 		s := smallShape(47)
 		f, err := gguf.Parse(generate(t, s, q, 11, 2))
 		if err != nil {
