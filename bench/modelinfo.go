@@ -17,6 +17,8 @@ type ModelDesc struct {
 	Params uint64
 	// Layers is the number of main layers (block_count − nextn_predict_layers).
 	Layers int
+	// CtxTrain is <arch>.context_length (0 if absent).
+	CtxTrain int
 }
 
 // ftypeNames is llama.cpp's llama_ftype_name table (general.file_type ids),
@@ -82,6 +84,9 @@ func Describe(f *gguf.File) (ModelDesc, error) {
 		if n, err := f.Uint32(arch + ".nextn_predict_layers"); err == nil && int(n) <= d.Layers {
 			d.Layers -= int(n)
 		}
+	}
+	if v, err := f.Uint32(arch + ".context_length"); err == nil {
+		d.CtxTrain = int(v)
 	}
 	var ftype string
 	if ft, err := f.Uint32("general.file_type"); err == nil {

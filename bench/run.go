@@ -230,6 +230,15 @@ func (r *Runner) Run() error {
 			eng, loaded = e, opt
 		}
 		nctx := in.NPrompt + in.NGen + in.Depth
+		if ct := descs[in.Model].CtxTrain; ct > 0 && nctx > ct {
+			reason := fmt.Sprintf("context of %d tokens exceeds the model's training context %d", nctx, ct)
+			if in.Split && p.SeedMode() {
+				fmt.Fprintf(r.Stderr, "warning: skipping %s: %s\n", in.Name(), reason)
+				r.Skipped = append(r.Skipped, Skip{NPrompt: in.NPrompt, NGen: in.NGen, NDepth: in.Depth, Reason: reason})
+				continue
+			}
+			fmt.Fprintf(r.Stderr, "warning: %s: %s\n", in.Name(), reason)
+		}
 		var kvBytes uint64
 		if ks, ok := eng.(KVSizer); ok {
 			kvBytes = ks.KVBytes(nctx)

@@ -78,6 +78,7 @@ func tinyFile(t *testing.T, layers uint32, withFtype bool) string {
 	}
 	must(w.AddKV("general.architecture", gguf.String("deepseek2")))
 	must(w.AddKV("deepseek2.block_count", gguf.Uint32(layers)))
+	must(w.AddKV("deepseek2.context_length", gguf.Uint32(64)))
 	if withFtype {
 		must(w.AddKV("general.file_type", gguf.Uint32(15)))
 	}
@@ -226,6 +227,12 @@ func TestRunnerSkipsWhatDoesNotFit(t *testing.T) {
 	s := Summarize(r.Results, r.Skipped, r.Started)
 	if s.PromptsTested != 1 || len(s.Skipped) != 1 {
 		t.Errorf("summary %+v", s)
+	}
+	// Beyond the training context (64 in tinyFile): skipped in seed mode.
+	r, _, _, stderr, err = runFake(t, []string{"-m", model, "--prompt-sizes", "8,100", "--output-tokens", "4", "-r", "1",
+		"-o", "none"}, 1<<40)
+	if err != nil || len(r.Results) != 1 || len(r.Skipped) != 1 || !strings.Contains(r.Skipped[0].Reason, "training context 64") {
+		t.Errorf("ctx skip: %v %d %+v %s", err, len(r.Results), r.Skipped, stderr)
 	}
 	// Outside seed mode a test that does not fit is an error.
 	if _, _, _, _, err := runFake(t, []string{"-m", model, "-p", "32", "-n", "0", "-r", "1", "-o", "none"}, 20000); err == nil {
