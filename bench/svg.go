@@ -46,9 +46,9 @@ func esc(s string) string {
 // num formats a value for axis ticks and labels.
 func num(v float64) string {
 	switch a := math.Abs(v); {
-	case a >= 1e6 && math.Mod(v, 1e6) == 0:
+	case a >= 1e6 && math.Mod(v, 1e5) == 0:
 		return strconv.FormatFloat(v/1e6, 'f', -1, 64) + "M"
-	case a >= 1e3 && math.Mod(v, 1e3) == 0:
+	case a >= 1e4 && math.Mod(v, 1e3) == 0:
 		return strconv.FormatFloat(v/1e3, 'f', -1, 64) + "k"
 	case a >= 100 || v == math.Trunc(v):
 		return strconv.FormatFloat(v, 'f', 0, 64)
@@ -73,8 +73,11 @@ func niceTicks(lo, hi float64, n int) []float64 {
 		}
 	}
 	var out []float64
-	for v := math.Floor(lo/step) * step; v <= hi+step*1e-9; v += step {
+	for v := math.Floor(lo/step) * step; ; v += step {
 		out = append(out, v)
+		if v >= hi-step*1e-9 {
+			break
+		}
 	}
 	return out
 }
@@ -148,7 +151,18 @@ func writePanel(b *strings.Builder, c Chart, top float64) {
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-6, y+4, esc(num(t)))
 	}
 	var xt []float64
-	if logX {
+	distinct := map[float64]bool{}
+	for _, s := range c.Series {
+		for _, p := range s.Points {
+			distinct[p.X] = true
+		}
+	}
+	if len(distinct) <= 10 {
+		for x := range distinct {
+			xt = append(xt, x)
+		}
+		sort.Float64s(xt)
+	} else if logX {
 		for e := math.Floor(lo); e <= math.Ceil(hi); e++ {
 			for _, m := range []float64{1, 2, 5} {
 				v := m * math.Pow(10, e)
