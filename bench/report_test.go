@@ -251,3 +251,15 @@ func TestSummary(t *testing.T) {
 		t.Errorf("energy %v %v", *s.Energy.CPUEnergyWh, *s.Energy.MeanTokensPerWatt)
 	}
 }
+
+func TestNiceTicksCoverRange(t *testing.T) {
+	for _, c := range [][2]float64{{0, 8.5}, {0, 1}, {0, 2585.1 * 1.1}, {1.2, 5.7}, {0, 1e-9}} {
+		ticks := niceTicks(c[0], c[1], defaultTicks)
+		if len(ticks) < 2 || ticks[0] > c[0] || ticks[len(ticks)-1] < c[1] || len(ticks) > 2*defaultTicks+2 {
+			t.Errorf("niceTicks(%v, %v) = %v", c[0], c[1], ticks)
+		}
+	}
+	if num(100000) != "100k" || num(2500) != "2500" || num(1500000) != "1.5M" || num(0.5) != "0.5" {
+		t.Errorf("num: %s %s %s %s", num(100000), num(2500), num(1500000), num(0.5))
+	}
+}
