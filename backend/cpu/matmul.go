@@ -38,8 +38,8 @@ const rowsPerTask = 4
 
 // CheckType returns an error if matrix products over weights of type t are
 // not supported (no dequantizer or no vec-dot kernel). MMFP4 is supported
-// for Weights built by NewTensorWeight (rows repacked into one-row slabs,
-// see mmfp4.go).
+// for Weights built by NewTensorWeight (slabs addressed in place, see
+// mmfp4.go).
 func CheckType(t gguf.TensorType) error {
 	if t == gguf.TypeF32 {
 		return nil
@@ -177,6 +177,8 @@ func MatMulBatch(p *Pool, mode Mode, jobs []Job) error {
 			r0 := r - base
 			r1 := min(hi-base, j.W.Rows, (r0/j.g.rows+1)*j.g.rows)
 			switch {
+			case j.W.slabRows > 0 && j.xq != nil:
+				j.mmfp4Rows(r0, r1)
 			case j.rows != nil && j.g.n == 1:
 				// One activation row: outputs of one group are contiguous.
 				k := r0 / j.g.rows
@@ -232,7 +234,7 @@ func (j *job) row(r int, scratch *[]float32, maxCols int) error {
 			*scratch = make([]float32, maxCols)
 		}
 		sc := (*scratch)[:cols]
-		if err := quant.Dequantize(j.W.Type, j.W.Row(r), sc); err != nil {
+		if err := DequantizeRows(j.W, r, r+1, sc); err != nil {
 			return err
 		}
 		xg := j.X[g.xOff(r):]

@@ -3,87 +3,47 @@ package cpu
 import (
 	"fmt"
 
+	"github.com/glmrun/glmrun/backend/cpu/kernels"
 	"github.com/glmrun/glmrun/backend/quant"
 	"github.com/glmrun/glmrun/gguf"
 )
 
 // MMFP4 weights (gguf.TypeMMFP4) are stored per 2-D slab: all rows' codes,
-// then all rows' fp16 scales (quant.MMFP4Row). A Weight addresses rows by a
-// fixed stride, so NewTensorWeight repacks an MMFP4 tensor at load time
-// into a heap copy where each row is a one-row slab: its cols/2 code bytes
-// immediately followed by its cols/128 scales, RowBytes() = cols/128*66
-// bytes. Row, SubRows (any row range, expert or head slices included),
-// quant.Dequantize and quant.VecDot then work on MMFP4 rows unchanged.
-// The copy costs the tensor's size in memory (no zero-copy mmap for MMFP4
-// yet; a slab-aware kernel can remove it).
-
-func init() {
-	dotKernels[gguf.TypeMMFP4] = dotMMFP4Row
-}
-
-// dotMMFP4Row dots one repacked MMFP4 row (codes then scales) with a Q8_0 row.
-func dotMMFP4Row(n int, w, xq []byte) float32 {
-	return quant.DotMMFP4Q8_0(n, w[:n/2], w[n/2:n/2+n/64], xq)
-}
+// then all rows' fp16 scales (quant.MMFP4Row). NewTensorWeight keeps them in
+// place (Data aliases the mapping, no copy) and the Weight addresses rows by
+// slab (see Weight): products call the kernels' slab-row forms
+// (kernels.DotMMFP4Q8_0Rows, kernels.MatMMFP4Q8_0) on runs of rows within one
+// slab.
 
 // CheckWeightType checks a GGUF tensor type for NewTensorWeight: the types
-// CheckType accepts, MMFP4 included (NewTensorWeight repacks it into
-// addressable rows; a Weight made by NewWeight from raw MMFP4 slab bytes of
-// more than one row would be misaddressed).
+// CheckType accepts, MMFP4 included.
 func CheckWeightType(t gguf.TensorType) error { return CheckType(t) }
 
 // NewTensorWeight builds the Weight of a GGUF tensor of rows x cols elements
 // whose 2-D slabs hold slabRows rows each (ne1; rows = slabRows for a matrix,
-// slabRows*ne2 for a 3-D expert or head bank). Block types alias data (as
-// NewWeight); MMFP4 is repacked into one-row slabs (see above).
+// slabRows*ne2 for a 3-D expert or head bank). The Weight aliases data for
+// every type; for MMFP4 it addresses the slabs in place (see Weight).
 func NewTensorWeight(t gguf.TensorType, rows, cols, slabRows int, data []byte) (Weight, error) {
 	if t != gguf.TypeMMFP4 {
 		return NewWeight(t, rows, cols, data)
 	}
-	packed, err := RepackMMFP4(data, rows, cols, slabRows)
-	if err != nil {
-		return Weight{}, err
-	}
-	return NewWeight(t, rows, cols, packed)
-}
-
-// RepackMMFP4 converts rows x cols MMFP4 data laid out as rows/slabRows
-// slabs of slabRows rows into rows one-row slabs (row r = its codes, then its
-// scales), a new slice of the same size.
-func RepackMMFP4(data []byte, rows, cols, slabRows int) ([]byte, error) {
 	if slabRows <= 0 || rows <= 0 || rows%slabRows != 0 {
-		return nil, fmt.Errorf("cpu: mmfp4 weight of %d rows is not whole slabs of %d rows", rows, slabRows)
+		return Weight{}, fmt.Errorf("cpu: mmfp4 weight of %d rows is not whole slabs of %d rows", rows, slabRows)
 	}
 	slab, err := quant.MMFP4SlabBytes(slabRows, cols)
 	if err != nil {
-		return nil, fmt.Errorf("cpu: %w", err)
+		return Weight{}, fmt.Errorf("cpu: %w", err)
 	}
-	nSlab := rows / slabRows
-	if len(data) != nSlab*slab {
-		return nil, fmt.Errorf("cpu: mmfp4 weight %d x %d needs %d bytes, have %d", rows, cols, nSlab*slab, len(data))
+	if nSlab := rows / slabRows; len(data) != nSlab*slab {
+		return Weight{}, fmt.Errorf("cpu: mmfp4 weight %d x %d needs %d bytes, have %d", rows, cols, nSlab*slab, len(data))
 	}
-	qb, sb := cols/2, cols/quant.MMFP4GroupSize*2
-	out := make([]byte, len(data))
-	for k := 0; k < nSlab; k++ {
-		s := data[k*slab : (k+1)*slab]
-		for r := 0; r < slabRows; r++ {
-			q, sc, err := quant.MMFP4Row(s, slabRows, cols, r)
-			if err != nil {
-				return nil, fmt.Errorf("cpu: %w", err)
-			}
-			dst := out[(k*slabRows+r)*(qb+sb):]
-			copy(dst[:qb], q)
-			copy(dst[qb:qb+sb], sc)
-		}
-	}
-	return out, nil
+	return Weight{Type: t, Rows: rows, Cols: cols, Data: data, rowBytes: cols/2 + cols/64, slabRows: slabRows}, nil
 }
 
 // DequantizeRows dequantizes rows [r0, r1) of w exactly into dst
 // ((r1-r0)*w.Cols floats, row-major). Use it instead of quant.Dequantize over
 // w.Data[r0*RowBytes():r1*RowBytes()]: that shortcut is right for block types
-// but wrong for MMFP4 Weights, whose rows are one-row slabs (several one-row
-// slabs are not one slab).
+// but wrong for MMFP4 Weights, whose rows live in slabs.
 func DequantizeRows(w Weight, r0, r1 int, dst []float32) error {
 	if r0 < 0 || r1 > w.Rows || r0 > r1 {
 		return fmt.Errorf("cpu: rows [%d, %d) of a %d-row weight", r0, r1, w.Rows)
@@ -91,13 +51,32 @@ func DequantizeRows(w Weight, r0, r1 int, dst []float32) error {
 	if len(dst) != (r1-r0)*w.Cols {
 		return fmt.Errorf("cpu: dequantize %d rows of %d: dst has %d floats", r1-r0, w.Cols, len(dst))
 	}
-	if w.Type != gguf.TypeMMFP4 {
+	if w.slabRows == 0 {
 		return quant.Dequantize(w.Type, w.Data[r0*w.rowBytes:r1*w.rowBytes], dst)
 	}
 	for r := r0; r < r1; r++ {
-		if err := quant.Dequantize(w.Type, w.Row(r), dst[(r-r0)*w.Cols:(r-r0+1)*w.Cols]); err != nil {
-			return err
-		}
+		q, s := w.mmfp4Row(r)
+		quant.DequantizeRowMMFP4(q, s, dst[(r-r0)*w.Cols:(r-r0+1)*w.Cols])
 	}
 	return nil
+}
+
+// mmfp4Rows computes rows [r0, r1) of an MMFP4 product job for all its
+// tokens, slab run by slab run: out rows of one group for token i start at
+// outIdx(r, i).
+func (j *job) mmfp4Rows(r0, r1 int) {
+	g, n := j.g, j.W.Cols
+	k := r0 / g.rows
+	xg := j.xq[k*g.n*j.qb : (k+1)*g.n*j.qb]
+	for a := r0; a < r1; {
+		b := j.W.slabEnd(a, r1)
+		q, s := j.W.mmfp4Run(a, b)
+		if g.n == 1 {
+			o := g.outIdx(a, 0)
+			kernels.DotMMFP4Q8_0Rows(n, q, s, xg, j.Out[o:o+b-a])
+		} else {
+			kernels.MatMMFP4Q8_0(n, q, s, b-a, xg, g.n, j.Out[g.outIdx(a, 0):], g.rows)
+		}
+		a = b
+	}
 }
