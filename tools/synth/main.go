@@ -40,6 +40,7 @@ func run(args []string) error {
 	fs := pflag.NewFlagSet("synth", pflag.ContinueOnError)
 	out := fs.StringP("output", "o", "", "output GGUF file (required)")
 	layers := fs.Int("layers", 47, "block_count: layer 0 dense, the rest MoE")
+	preset := fs.String("preset", "real", "shape: real (GLM-4.7-Flash's dimensions) or small (same architecture, small dimensions, 32768-token vocabulary)")
 	typ := fs.String("type", string(QuantQ4KM), "weight type mix: q4_k_m, mmfp4 or bf16")
 	seed := fs.Uint64("seed", 1, "random seed for the weights (the vocabulary does not depend on it)")
 	threads := fs.Int("threads", runtime.NumCPU(), "generator goroutines (the bytes do not depend on it)")
@@ -56,7 +57,10 @@ func run(args []string) error {
 	if *threads < 1 {
 		return fmt.Errorf("--threads must be >= 1, got %d", *threads)
 	}
-	shape := RealShape(*layers)
+	shape, err := presetShape(*preset, *layers)
+	if err != nil {
+		return err
+	}
 	q := Quant(*typ)
 	if _, err := Plan(shape, q); err != nil {
 		return err
