@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/glmrun/glmrun/backend/cpu"
+	"github.com/glmrun/glmrun/backend/cpu/kernels"
 )
 
 // minAttnChunk is the fewest cached positions one attention work item
@@ -61,12 +62,11 @@ func (m *Model) attendCached(l int, rows []rowRef, s *scratch) {
 			}
 			nj := j1 - j0
 			sc := scores[worker][:H*nj]
+			// sc[h][j] = q_h·K_j: each cached row against all H queries
+			// (stored back to back in qf) in one call.
+			qi := s.qf[i*H*w : (i+1)*H*w]
 			for j := j0; j < j1; j++ {
-				row := r.c.row(l, j)
-				for h := 0; h < H; h++ {
-					q := s.qf[(i*H+h)*w : (i*H+h+1)*w]
-					sc[h*nj+j-j0] = scale * cpu.DotF32(q, row)
-				}
+				kernels.DotF32Cols(r.c.row(l, j), qi, H, sc[j-j0:], nj)
 			}
 			for h := 0; h < H; h++ {
 				p := sc[h*nj : (h+1)*nj]
@@ -76,28 +76,24 @@ func (m *Model) attendCached(l int, rows []rowRef, s *scratch) {
 				}
 				var sum float64
 				for k, v := range p {
-					e := float32(math.Exp(float64(v - mx)))
+					e := float32(math.Exp(float64(scale * (v - mx))))
 					p[k] = e
 					sum += float64(e)
 				}
-				pm[base+h], ps[base+h] = mx, sum
+				pm[base+h], ps[base+h] = scale*mx, sum
 			}
 			// Accumulate Σ e_j·K_j[0:r_kv] per head; with one chunk, directly
 			// into ol (normalised below).
-			out := func(h int) []float32 {
-				if chunks == 1 {
-					return s.ol[(i*H+h)*kvl : (i*H+h+1)*kvl]
-				}
-				return po[(base+h)*kvl : (base+h+1)*kvl]
+			// All heads' outputs are back to back ([H][r_kv]).
+			var out []float32
+			if chunks == 1 {
+				out = s.ol[i*H*kvl : (i+1)*H*kvl]
+			} else {
+				out = po[base*kvl : (base+H)*kvl]
 			}
-			for h := 0; h < H; h++ {
-				clear(out(h))
-			}
+			clear(out)
 			for j := j0; j < j1; j++ {
-				lat := r.c.row(l, j)[:kvl]
-				for h := 0; h < H; h++ {
-					cpu.AXPY(out(h), sc[h*nj+j-j0], lat)
-				}
+				kernels.AxpyF32Cols(r.c.row(l, j)[:kvl], sc[j-j0:], nj, out, H)
 			}
 		}
 	})
