@@ -11,6 +11,7 @@ package cpu
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Pool runs index ranges on a fixed number of goroutines. The zero value and
@@ -36,10 +37,17 @@ func (p *Pool) Threads() int {
 	return p.threads
 }
 
+// chunksPerThread is how many pieces For cuts its range into per worker, so
+// uneven work (causal attention rows, experts with different token counts,
+// a worker descheduled by other load) evens out.
+const chunksPerThread = 8
+
 // For calls fn(worker, lo, hi) over disjoint ranges covering [0, n). Each
 // range holds at least grain items (except possibly the last); worker is in
 // [0, Threads()) and is unique among concurrently running calls, so fn may
-// use per-worker scratch indexed by it. For returns when all calls are done.
+// use per-worker scratch indexed by it. Ranges are handed out dynamically
+// (a worker takes the next range when it finishes one), so a worker may get
+// several. For returns when all calls are done.
 func (p *Pool) For(n, grain int, fn func(worker, lo, hi int)) {
 	if n <= 0 {
 		return
@@ -56,16 +64,25 @@ func (p *Pool) For(n, grain int, fn func(worker, lo, hi int)) {
 		fn(0, 0, n)
 		return
 	}
-	// Static split into t near-equal contiguous ranges.
+	size := max(grain, (n+t*chunksPerThread-1)/(t*chunksPerThread))
+	var next atomic.Int64
+	work := func(w int) {
+		for {
+			lo := int(next.Add(int64(size))) - size
+			if lo >= n {
+				return
+			}
+			fn(w, lo, min(lo+size, n))
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Add(t - 1)
 	for w := 1; w < t; w++ {
-		lo, hi := n*w/t, n*(w+1)/t
-		go func(w, lo, hi int) {
+		go func(w int) {
 			defer wg.Done()
-			fn(w, lo, hi)
-		}(w, lo, hi)
+			work(w)
+		}(w)
 	}
-	fn(0, 0, n/t)
+	work(0)
 	wg.Wait()
 }
