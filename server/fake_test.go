@@ -23,6 +23,7 @@ import (
 // one, after 'z' a space, after anything else 'a'.
 type fakeEngine struct {
 	answer    string        // replaces fakeAnswer in the scripts when set
+	vocabPad  int           // extra never-likely ids after the real vocabulary
 	stepDelay time.Duration // sleep per ForwardBatch call (simulated compute)
 	failAfter int64         // >0: the n-th ForwardBatch call fails
 
@@ -226,7 +227,7 @@ func (e *fakeEngine) IsEOG(id int32) bool {
 	return id == tokEOT || id == tokUser || id == tokObservation
 }
 
-func (e *fakeEngine) VocabSize() int { return fakeVocab }
+func (e *fakeEngine) VocabSize() int { return fakeVocab + e.vocabPad }
 
 type fakeCache struct {
 	toks []int32
@@ -319,7 +320,7 @@ func (e *fakeEngine) ForwardBatch(caches []server.Cache, tokens [][]int32) ([][]
 		fc.toks = append(fc.toks, tokens[i]...)
 		total += len(tokens[i])
 		e.tokensIn.Add(int64(len(tokens[i])))
-		row := make([]float32, fakeVocab)
+		row := make([]float32, fakeVocab+e.vocabPad)
 		row[e.nextToken(fc.toks)] = 10
 		out[i] = row
 	}

@@ -417,7 +417,13 @@ func TestMetrics(t *testing.T) {
 // TestContinuousBatching checks that concurrent requests share forward
 // passes: 8 sequences decode together in one ForwardBatch call.
 func TestContinuousBatching(t *testing.T) {
-	eng := &fakeEngine{stepDelay: 2 * time.Millisecond}
+	t.Run("serial sampling", func(t *testing.T) { testContinuousBatching(t, 0) })
+	// A large vocabulary makes the scheduler sample the slots in parallel.
+	t.Run("parallel sampling", func(t *testing.T) { testContinuousBatching(t, 20000) })
+}
+
+func testContinuousBatching(t *testing.T, vocabPad int) {
+	eng := &fakeEngine{stepDelay: 2 * time.Millisecond, vocabPad: vocabPad}
 	ts := startServer(t, server.Config{MaxBatchSize: 8}, eng)
 	var wg sync.WaitGroup
 	texts := make([]string, 8)
