@@ -110,6 +110,72 @@ type GemmF16 struct {
 	YIdx         Buffer
 	M, K         int
 	Groups       int // 0 means 1
+	// Tiles (optional, needs RowOff): the 64-row tile list written by
+	// ExpertSort ({count, (group, first row) x count} int32 on the device);
+	// the grid then has MaxTiles row tiles (at least count, see
+	// ExpertTileCap) instead of Groups x ceil(MaxRows/64), so MaxRows need
+	// not be known on the host.
+	Tiles    Buffer
+	MaxTiles int
+}
+
+// rowGrid returns the grid's y and z extents for m (rows = 0: nothing to do).
+func (m GemmF16) rowGrid(op string, groups int) (y, z int, err error) {
+	if !isZero(m.Tiles) {
+		if isZero(m.RowOff) {
+			return 0, 0, errArg(op, "Tiles needs RowOff")
+		}
+		if m.MaxTiles <= 0 || m.MaxTiles > 65535 {
+			return 0, 0, errArg(op, "MaxTiles %d out of range", m.MaxTiles)
+		}
+		if err := need(op, "Tiles", m.Tiles, 4*(1+2*int64(m.MaxTiles))); err != nil {
+			return 0, 0, err
+		}
+		return m.MaxTiles, 1, nil
+	}
+	rows := m.NRows
+	if !isZero(m.RowOff) {
+		rows = m.MaxRows
+	}
+	if rows <= 0 {
+		return 0, 0, nil
+	}
+	if groups > 65535 || ceilDiv(rows, 64) > 65535 {
+		return 0, 0, errArg(op, "%d groups or %d rows out of range", groups, rows)
+	}
+	return ceilDiv(rows, 64), groups, nil
+}
+
+// ExpertTileCap returns the most 64-row tiles ExpertSort can list for
+// nSlots slots over nExp experts; the tile list takes 1 + 2·cap int32.
+func ExpertTileCap(nSlots, nExp int) int { return ceilDiv(nSlots, 64) + nExp }
+
+// ExpertSort enqueues the grouping of nSlots routed slots by expert on the
+// device: ids holds nSlots int32 expert ids in [0, nExp) (an id outside
+// counts as expert 0); it writes offs (nExp+1 int32: expert e's slots are
+// perm[offs[e]:offs[e+1]]), perm (nSlots int32, the slots in expert order,
+// any order inside an expert) and tiles (1 + 2·ExpertTileCap int32, the
+// GemmF16.Tiles list). No host round trip.
+func (c *Ctx) ExpertSort(ids Buffer, nSlots, nExp int, perm, offs, tiles Buffer) error {
+	const op = "ExpertSort"
+	if err := positive(op, "nSlots", nSlots, "nExp", nExp); err != nil {
+		return err
+	}
+	if nExp > 4096 {
+		return errArg(op, "%d experts (at most 4096)", nExp)
+	}
+	for _, b := range []struct {
+		name string
+		b    Buffer
+		n    int64
+	}{{"ids", ids, 4 * int64(nSlots)}, {"perm", perm, 4 * int64(nSlots)}, {"offs", offs, 4 * int64(nExp+1)},
+		{"tiles", tiles, 4 * (1 + 2*int64(ExpertTileCap(nSlots, nExp)))}} {
+		if err := need(op, b.name, b.b, b.n); err != nil {
+			return err
+		}
+	}
+	return c.launch("expert_sort", grid1(1), grid1(1024), 8*nExp, ptrArg(ids), i32Arg(nSlots), i32Arg(nExp),
+		ptrArg(perm), ptrArg(offs), ptrArg(tiles))
 }
 
 // Gemm enqueues the product described by m. Buffer sizes are checked
@@ -128,12 +194,9 @@ func (c *Ctx) Gemm(m GemmF16) error {
 	if m.A.ptr%16 != 0 || m.W.ptr%16 != 0 {
 		return errArg(op, "A and W must be 16-byte aligned")
 	}
-	rows := m.NRows
-	if !isZero(m.RowOff) {
-		rows = m.MaxRows
-	}
-	if rows <= 0 {
-		return nil // no rows in any group
+	gy, gz, err := m.rowGrid(op, groups)
+	if err != nil || gy == 0 {
+		return err // gy == 0: no rows in any group
 	}
 	if !isZero(m.RowOff) {
 		if err := need(op, "RowOff", m.RowOff, 4*int64(groups+1)); err != nil {
@@ -153,17 +216,14 @@ func (c *Ctx) Gemm(m GemmF16) error {
 			return err
 		}
 	}
-	if groups > 65535 || ceilDiv(rows, 64) > 65535 {
-		return errArg(op, "%d groups or %d rows out of range", groups, rows)
-	}
-	return c.launch("gemm_f16", [3]uint32{uint32(ceilDiv(m.M, 64)), uint32(ceilDiv(rows, 64)), uint32(groups)}, grid1(128), 0,
-		ptrArg(m.A), i64Arg(m.LDA), i64Arg(m.AGroupStride), optPtr(m.RowOff), i32Arg(m.NRows),
+	return c.launch("gemm_f16", [3]uint32{uint32(ceilDiv(m.M, 64)), uint32(gy), uint32(gz)}, grid1(128), 0,
+		ptrArg(m.A), i64Arg(m.LDA), i64Arg(m.AGroupStride), optPtr(m.RowOff), i32Arg(m.NRows), optPtr(m.Tiles),
 		ptrArg(m.W), i64Arg(m.WGroupStride), ptrArg(m.Y), i64Arg(m.LDY), i64Arg(m.YGroupStride), optPtr(m.YIdx),
 		i32Arg(m.M), i32Arg(m.K))
 }
 
 var gemmWKernels = map[gguf.TensorType]string{
-	gguf.TypeQ4_K: "gemm_w_q4_K", gguf.TypeQ6_K: "gemm_w_q6_K", gguf.TypeQ5_0: "gemm_w_q5_0",
+	gguf.TypeQ4_K: "gemm_q4k", gguf.TypeQ6_K: "gemm_w_q6_K", gguf.TypeQ5_0: "gemm_w_q5_0",
 	gguf.TypeQ8_0: "gemm_w_q8_0", gguf.TypeF32: "gemm_w_f32", gguf.TypeBF16: "gemm_w_bf16", gguf.TypeF16: "gemm_w_f16",
 }
 
@@ -173,7 +233,9 @@ func SupportsGemmW(t gguf.TensorType) bool { _, ok := gemmWKernels[t]; return ok
 // GemmW is Gemm with W in its own (GGUF) type t instead of f16: group g's
 // M rows of K values start at W + g·M·RowBytes(K) bytes (experts or heads
 // contiguous; WGroupStride is ignored) and are dequantised to f16 inside
-// the tile loads, so no f16 copy of the weight is made.
+// the tile loads, so no f16 copy of the weight is made. Q4_K runs a loader
+// of its own (gemm_q4k: raw blocks prefetched to registers during the
+// tensor-core work, decoded after it); the other types share gemm_body.
 func (c *Ctx) GemmW(m GemmF16, t gguf.TensorType) error {
 	const op = "GemmW"
 	name, ok := gemmWKernels[t]
@@ -199,12 +261,9 @@ func (c *Ctx) GemmW(m GemmF16, t gguf.TensorType) error {
 	if t == gguf.TypeF16 && rowBytes%16 != 0 {
 		return errArg(op, "f16 rows of %d bytes are not 16-byte aligned", rowBytes)
 	}
-	rows := m.NRows
-	if !isZero(m.RowOff) {
-		rows = m.MaxRows
-	}
-	if rows <= 0 {
-		return nil
+	gy, gz, err := m.rowGrid(op, groups)
+	if err != nil || gy == 0 {
+		return err
 	}
 	if !isZero(m.RowOff) {
 		if err := need(op, "RowOff", m.RowOff, 4*int64(groups+1)); err != nil {
@@ -225,11 +284,8 @@ func (c *Ctx) GemmW(m GemmF16, t gguf.TensorType) error {
 			return err
 		}
 	}
-	if groups > 65535 || ceilDiv(rows, 64) > 65535 {
-		return errArg(op, "%d groups or %d rows out of range", groups, rows)
-	}
-	return c.launch(name, [3]uint32{uint32(ceilDiv(m.M, 64)), uint32(ceilDiv(rows, 64)), uint32(groups)}, grid1(128), 0,
-		ptrArg(m.A), i64Arg(m.LDA), i64Arg(m.AGroupStride), optPtr(m.RowOff), i32Arg(m.NRows),
+	return c.launch(name, [3]uint32{uint32(ceilDiv(m.M, 64)), uint32(gy), uint32(gz)}, grid1(128), 0,
+		ptrArg(m.A), i64Arg(m.LDA), i64Arg(m.AGroupStride), optPtr(m.RowOff), i32Arg(m.NRows), optPtr(m.Tiles),
 		ptrArg(m.W), uint64(rowBytes), uint64(groupBytes), ptrArg(m.Y), i64Arg(m.LDY), i64Arg(m.YGroupStride), optPtr(m.YIdx),
 		i32Arg(m.M), i32Arg(m.K))
 }

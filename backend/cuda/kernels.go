@@ -27,6 +27,7 @@ var kernelNames = []string{
 	"dequant_f16_q4_K", "dequant_f16_q6_K", "dequant_f16_q5_0", "dequant_f16_q8_0", "dequant_f16_f32",
 	"dequant_f16_f16", "dequant_f16_bf16", "to_f16_rows", "gemm_f16",
 	"gemm_w_q4_K", "gemm_w_q6_K", "gemm_w_q5_0", "gemm_w_q8_0", "gemm_w_f32", "gemm_w_bf16", "gemm_w_f16",
+	"gemm_q4k", "expert_sort",
 	"mla_decode_partial", "mla_decode_partial_f32", "mla_decode_partial_mma", "mla_decode_partial_mma_pipe", "mla_decode_partial_mma_pipe_f16", "mla_decode_combine",
 }
 

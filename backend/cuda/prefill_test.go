@@ -2,6 +2,7 @@ package cuda_test
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/glmrun/glmrun/backend/cuda"
@@ -354,6 +355,122 @@ func TestGemmW(t *testing.T) {
 		}
 		if e := relL2(got, w64); !(e < 1e-6) {
 			t.Errorf("%s: GemmW vs DequantF16+Gemm rel_l2 %.3e", typ, e)
+		}
+	}
+}
+
+// TestExpertSortTiles checks the device-side grouping of routed slots by
+// expert (offs, perm, tile list against a host count) and that grouped
+// GEMMs over the tile list (f16 and the Q4_K loader) equal the same GEMMs
+// over Groups x MaxRows.
+func TestExpertSortTiles(t *testing.T) {
+	d := device(t)
+	r := newRNG(t)
+	const G, M, K = 5, 72, 512
+	// expert 0 gets > 2 tiles, expert 3 none, one slot carries an id out of range (counts as 0)
+	var ids []int32
+	for range 150 {
+		ids = append(ids, 0)
+	}
+	for range 40 {
+		ids = append(ids, 1)
+	}
+	for range 70 {
+		ids = append(ids, 2)
+	}
+	for range 9 {
+		ids = append(ids, 4)
+	}
+	ids = append(ids, 99)
+	r.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	n := len(ids)
+	count := make([]int, G)
+	for _, e := range ids {
+		if e < 0 || e >= G {
+			e = 0
+		}
+		count[e]++
+	}
+	capT := cuda.ExpertTileCap(n, G)
+	a := gauss(r, n*K, 1)
+	w16 := gauss(r, G*M*K, 0.05)
+	wq := randomWeights(r, gguf.TypeQ4_K, G*M, K)
+	var offs, perm, tiles []int32
+	var yt, yr, yq, yqd []float32
+	run(t, d, func(k *kit) {
+		ib := k.i32(ids)
+		pb, ob, tb := k.alloc(4*int64(n)), k.alloc(4*(G+1)), k.alloc(4*(1+2*int64(capT)))
+		k.check(k.c.ExpertSort(ib, n, G, pb, ob, tb))
+		offs, perm, tiles = k.readI32(ob, G+1), k.readI32(pb, n), k.readI32(tb, 1+2*capT)
+		ab, wb, qb := k.upload(f16Bytes(a)), k.upload(f16Bytes(w16)), k.upload(wq)
+		wqd := k.alloc(2 * G * M * K)
+		k.check(k.c.DequantF16(qb, gguf.TypeQ4_K, G*M, K, wqd))
+		maxRows := slices.Max(count)
+		ys := make([]cuda.Buffer, 4)
+		for i := range ys {
+			ys[i] = k.alloc(4 * int64(n) * M)
+			k.check(k.c.FillF32(ys[i], float32(math.NaN())))
+		}
+		g := cuda.GemmF16{A: ab, LDA: K, RowOff: ob, W: wb, WGroupStride: M * K, YIdx: pb, LDY: M, M: M, K: K, Groups: G}
+		gt := g
+		gt.Tiles, gt.MaxTiles, gt.Y = tb, capT, ys[0]
+		k.check(k.c.Gemm(gt))
+		g.MaxRows, g.Y = maxRows, ys[1]
+		k.check(k.c.Gemm(g))
+		gt.Y = ys[2]
+		gt.W = qb
+		k.check(k.c.GemmW(gt, gguf.TypeQ4_K))
+		g.W, g.Y = wqd, ys[3]
+		k.check(k.c.Gemm(g))
+		yt, yr, yq, yqd = k.readF32(ys[0], n*M), k.readF32(ys[1], n*M), k.readF32(ys[2], n*M), k.readF32(ys[3], n*M)
+	})
+	if t.Failed() {
+		return
+	}
+	o := 0
+	for e := range G {
+		if int(offs[e]) != o {
+			t.Fatalf("offs[%d] = %d, want %d (offs %v)", e, offs[e], o, offs)
+		}
+		o += count[e]
+	}
+	if int(offs[G]) != n {
+		t.Fatalf("offs[%d] = %d, want %d", G, offs[G], n)
+	}
+	seen := make([]bool, n)
+	for e := range G {
+		for _, s := range perm[offs[e]:offs[e+1]] {
+			if s < 0 || int(s) >= n || seen[s] {
+				t.Fatalf("perm holds slot %d twice or out of range", s)
+			}
+			seen[s] = true
+			if want := ids[s]; want != int32(e) && !(e == 0 && (want < 0 || want >= G)) {
+				t.Fatalf("slot %d (expert %d) placed in expert %d's segment", s, want, e)
+			}
+		}
+	}
+	nt := 0
+	for e := range G {
+		for r0 := 0; r0 < count[e]; r0 += 64 {
+			if tiles[1+2*nt] != int32(e) || tiles[2+2*nt] != offs[e]+int32(r0) {
+				t.Fatalf("tile %d = (%d, %d), want (%d, %d)", nt, tiles[1+2*nt], tiles[2+2*nt], e, int(offs[e])+r0)
+			}
+			nt++
+		}
+	}
+	if int(tiles[0]) != nt || nt > capT {
+		t.Fatalf("tile count %d, want %d (cap %d)", tiles[0], nt, capT)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want []float32
+	}{{"f16 tiles vs rows", yt, yr}, {"q4_K tiles vs f16 rows", yq, yqd}} {
+		w64 := make([]float64, len(c.want))
+		for i, v := range c.want {
+			w64[i] = float64(v)
+		}
+		if e := relL2(c.got, w64); !(e < 1e-6) {
+			t.Errorf("%s: rel_l2 %.3e", c.name, e)
 		}
 	}
 }

@@ -76,13 +76,19 @@ type gpuRunner struct {
 	gemm bool
 	// dequantise each weight tensor to f16 (wf16) before a plain f16 GEMM
 	// (default), or in the GEMM's tile loads (GLMRUN_CUDA_GEMM_FUSED=1)
-	gemmDequant  bool
+	gemmDequant bool
+	// Q4_K weights through the Q4_K GEMM (cuda.GemmW, dequantised in its
+	// tile loader) even when gemmDequant holds; GLMRUN_CUDA_GEMM_Q4K=0 turns
+	// it off
+	fusedQ4K     bool
 	wf16         cuda.Buffer
 	a16          cuda.Buffer // activations in f16
 	a16Owner     *act
 	perm         cuda.Buffer // int32 [ub·k]: routed slots sorted by expert
 	offs         cuda.Buffer // int32 [n_exp+1]: expert segments of perm
-	mlaSplitTok  int         // token·split pairs the scratch holds
+	tiles        cuda.Buffer // int32: the experts' 64-row tile list (cuda.ExpertSort)
+	maxTiles     int
+	mlaSplitTok  int // token·split pairs the scratch holds
 	decodeSplits int
 
 	graphs map[graphKey]*cuda.Graph
@@ -440,21 +446,30 @@ func (g *gpuRunner) allocActs(c *cuda.Ctx) error {
 	alloc(&g.xq, cuda.Q81Bytes(1, 32)*int64(maxAct/32+1))
 	g.gemm = !g.exact && os.Getenv("GLMRUN_CUDA_NOGEMM") == "" && U >= gemmMinTokens
 	if g.gemm {
+		g.fusedQ4K = os.Getenv("GLMRUN_CUDA_GEMM_Q4K") != "0"
 		if g.gemmDequant = os.Getenv("GLMRUN_CUDA_GEMM_FUSED") == ""; g.gemmDequant {
 			var maxW int64
 			for _, ly := range g.layers {
-				for _, w := range []gpuWeight{ly.q, ly.qa, ly.qb, ly.kva, ly.kb, ly.vb, ly.out, ly.gate, ly.up, ly.down,
-					ly.gateExps, ly.upExps, ly.downExps, ly.gateSh, ly.upSh, ly.downSh} {
-					maxW = max(maxW, int64(w.nexp)*int64(w.rows)*int64(w.cols))
+				for i, w := range []gpuWeight{ly.gateExps, ly.upExps, ly.downExps, ly.q, ly.qa, ly.qb, ly.kva, ly.kb, ly.vb,
+					ly.out, ly.gate, ly.up, ly.down, ly.gateSh, ly.upSh, ly.downSh} {
+					if !g.fusedW(w, i < 3) {
+						maxW = max(maxW, int64(w.nexp)*int64(w.rows)*int64(w.cols))
+					}
 				}
 			}
-			alloc(&g.wf16, 2*maxW)
+			if maxW > 0 {
+				alloc(&g.wf16, 2*maxW)
+			}
 		}
 		maxA := max(U*k*max(cfg.NEmbd, cfg.NFFExp), U*H*cfg.KeyLengthMLA, U*H*cfg.KVLoraRank, U*ffMax,
 			U*max(cfg.QLoraRank, 1), U*H*cfg.ValueLengthMLA, U*cfg.NEmbd)
 		alloc(&g.a16, 2*int64(maxA))
 		alloc(&g.perm, f(U*k))
 		alloc(&g.offs, f(cfg.NExpert+1))
+		if cfg.NExpert > 0 {
+			g.maxTiles = cuda.ExpertTileCap(U*k, cfg.NExpert)
+			alloc(&g.tiles, f(1+2*g.maxTiles))
+		}
 	}
 	g.decodeSplits = max(2*g.info.SMs, 1)
 	g.mlaSplitTok = max(g.decodeSplits, 8*U)

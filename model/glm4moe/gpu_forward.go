@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/glmrun/glmrun/backend/cuda"
+	"github.com/glmrun/glmrun/gguf"
 )
 
 func cpuF32Bytes(v []float32) []byte { return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)) }
@@ -98,12 +99,14 @@ func (g *gpuRunner) toF16(c *cuda.Ctx, a *act) error {
 }
 
 // gemmW enqueues m with weight w: by default through an f16 copy of the
-// whole tensor (DequantF16 into wf16, then Gemm); with
-// GLMRUN_CUDA_GEMM_FUSED=1 with w in its own type, dequantised in the tile
-// loads (GemmW), which measured slower on an H200 (pp512 4029 vs 4453 t/s,
+// whole tensor (DequantF16 into wf16, then Gemm), except for Q4_K routed
+// experts (expert = true), which GemmW's Q4_K loader multiplies in their
+// own type (GLMRUN_CUDA_GEMM_Q4K=0 sends them through the f16 copy too);
+// with GLMRUN_CUDA_GEMM_FUSED=1 every weight goes through GemmW (the
+// generic loader measured slower on an H200: pp512 4029 vs 4453 t/s,
 // notes/gpu-integration.md run 5).
-func (g *gpuRunner) gemmW(c *cuda.Ctx, m cuda.GemmF16, w gpuWeight) error {
-	if !g.gemmDequant {
+func (g *gpuRunner) gemmW(c *cuda.Ctx, m cuda.GemmF16, w gpuWeight, expert bool) error {
+	if g.fusedW(w, expert) {
 		return c.GemmW(m, w.typ)
 	}
 	if err := c.DequantF16(w.buf, w.typ, w.nexp*w.rows, w.cols, g.wf16); err != nil {
@@ -112,6 +115,15 @@ func (g *gpuRunner) gemmW(c *cuda.Ctx, m cuda.GemmF16, w gpuWeight) error {
 	g.prof.mark(c, "dequant f16")
 	m.W, m.WGroupStride = g.wf16, w.rows*w.cols
 	return c.Gemm(m)
+}
+
+// fusedW reports whether gemmW multiplies w in its own type (GemmW) rather
+// than through an f16 copy.
+// Only the routed experts take the Q4_K loader by default: each expert's
+// weight tile meets one or two row tiles, while a dense weight in a pass
+// of 512 tokens would be decoded by 8 row tiles.
+func (g *gpuRunner) fusedW(w gpuWeight, expert bool) bool {
+	return !g.gemmDequant || (expert && g.fusedQ4K && w.typ == gguf.TypeQ4_K)
 }
 
 // mm enqueues y = W·x for the n token rows of a (y row t at element
@@ -123,7 +135,7 @@ func (g *gpuRunner) mm(c *cuda.Ctx, w gpuWeight, a *act, n int, y cuda.Buffer, y
 	if err := g.toF16(c, a); err != nil {
 		return err
 	}
-	if err := g.gemmW(c, cuda.GemmF16{A: g.a16, LDA: a.cols, NRows: n, W: w.buf, Y: y, LDY: yStride, M: w.rows, K: w.cols}, w); err != nil {
+	if err := g.gemmW(c, cuda.GemmF16{A: g.a16, LDA: a.cols, NRows: n, W: w.buf, Y: y, LDY: yStride, M: w.rows, K: w.cols}, w, false); err != nil {
 		return err
 	}
 	g.prof.mark(c, "gemm")
@@ -140,7 +152,7 @@ func (g *gpuRunner) headGemm(c *cuda.Ctx, w gpuWeight, a cuda.Buffer, rows, lda,
 	g.a16Owner = nil
 	g.prof.mark(c, "to f16")
 	if err := g.gemmW(c, cuda.GemmF16{A: g.a16, LDA: lda * (rows / n), AGroupStride: aGroup, NRows: n, W: w.buf,
-		Y: y, LDY: ldy, YGroupStride: yGroup, M: w.rows, K: w.cols, Groups: w.nexp}, w); err != nil {
+		Y: y, LDY: ldy, YGroupStride: yGroup, M: w.rows, K: w.cols, Groups: w.nexp}, w, false); err != nil {
 		return err
 	}
 	g.prof.mark(c, "gemm heads")
@@ -444,48 +456,23 @@ func (g *gpuRunner) ffn(c *cuda.Ctx, l int, p pass) error {
 }
 
 // expertsGemm runs the routed experts of a prefill pass on tensor cores: the
-// router's ids are copied to the host (one sync per layer), the n·k slots
-// sorted by expert (perm, offs), the token rows gathered in that order, and
-// each expert's rows multiplied in one grouped GEMM per weight; results are
-// scattered back to slot order (g.ye[slot]).
+// n·k slots are grouped by expert on the device (ExpertSort: perm, offs and
+// a 64-row tile list, no host round trip), the token rows gathered in that
+// order, and each expert's rows multiplied in one grouped GEMM per weight
+// over the tile list; results are scattered back to slot order (g.ye[slot]).
 func (g *gpuRunner) expertsGemm(c *cuda.Ctx, ly *gpuLayer, h *act, n int) error {
 	cfg := g.cfg
 	ne, k, d := cfg.NExpert, cfg.NExpertUsed, cfg.NEmbd
 	ffe := ly.gateExps.rows
 	slots := n * k
-	ids := make([]int32, slots)
-	if err := c.Download(i32bytes(ids), g.ids); err != nil {
+	if err := c.ExpertSort(g.ids, slots, ne, g.perm, g.offs, g.tiles); err != nil {
 		return err
 	}
-	count := make([]int32, ne+1)
-	for s, e := range ids {
-		if e < 0 || int(e) >= ne {
-			return fmt.Errorf("glm4moe: router chose expert %d for slot %d (of %d experts)", e, s, ne)
-		}
-		count[e+1]++
-	}
-	maxSeg := 0
-	for e := 1; e <= ne; e++ {
-		maxSeg = max(maxSeg, int(count[e]))
-		count[e] += count[e-1]
-	}
-	offs := append([]int32(nil), count...)
-	perm := make([]int32, slots)
-	next := append([]int32(nil), count[:ne]...)
-	for s, e := range ids {
-		perm[next[e]] = int32(s)
-		next[e]++
-	}
-	if err := c.UploadAsync(g.perm, i32bytes(perm)); err != nil {
-		return err
-	}
-	if err := c.UploadAsync(g.offs, i32bytes(offs)); err != nil {
-		return err
-	}
-	g.prof.mark(c, "expert sort (host)")
+	g.prof.mark(c, "expert sort")
+	maxTiles := cuda.ExpertTileCap(slots, ne)
 	gemm := func(w gpuWeight, lda int, y cuda.Buffer, ldy int) error {
-		if err := g.gemmW(c, cuda.GemmF16{A: g.a16, LDA: lda, RowOff: g.offs, MaxRows: maxSeg, W: w.buf,
-			Y: y, LDY: ldy, YIdx: g.perm, M: w.rows, K: w.cols, Groups: ne}, w); err != nil {
+		if err := g.gemmW(c, cuda.GemmF16{A: g.a16, LDA: lda, RowOff: g.offs, Tiles: g.tiles, MaxTiles: maxTiles, W: w.buf,
+			Y: y, LDY: ldy, YIdx: g.perm, M: w.rows, K: w.cols, Groups: ne}, w, true); err != nil {
 			return err
 		}
 		g.prof.mark(c, "gemm experts")

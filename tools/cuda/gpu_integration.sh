@@ -24,7 +24,9 @@ steps=${STEPS:-build cuda model synth bench glmbench}
 has() { case " $steps " in *" $1 "*) return 0 ;; esac; return 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version,power.draw --format=csv,noheader
 model=/tmp/synth-q4km.gguf
-if has synth || has bench; then
+# the synthetic file is made once per machine (a second invocation in the
+# same device call reuses it)
+if (has synth || has bench) && [ ! -s "$model" ]; then
 	(time "$carry/synth" -o "$model" -q) >"$out/synth.tmp" 2>&1 &
 	synth_pid=$!
 fi
@@ -44,14 +46,14 @@ if has model; then
 	(cd "$root/model/glm4moe" && timeout 240 "$carry/glm4moe.test" -test.run 'TestGPUOracle|TestGPUDecodeGreedy' -test.v -test.timeout 230s) >>"$out/test.log" 2>&1
 	echo "glm4moe GPU tests rc=$?"; grep -E "CUDA |^(--- FAIL|FAIL|ok|PASS)|    --- FAIL|gpu.*go:[0-9]+:|panic" "$out/test.log" | head -40
 fi
-if has synth || has bench; then
+if [ -n "${synth_pid:-}" ]; then
 	wait "$synth_pid"; echo "synth rc=$?"; tail -4 "$out/synth.tmp"; ls -la "$model"
 fi
 if has bench; then
 	(cd "$root/model/glm4moe" && GLMRUN_GPU_PROFILE_PREFILL=1 GLMRUN_GPU_MODEL=$model GLMRUN_GPU_DEPTHS=${DEPTHS:-0,8192} GLMRUN_GPU_PP=${PP:-512} \
 		GLMRUN_GPU_REPS=${REPS:-3} timeout ${BENCH_TIMEOUT:-240} "$carry/glm4moe.test" -test.run TestGPUBench -test.v \
-		-test.timeout 600s) >"$out/bench.log" 2>&1
-	echo "bench rc=$?"; grep -vE "^=== RUN" "$out/bench.log" | tail -60
+		-test.timeout 600s) >"$out/bench${BENCH_TAG:-}.log" 2>&1
+	echo "bench rc=$?"; grep -vE "^=== RUN" "$out/bench${BENCH_TAG:-}.log" | tail -${BENCH_TAIL:-60}
 fi
 if has glmbench; then
 	timeout ${GLMBENCH_TIMEOUT:-150} "$carry/glmbench" -m "$model" --device cuda ${GLMBENCH_ARGS:--fa 1 -p 512 -n 128 -r 3} >"$out/glmbench.log" 2>&1

@@ -401,23 +401,33 @@ static __device__ __forceinline__ void mla_partial_mma(const float *__restrict__
 			const int r0 = mt * 16 + g, r1 = r0 + 8;
 			const bool v0 = r0 < H, v1 = r1 < H;
 			const __half *kb = Ks + (ntile * 8 + g) * QS + 2 * tg;
-			float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-			for (int k0 = 0; k0 < D; k0 += 16) {
+			// two accumulator chains (even and odd k steps) so consecutive
+			// mma do not wait on each other
+			float c[4] = {0.0f, 0.0f, 0.0f, 0.0f}, c2[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+			auto kstep = [&](int k0, float *cc) {
 				uint32_t ah[4], al[4];
 				ah[0] = v0 ? ld_h2(Qhi + r0 * QS + k0 + 2 * tg) : 0u;
 				ah[1] = v1 ? ld_h2(Qhi + r1 * QS + k0 + 2 * tg) : 0u;
 				ah[2] = v0 ? ld_h2(Qhi + r0 * QS + k0 + 2 * tg + 8) : 0u;
 				ah[3] = v1 ? ld_h2(Qhi + r1 * QS + k0 + 2 * tg + 8) : 0u;
 				const uint32_t b0 = ld_h2(kb + k0), b1 = ld_h2(kb + k0 + 8);
-				mma16816(c, ah, b0, b1);
+				mma16816(cc, ah, b0, b1);
 				if (LO) {
 					al[0] = v0 ? ld_h2(Qlo + r0 * QS + k0 + 2 * tg) : 0u;
 					al[1] = v1 ? ld_h2(Qlo + r1 * QS + k0 + 2 * tg) : 0u;
 					al[2] = v0 ? ld_h2(Qlo + r0 * QS + k0 + 2 * tg + 8) : 0u;
 					al[3] = v1 ? ld_h2(Qlo + r1 * QS + k0 + 2 * tg + 8) : 0u;
-					mma16816(c, al, b0, b1);
+					mma16816(cc, al, b0, b1);
 				}
+			};
+			int k0 = 0;
+			for (; k0 + 32 <= D; k0 += 32) {
+				kstep(k0, c);
+				kstep(k0 + 16, c2);
 			}
+			if (k0 < D) kstep(k0, c);
+#pragma unroll
+			for (int i = 0; i < 4; i++) c[i] += c2[i];
 			const int col = ntile * 8 + 2 * tg;
 			if (v0) {
 				S[r0 * ATT_TILE + col] = col < nt ? c[0] * scale : -INFINITY;
