@@ -14,7 +14,6 @@ const (
 	errAuthentication = "authentication_error"
 	errNotFound       = "not_found_error"
 	errServer         = "server_error"
-	errNotSupported   = "not_supported_error"
 	errUnavailable    = "unavailable_error"
 )
 
