@@ -250,3 +250,32 @@ func TestMatMulBatchMatchesSeparate(t *testing.T) {
 		}
 	}
 }
+
+// TestExp32 bounds Exp32's error against math.Exp over the whole float32
+// range that matters (softmax and SiLU arguments) and checks the edges.
+func TestExp32(t *testing.T) {
+	worst := 0.0
+	for x := float32(-110); x < 95; x += 0.0007 {
+		got, want := float64(Exp32(x)), math.Exp(float64(x))
+		if float32(want) == 0 || math.IsInf(float64(float32(want)), 1) {
+			if float64(float32(want)) != got {
+				t.Fatalf("Exp32(%v) = %v, want %v", x, got, float32(want))
+			}
+			continue
+		}
+		ulp := float64(math.Nextafter32(float32(want), float32(math.Inf(1))) - float32(want))
+		if e := math.Abs(got-want) / ulp; e > worst {
+			worst = e
+		}
+	}
+	if worst > 2 {
+		t.Errorf("Exp32 error %.2f ulp, want <= 2", worst)
+	}
+	t.Logf("Exp32 worst error %.2f ulp", worst)
+	if v := Exp32(float32(math.NaN())); v == v {
+		t.Errorf("Exp32(NaN) = %v", v)
+	}
+	if Exp32(0) != 1 {
+		t.Errorf("Exp32(0) = %v", Exp32(0))
+	}
+}

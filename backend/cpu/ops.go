@@ -87,14 +87,31 @@ func Softmax(x []float32) {
 	}
 }
 
-// SiLU returns x·sigmoid(x).
+// SiLU returns x·sigmoid(x) (with Exp32).
 func SiLU(x float32) float32 {
-	return x / (1 + float32(math.Exp(float64(-x))))
+	return x / (1 + Exp32(-x))
 }
 
 // Sigmoid returns 1/(1+e^-x).
 func Sigmoid(x float32) float32 {
 	return 1 / (1 + float32(math.Exp(float64(-x))))
+}
+
+// Exp32 returns e^x in float32 within 2 ulp of the correctly rounded value
+// (Cephes expf: x = n·ln2 + r with |r| <= ln2/2, a degree-6 polynomial in
+// r, then scaling by 2^n through the exponent bits). It is several times
+// faster than math.Exp; arguments whose result is subnormal, infinite or NaN
+// go through math.Exp.
+func Exp32(x float32) float32 {
+	if !(x > -87.0 && x < 88.0) { // also NaN
+		return float32(math.Exp(float64(x)))
+	}
+	z := float32(math.Floor(float64(x*1.44269504088896341 + 0.5)))
+	r := x - z*0.693359375
+	r -= z * -2.12194440e-4
+	p := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
+	y := p*r*r + r + 1
+	return y * math.Float32frombits(uint32(int32(z)+127)<<23)
 }
 
 // SwiGLU writes silu(gate[i])·up[i] into out (all the same length; out may

@@ -76,7 +76,7 @@ func (m *Model) attendCached(l int, rows []rowRef, s *scratch) {
 				}
 				var sum float64
 				for k, v := range p {
-					e := float32(math.Exp(float64(scale * (v - mx))))
+					e := cpu.Exp32(scale * (v - mx))
 					p[k] = e
 					sum += float64(e)
 				}

@@ -2,6 +2,7 @@ package glm4moe_test
 
 import (
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/glmrun/glmrun/gguf"
@@ -49,10 +50,15 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// BenchmarkPrefill measures a 64-token prompt in one micro-batch.
+// BenchmarkPrefill measures a 64-token prompt ($GLM_BENCH_PROMPT tokens
+// if set) in one micro-batch.
 func BenchmarkPrefill(b *testing.B) {
 	m := benchModel(b)
-	prompt := make([]int32, 64)
+	n := 64
+	if v, err := strconv.Atoi(os.Getenv("GLM_BENCH_PROMPT")); err == nil && v > 0 {
+		n = v
+	}
+	prompt := make([]int32, n)
 	for i := range prompt {
 		prompt[i] = int32(i + 100)
 	}
