@@ -58,10 +58,11 @@ func aggregateTokPerSec(t *testing.T, url string, n, maxTokens int) (wallRate, c
 //
 // Asserted always: the 8 streams decode together (about 8 busy slots per
 // forward pass), and batching pays: tokens per process CPU-second with 8
-// streams are at least 1.5x one stream's (CPU time is not skewed by other
-// processes on a shared CI machine; measured 2.1x on 2 cores). The 2x
-// wall-clock target itself is asserted with GLM_ASSERT_THROUGHPUT=1 (on a
-// quiet machine), since wall time on a shared machine is noise. Each
+// streams are at least 1.25x one stream's (CPU time is not skewed by other
+// processes on a shared CI machine; measured 1.5-1.7x on 2 cores at commit
+// daed3ae, 2.1x with the earlier kernels whose single-row path was slower).
+// The 2x wall-clock target itself is asserted with GLM_ASSERT_THROUGHPUT=1
+// (on a quiet machine), since wall time on a shared machine is noise. Each
 // measurement is repeated and the best run kept; the numbers are logged
 // (and written to $GLM_BENCH_OUT when set).
 func TestConcurrentStreamsThroughput(t *testing.T) {
@@ -95,7 +96,7 @@ func TestConcurrentStreamsThroughput(t *testing.T) {
 		_ = os.WriteFile(p, []byte(report), 0o644)
 	}
 	assert.GreaterOrEqual(t, busy, 6.0, "8 concurrent streams must share forward passes")
-	assert.GreaterOrEqual(t, eightCPU, 1.5*oneCPU, "batched decoding must cost less CPU per token")
+	assert.GreaterOrEqual(t, eightCPU, 1.25*oneCPU, "batched decoding must cost less CPU per token")
 	if os.Getenv("GLM_ASSERT_THROUGHPUT") == "1" {
 		assert.GreaterOrEqual(t, eightWall, 2*oneWall, "8 streams must reach >= 2x one stream's tokens/s")
 	}
