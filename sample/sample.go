@@ -38,6 +38,7 @@ type Sampler struct {
 	rng     *rand.Rand
 	history []int32
 	cands   []Candidate
+	scratch []float32 // penalised copy of the logits
 }
 
 // Candidate is one token and its (possibly modified) logit.
@@ -68,19 +69,31 @@ func (s *Sampler) Accept(id int32) {
 func (s *Sampler) Reset() { s.history = s.history[:0] }
 
 // Sample returns the next token id for logits (one row of vocabulary size).
-// logits is not modified.
+// logits is not modified. With top-k on, only the k best candidates are
+// ever materialised (one pass with a small heap), so a draw over GLM's
+// 154880-token vocabulary costs one scan, not a sort.
 func (s *Sampler) Sample(logits []float32) int32 {
-	c := s.cands[:0]
-	for i, v := range logits {
-		c = append(c, Candidate{ID: int32(i), Logit: v})
+	if s.penaltiesActive() {
+		s.scratch = append(s.scratch[:0], logits...)
+		s.penalize(s.scratch)
+		logits = s.scratch
 	}
-	s.cands = c
-	s.penalize(c)
 	if s.p.Temp <= 0 {
-		return argmax(c)
+		return argmaxLogits(logits)
 	}
-	c = TopK(c, s.p.TopK)
-	c = TopP(c, s.p.TopP)
+	var c []Candidate
+	if k := s.p.TopK; k > 0 && k < len(logits) {
+		c = topKHeap(logits, k, s.cands[:0])
+		s.cands = c
+		c = TopP(c, s.p.TopP)
+	} else {
+		c = s.cands[:0]
+		for i, v := range logits {
+			c = append(c, Candidate{ID: int32(i), Logit: v})
+		}
+		s.cands = c
+		c = topPUnsorted(c, s.p.TopP)
+	}
 	c = MinP(c, s.p.MinP)
 	for i := range c {
 		c[i].Logit /= s.p.Temp
@@ -88,42 +101,120 @@ func (s *Sampler) Sample(logits []float32) int32 {
 	return s.draw(c)
 }
 
+// topPUnsorted is TopP for candidates in any order: it returns the same
+// sorted prefix without sorting the whole vocabulary, by selecting and
+// sorting the best 256, 1024, ... until their probability mass reaches p.
+func topPUnsorted(c []Candidate, p float32) []Candidate {
+	if p >= 1 || len(c) <= 1 {
+		sortDesc(c)
+		return TopP(c, p)
+	}
+	m := math.Inf(-1)
+	for _, x := range c {
+		m = math.Max(m, float64(x.Logit))
+	}
+	var sum float64
+	for _, x := range c {
+		sum += math.Exp(float64(x.Logit) - m)
+	}
+	for k := 256; ; k *= 4 {
+		if k >= len(c) {
+			sortDesc(c)
+			return TopP(c, p)
+		}
+		quickselect(c, k)
+		sortDesc(c[:k])
+		var cum float64
+		for i, x := range c[:k] {
+			cum += math.Exp(float64(x.Logit)-m) / sum
+			if cum >= float64(p) {
+				return c[:i+1]
+			}
+		}
+	}
+}
+
+// argmaxLogits returns the index of the largest logit (the lowest on ties).
+func argmaxLogits(l []float32) int32 {
+	best := 0
+	for i, v := range l {
+		if v > l[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+// topKHeap returns the k highest logits as candidates sorted highest first
+// (ties: lower id first), using buf's storage. It keeps a min-heap of the k
+// best seen so far; most logits fail the single comparison with its root.
+func topKHeap(logits []float32, k int, buf []Candidate) []Candidate {
+	h := buf[:0]
+	for i := 0; i < k; i++ {
+		h = append(h, Candidate{ID: int32(i), Logit: logits[i]})
+	}
+	// worse(a, b): a ranks below b.
+	worse := func(a, b Candidate) bool { return a.Logit < b.Logit || (a.Logit == b.Logit && a.ID > b.ID) }
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= k {
+				return
+			}
+			if r := l + 1; r < k && worse(h[r], h[l]) {
+				l = r
+			}
+			if !worse(h[l], h[i]) {
+				return
+			}
+			h[i], h[l] = h[l], h[i]
+			i = l
+		}
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for i := k; i < len(logits); i++ {
+		// A later id with an equal logit ranks lower, so only a strictly
+		// larger logit can enter.
+		if v := logits[i]; v > h[0].Logit {
+			h[0] = Candidate{ID: int32(i), Logit: v}
+			down(0)
+		}
+	}
+	sortDesc(h)
+	return h
+}
+
+func (s *Sampler) penaltiesActive() bool {
+	return s.p.RepeatLastN != 0 && len(s.history) > 0 &&
+		(s.p.RepeatPenalty != 1 || s.p.PresencePenalty != 0 || s.p.FrequencyPenalty != 0)
+}
+
 // penalize applies the repetition, presence and frequency penalties to the
-// tokens of the last RepeatLastN history entries (llama.cpp semantics).
-func (s *Sampler) penalize(c []Candidate) {
+// logits of the tokens in the last RepeatLastN history entries (llama.cpp
+// semantics).
+func (s *Sampler) penalize(l []float32) {
 	n := s.p.RepeatLastN
 	if n < 0 || n > len(s.history) {
 		n = len(s.history)
-	}
-	if n == 0 || (s.p.RepeatPenalty == 1 && s.p.PresencePenalty == 0 && s.p.FrequencyPenalty == 0) {
-		return
 	}
 	counts := map[int32]int{}
 	for _, id := range s.history[len(s.history)-n:] {
 		counts[id]++
 	}
 	for id, cnt := range counts {
-		if id < 0 || int(id) >= len(c) {
+		if id < 0 || int(id) >= len(l) {
 			continue
 		}
-		l := &c[id].Logit
-		if *l <= 0 {
-			*l *= s.p.RepeatPenalty
+		v := &l[id]
+		if *v <= 0 {
+			*v *= s.p.RepeatPenalty
 		} else {
-			*l /= s.p.RepeatPenalty
+			*v /= s.p.RepeatPenalty
 		}
-		*l -= float32(cnt)*s.p.FrequencyPenalty + s.p.PresencePenalty
+		*v -= float32(cnt)*s.p.FrequencyPenalty + s.p.PresencePenalty
 	}
-}
-
-func argmax(c []Candidate) int32 {
-	best := 0
-	for i := range c {
-		if c[i].Logit > c[best].Logit {
-			best = i
-		}
-	}
-	return c[best].ID
 }
 
 // sortDesc sorts candidates by logit, highest first (ties by id).

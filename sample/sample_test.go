@@ -2,6 +2,7 @@ package sample
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -181,5 +182,92 @@ func TestDistribution(t *testing.T) {
 	}
 	if n0 < 490 {
 		t.Fatalf("temp 0.1: token 0 drawn %d/500 times", n0)
+	}
+}
+
+// TestTopKHeapMatchesSort: the one-pass heap selection keeps exactly the k
+// best (ties: lower id first) in order, as a full sort does.
+func TestTopKHeapMatchesSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for trial := 0; trial < 200; trial++ {
+		n := 1 + r.IntN(500)
+		k := 1 + r.IntN(n)
+		l := make([]float32, n)
+		for i := range l {
+			l[i] = float32(r.IntN(20)) // many ties
+		}
+		got := topKHeap(l, min(k, n), nil)
+		all := make([]Candidate, n)
+		for i, v := range l {
+			all[i] = Candidate{ID: int32(i), Logit: v}
+		}
+		sortDesc(all)
+		if len(got) != k {
+			t.Fatalf("n=%d k=%d: got %d candidates", n, k, len(got))
+		}
+		for i := range got {
+			if got[i] != all[i] {
+				t.Fatalf("n=%d k=%d: position %d = %+v, want %+v", n, k, i, got[i], all[i])
+			}
+		}
+	}
+}
+
+func BenchmarkSampleGLMVocab(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	l := make([]float32, 154880)
+	for i := range l {
+		l[i] = float32(r.NormFloat64() * 3)
+	}
+	for _, tc := range []struct {
+		name string
+		p    Params
+	}{
+		{"default", DefaultParams()},
+		{"topk0", Params{Temp: 0.8, TopK: 0, TopP: 0.95, MinP: 0.05, RepeatPenalty: 1}},
+		{"greedy", Params{Temp: 0}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := New(tc.p)
+			for i := 0; i < 64; i++ {
+				s.Accept(int32(i))
+			}
+			for b.Loop() {
+				s.Sample(l)
+			}
+		})
+	}
+}
+
+// TestTopPUnsortedMatchesSort: the incremental top-p selection keeps the same
+// prefix as sorting everything first.
+func TestTopPUnsortedMatchesSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for trial := 0; trial < 50; trial++ {
+		n := 1 + r.IntN(5000)
+		p := float32(r.Float64())
+		l := make([]float32, n)
+		for i := range l {
+			l[i] = float32(r.NormFloat64() * 4)
+		}
+		mk := func() []Candidate {
+			c := make([]Candidate, n)
+			for i, v := range l {
+				c[i] = Candidate{ID: int32(i), Logit: v}
+			}
+			return c
+		}
+		want := mk()
+		sortDesc(want)
+		want = TopP(want, p)
+		got := topPUnsorted(mk(), p)
+		if len(got) != len(want) {
+			t.Fatalf("n=%d p=%v: kept %d, want %d", n, p, len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("n=%d p=%v: position %d differs", n, p, i)
+			}
+		}
 	}
 }
