@@ -29,6 +29,7 @@ var kernelNames = []string{
 	"gemm_w_q4_K", "gemm_w_q6_K", "gemm_w_q5_0", "gemm_w_q8_0", "gemm_w_f32", "gemm_w_bf16", "gemm_w_f16",
 	"gemm_q4k", "expert_sort",
 	"mla_decode_partial", "mla_decode_partial_f32", "mla_decode_partial_mma", "mla_decode_partial_mma_pipe", "mla_decode_partial_mma_pipe_f16", "mla_decode_combine",
+	"mla_prefill_mma_f16", "mla_combine_tokens",
 }
 
 // Q81BlockBytes is the size of one Q8_1 activation block (32 values):
@@ -616,6 +617,11 @@ type MLADecode struct {
 	Tokens       int
 	QTokStride   int
 	OutTokStride int
+	// PerToken keeps one query token per block for Tokens > 1. By default
+	// the fast path (F16QP, f16 cache, aligned layouts) runs
+	// mla_prefill_mma_f16 there: 64/H tokens per block, so each key tile
+	// is read once for all of them.
+	PerToken bool
 }
 
 // MLAScratchBytes returns the scratch size MLADecode needs.
@@ -647,6 +653,28 @@ func mlaMMASharedBytesLo(h, d int, pipe, lo bool) int {
 func MLAKernel(a MLADecode) string {
 	name, _ := mlaKernel(a)
 	return name
+}
+
+// mlaPrefillRows is MLA_PR of attention.cu: query rows (tokens x heads)
+// per block of mla_prefill_mma_f16.
+const mlaPrefillRows = 64
+
+// mlaPrefillSharedBytes mirrors mla_prefill_mma_f16's shared memory.
+func mlaPrefillSharedBytes(d int) int {
+	return 2*(mlaPrefillRows*(d+8)+2*mlaTile*(d+8)+mlaPrefillRows*(mlaTile+8)) + 4*(mlaPrefillRows*mlaTile+4*mlaPrefillRows)
+}
+
+// mlaPrefillTokens returns the query tokens per block of the multi-token
+// prefill kernel for a, or 0 when that kernel does not apply (one token,
+// PerToken, the f32-accuracy or CUDA-core paths, or layouts it cannot read).
+func mlaPrefillTokens(a MLADecode) int {
+	t := mlaPrefillRows / a.H
+	if a.Tokens <= 1 || a.PerToken || t < 2 || !a.F16QP || a.KVF32 || a.CUDACores || a.NoPipeline || a.D%16 != 0 ||
+		a.Dv%8 != 0 || a.Dv > 512 || a.Q.ptr%16 != 0 || a.KV.ptr%16 != 0 || a.QStride%4 != 0 || a.QTokStride%4 != 0 ||
+		a.KVStride%8 != 0 {
+		return 0
+	}
+	return t
 }
 
 func mlaKernel(a MLADecode) (string, int) {
@@ -708,11 +736,30 @@ func (c *Ctx) MLADecode(a MLADecode) error {
 	if err != nil {
 		return err
 	}
+	if tpb := mlaPrefillTokens(a); tpb > 0 {
+		if err := c.launch("mla_prefill_mma_f16", grid2(a.Splits, ceilDiv(tokens, tpb)), grid1(mlaThreads),
+			mlaPrefillSharedBytes(a.D), ptrArg(a.Q), i64Arg(a.QStride), ptrArg(a.KV), i64Arg(a.KVStride), ptrArg(a.NKV),
+			i32Arg(int(capacity)), i32Arg(a.H), i32Arg(a.D), i32Arg(a.Dv), f32Arg(a.Scale), ptrArg(partO), ptrArg(partML),
+			i64Arg(a.QTokStride), i32Arg(tokens)); err != nil {
+			return err
+		}
+		return c.mlaCombine(a, tokens, partO, partML)
+	}
 	name, shmem := mlaKernel(a)
 	if err := c.launch(name, grid2(a.Splits, tokens), grid1(mlaThreads), shmem,
 		ptrArg(a.Q), i64Arg(a.QStride), ptrArg(a.KV), i64Arg(a.KVStride), ptrArg(a.NKV), i32Arg(int(capacity)),
 		i32Arg(a.H), i32Arg(a.D), i32Arg(a.Dv), f32Arg(a.Scale), ptrArg(partO), ptrArg(partML), i64Arg(a.QTokStride)); err != nil {
 		return err
+	}
+	return c.mlaCombine(a, tokens, partO, partML)
+}
+
+// mlaCombine enqueues pass 2: mla_decode_combine for one token (decode),
+// mla_combine_tokens (one block per token, all heads) for several.
+func (c *Ctx) mlaCombine(a MLADecode, tokens int, partO, partML Buffer) error {
+	if tokens > 1 {
+		return c.launch("mla_combine_tokens", grid1(tokens), grid1(256), 0, ptrArg(partO), ptrArg(partML), i32Arg(a.Splits),
+			i32Arg(a.H), i32Arg(a.Dv), ptrArg(a.Out), i64Arg(a.OutStride), i64Arg(a.OutTokStride))
 	}
 	return c.launch("mla_decode_combine", [3]uint32{uint32(a.H), uint32(ceilDiv(a.Dv, 32)), uint32(tokens)}, grid1(256), 4*a.Splits,
 		ptrArg(partO), ptrArg(partML), i32Arg(a.Splits), i32Arg(a.H), i32Arg(a.Dv), ptrArg(a.Out), i64Arg(a.OutStride),

@@ -80,7 +80,10 @@ type gpuRunner struct {
 	// Q4_K weights through the Q4_K GEMM (cuda.GemmW, dequantised in its
 	// tile loader) even when gemmDequant holds; GLMRUN_CUDA_GEMM_Q4K=0 turns
 	// it off
-	fusedQ4K     bool
+	fusedQ4K bool
+	// one query token per block in prefill attention
+	// (GLMRUN_CUDA_MLA_PERTOK=1; default: cuda.MLADecode's multi-token kernel)
+	mlaPerTok    bool
 	wf16         cuda.Buffer
 	a16          cuda.Buffer // activations in f16
 	a16Owner     *act
@@ -471,6 +474,7 @@ func (g *gpuRunner) allocActs(c *cuda.Ctx) error {
 			alloc(&g.tiles, f(1+2*g.maxTiles))
 		}
 	}
+	g.mlaPerTok = os.Getenv("GLMRUN_CUDA_MLA_PERTOK") == "1"
 	g.decodeSplits = max(2*g.info.SMs, 1)
 	g.mlaSplitTok = max(g.decodeSplits, 8*U)
 	alloc(&g.mla, int64(g.mlaSplitTok)*cuda.MLAScratchBytes(1, H, cfg.KVLoraRank))

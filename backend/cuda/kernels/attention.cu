@@ -553,3 +553,239 @@ mla_decode_partial_mma_pipe_f16(const float *__restrict__ q, long long q_stride,
 	MLA_TOKEN_OFFSETS
 	mla_partial_mma<true, false>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml);
 }
+
+// ---- prefill: several query tokens per block ----
+//
+// mla_prefill_mma_f16: pass 1 of the fast path (f16 Q and P, cp.async
+// double-buffered K tiles, as mla_decode_partial_mma_pipe_f16) for T =
+// MLA_PR/H query tokens x H heads per block: row r = i*H + h of MLA_PR is
+// head h of token t = blockIdx.y*T + i (t < tokens), so each K tile is read
+// once for T tokens instead of once per token, and the tensor-core tiles
+// hold 60 real rows of 64 (H = 20) instead of 20 of 32. Grid: (n_splits,
+// ceil(tokens/T)). Token t reads its queries at q + t*q_tok_stride (head h
+// at + h*q_stride) and its key count at n_kv_ptr[t]; the block's split range
+// follows from the largest count among its tokens (the formula of
+// mla_partial_mma), and each row masks the keys at or past its own count.
+// Partials go where MLA_TOKEN_OFFSETS puts token t's; a row with no key in
+// its split writes m = -inf, l = 0 (mla_decode_combine then skips it).
+// Needs 2 <= T (H <= 32), D % 16 == 0, Dv % 8 == 0, Dv <= 512 (8 warps x 64
+// columns), q, kv 16-byte aligned, q_stride and q_tok_stride % 4 == 0, kv_stride % 8
+// == 0 (checked in Go). Shared memory (mirrored in Go: mlaPrefillSharedBytes):
+//   Qs [MLA_PR][D+8] half | Ks 2 x [TILE][D+8] half | S [MLA_PR][TILE] f32 |
+//   P [MLA_PR][TILE+8] half | alpha, m, l [MLA_PR] f32 | n [MLA_PR] int
+#define MLA_PR 64
+extern "C" __global__ void __launch_bounds__(ATT_THREADS, 1)
+mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv, long long kv_stride,
+                    const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale,
+                    float *__restrict__ part_o, float *__restrict__ part_ml, long long q_tok_stride, int tokens) {
+	extern __shared__ __align__(16) unsigned char smem_raw[];
+	const int QS = D + 8, PS = ATT_TILE + 8;
+	__half *Qs = (__half *)smem_raw;
+	__half *Kbuf = Qs + MLA_PR * QS;
+	float *S = (float *)(Kbuf + 2 * ATT_TILE * QS);
+	__half *P = (__half *)(S + MLA_PR * ATT_TILE);
+	float *alpha = (float *)(P + MLA_PR * PS);
+	float *mrow = alpha + MLA_PR;
+	float *lrow = mrow + MLA_PR;
+	int *nrow = (int *)(lrow + MLA_PR);
+
+	const int tid = threadIdx.x, lane = tid % WARP, warp = tid / WARP;
+	const int g = lane >> 2, tg = lane & 3;
+	const int T = MLA_PR / H;
+	const int tok0 = blockIdx.y * T;
+	const int ntok = min(T, tokens - tok0);
+	const int R = ntok * H;  // real rows
+	const int split = blockIdx.x, n_splits = gridDim.x;
+	int n_kv = 0;
+	for (int i = 0; i < ntok; i++) n_kv = max(n_kv, min(n_kv_ptr[tok0 + i], capacity));
+	const int per = ((n_kv + n_splits - 1) / n_splits + ATT_TILE - 1) / ATT_TILE * ATT_TILE;
+	const int t_begin = split * per;
+	const int t_end = min(n_kv, t_begin + per);
+	auto ml_out = [&](int r) { return part_ml + ((size_t)(tok0 + r / H) * n_splits + split) * H * 2 + (r % H) * 2; };
+	if (t_begin >= t_end) {
+		if (tid < R) {
+			float *ml = ml_out(tid);
+			ml[0] = -INFINITY;
+			ml[1] = 0.0f;
+		}
+		return;
+	}
+	const int D8 = D / 8, D4 = D / 4;
+	auto issue_tile = [&](int t0, __half *dst) {
+		const int nt = min(ATT_TILE, t_end - t0);
+		for (int i = tid; i < ATT_TILE * D8; i += ATT_THREADS) {
+			const int r = i / D8, c = i % D8;
+			const int rr = r < nt ? r : 0;
+			cp_async16(dst + r * QS + 8 * c, kv + (size_t)(t0 + rr) * kv_stride + 8 * c, r < nt ? 16 : 0);
+		}
+		cp_async_commit();
+	};
+	issue_tile(t_begin, Kbuf);  // overlaps the Q conversion below
+	for (int i = tid; i < MLA_PR * D4; i += ATT_THREADS) {
+		const int r = i / D4, d = 4 * (i % D4);
+		float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // padding rows: zero queries
+		if (r < R) v = *(const float4 *)(q + (size_t)(tok0 + r / H) * q_tok_stride + (size_t)(r % H) * q_stride + d);
+		__half2 *dst = (__half2 *)(Qs + r * QS + d);
+		dst[0] = __floats2half2_rn(v.x, v.y);
+		dst[1] = __floats2half2_rn(v.z, v.w);
+	}
+	if (tid < MLA_PR) {
+		mrow[tid] = -INFINITY;
+		lrow[tid] = 0.0f;
+		nrow[tid] = tid < R ? max(0, min(n_kv_ptr[tok0 + tid / H], capacity)) : 0;  // 0: every key masked
+	}
+	// PV accumulators: warp owns dv n-tiles warp*8 .. warp*8+7 of all 4 m-tiles.
+	float acc[4][8][4];
+#pragma unroll
+	for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+		for (int j = 0; j < 8; j++) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.0f;
+	__syncthreads();
+
+	int buf = 0;
+	for (int t0 = t_begin; t0 < t_end; t0 += ATT_TILE) {
+		const int nt = min(ATT_TILE, t_end - t0);
+		const __half *Ks = Kbuf + buf * ATT_TILE * QS;
+		if (t0 + ATT_TILE < t_end) {
+			issue_tile(t0 + ATT_TILE, Kbuf + (buf ^ 1) * ATT_TILE * QS);
+			cp_async_wait<1>();
+		} else {
+			cp_async_wait<0>();
+		}
+		buf ^= 1;
+		__syncthreads();
+		// scores: warp -> m-tile warp/2, n-tiles 2*(warp%2) and +1 (shared A fragments)
+		{
+			const int mt = warp >> 1, nb = (warp & 1) * 2;
+			const int r0 = mt * 16 + g, r1 = r0 + 8;
+			const __half *qa = Qs + r0 * QS + 2 * tg;
+			const __half *kb0 = Ks + (nb * 8 + g) * QS + 2 * tg;
+			const __half *kb1 = kb0 + 8 * QS;
+			float c0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, c1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+			for (int k0 = 0; k0 < D; k0 += 16) {
+				uint32_t a[4];
+				a[0] = ld_h2(qa + k0);
+				a[1] = ld_h2(qa + 8 * QS + k0);
+				a[2] = ld_h2(qa + k0 + 8);
+				a[3] = ld_h2(qa + 8 * QS + k0 + 8);
+				mma16816(c0, a, ld_h2(kb0 + k0), ld_h2(kb0 + k0 + 8));
+				mma16816(c1, a, ld_h2(kb1 + k0), ld_h2(kb1 + k0 + 8));
+			}
+			const int n0 = min(nt, nrow[r0] - t0), n1 = min(nt, nrow[r1] - t0);  // keys of this tile each row sees
+			auto store = [&](const float(&cc)[4], int col) {
+				S[r0 * ATT_TILE + col] = col < n0 ? cc[0] * scale : -INFINITY;
+				S[r0 * ATT_TILE + col + 1] = col + 1 < n0 ? cc[1] * scale : -INFINITY;
+				S[r1 * ATT_TILE + col] = col < n1 ? cc[2] * scale : -INFINITY;
+				S[r1 * ATT_TILE + col + 1] = col + 1 < n1 ? cc[3] * scale : -INFINITY;
+			};
+			store(c0, nb * 8 + 2 * tg);
+			store(c1, (nb + 1) * 8 + 2 * tg);
+		}
+		__syncthreads();
+		for (int r = warp; r < MLA_PR; r += ATT_THREADS / WARP) {
+			const float s = S[r * ATT_TILE + lane];
+			const float mold = mrow[r];
+			const float mnew = fmaxf(mold, warp_max(s));
+			const float p = s == -INFINITY ? 0.0f : expf(s - mnew);  // masked (also when the row saw no key yet)
+			const float ps = warp_sum(p);
+			P[r * PS + lane] = __float2half_rn(p);
+			if (lane == 0) {
+				const float a = mold == -INFINITY ? 0.0f : expf(mold - mnew);
+				alpha[r] = a;
+				lrow[r] = lrow[r] * a + ps;
+				mrow[r] = mnew;
+			}
+		}
+		__syncthreads();
+		// PV: O[64 x Dv] += P[64 x 32] * V[32 x Dv]
+#pragma unroll
+		for (int mt = 0; mt < 4; mt++) {
+			const float a0 = alpha[mt * 16 + g], a1 = alpha[mt * 16 + g + 8];
+#pragma unroll
+			for (int j = 0; j < 8; j++) {
+				acc[mt][j][0] *= a0;
+				acc[mt][j][1] *= a0;
+				acc[mt][j][2] *= a1;
+				acc[mt][j][3] *= a1;
+			}
+		}
+#pragma unroll
+		for (int ks = 0; ks < ATT_TILE / 16; ks++) {
+			uint32_t ph[4][4];
+#pragma unroll
+			for (int mt = 0; mt < 4; mt++) {
+				const int r0 = mt * 16 + g, r1 = r0 + 8, k = ks * 16 + 2 * tg;
+				ph[mt][0] = ld_h2(P + r0 * PS + k);
+				ph[mt][1] = ld_h2(P + r1 * PS + k);
+				ph[mt][2] = ld_h2(P + r0 * PS + k + 8);
+				ph[mt][3] = ld_h2(P + r1 * PS + k + 8);
+			}
+			const __half *vk = Ks + (ks * 16 + 2 * tg) * QS;
+#pragma unroll
+			for (int j = 0; j < 8; j++) {
+				const int c = (warp * 8 + j) * 8 + g;
+				if ((warp * 8 + j) * 8 >= Dv) break;  // uniform per warp
+				const uint32_t b0 = pack_h2(vk[c], vk[QS + c]);
+				const uint32_t b1 = pack_h2(vk[8 * QS + c], vk[9 * QS + c]);
+#pragma unroll
+				for (int mt = 0; mt < 4; mt++) mma16816(acc[mt][j], ph[mt], b0, b1);
+			}
+		}
+		__syncthreads();
+	}
+#pragma unroll
+	for (int mt = 0; mt < 4; mt++) {
+#pragma unroll
+		for (int hf = 0; hf < 2; hf++) {
+			const int r = mt * 16 + g + 8 * hf;
+			if (r >= R) continue;
+			float *o = part_o + ((size_t)(tok0 + r / H) * n_splits + split) * H * Dv + (size_t)(r % H) * Dv;
+#pragma unroll
+			for (int j = 0; j < 8; j++) {
+				const int col = (warp * 8 + j) * 8 + 2 * tg;
+				if ((warp * 8 + j) * 8 >= Dv) break;
+				o[col] = acc[mt][j][2 * hf];
+				o[col + 1] = acc[mt][j][2 * hf + 1];
+			}
+		}
+	}
+	if (tid < R) {
+		float *ml = ml_out(tid);
+		ml[0] = mrow[tid];
+		ml[1] = lrow[tid];
+	}
+}
+
+// mla_combine_tokens: pass 2 for several tokens (prefill), one block per
+// token (grid.x = token t, partials where MLA_TOKEN_OFFSETS puts them) over
+// all H heads: out[t*out_tok_stride + h*out_stride + c] =
+// sum_b exp(m_b - M) o_b[c] / sum_b exp(m_b - M) l_b, as mla_decode_combine
+// computes it. mla_decode_combine's grid of H x Dv/32 blocks per token
+// (163,840 blocks of 256 threads for 512 tokens) cost more than the
+// attention itself in a short prefill; here each thread owns columns
+// c = tid, tid + blockDim.x, ... and recomputes the split weights itself.
+extern "C" __global__ void __launch_bounds__(256)
+mla_combine_tokens(const float *__restrict__ part_o, const float *__restrict__ part_ml, int n_splits, int H, int Dv,
+                   float *__restrict__ out, long long out_stride, long long out_tok_stride) {
+	const int t = blockIdx.x;
+	part_o += (size_t)t * n_splits * H * Dv;
+	part_ml += (size_t)t * n_splits * H * 2;
+	out += (size_t)t * out_tok_stride;
+	for (int h = 0; h < H; h++) {
+		float M = -INFINITY;
+		for (int b = 0; b < n_splits; b++) M = fmaxf(M, part_ml[((size_t)b * H + h) * 2]);
+		float L = 0.0f;
+		for (int b = 0; b < n_splits; b++) {
+			const float mb = part_ml[((size_t)b * H + h) * 2];
+			if (mb != -INFINITY) L += expf(mb - M) * part_ml[((size_t)b * H + h) * 2 + 1];
+		}
+		for (int c = threadIdx.x; c < Dv; c += blockDim.x) {
+			float o = 0.0f;
+			for (int b = 0; b < n_splits; b++) {
+				const float mb = part_ml[((size_t)b * H + h) * 2];
+				if (mb != -INFINITY) o = fmaf(expf(mb - M), part_o[((size_t)b * H + h) * Dv + c], o);
+			}
+			out[(size_t)h * out_stride + c] = o / L;
+		}
+	}
+}
