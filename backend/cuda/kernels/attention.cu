@@ -574,6 +574,32 @@ mla_decode_partial_mma_pipe_f16(const float *__restrict__ q, long long q_stride,
 //   Qs [MLA_PR][D+8] half | Ks 2 x [TILE][D+8] half | S [MLA_PR][TILE] f32 |
 //   P [MLA_PR][TILE+8] half | alpha, m, l [MLA_PR] f32 | n [MLA_PR] int
 #define MLA_PR 64
+
+// ldmatrix: four 8x8 f16 matrices from shared memory, rows addressed by
+// lanes 0-7, 8-15, 16-23, 24-31 (16-byte aligned rows); _trans transposes
+// each matrix (for the V operand).
+static __device__ __forceinline__ void ldsm_x4(uint32_t *r, const __half *p) {
+	const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+	             : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+	             : "r"(a));
+}
+static __device__ __forceinline__ void ldsm_x4_trans(uint32_t *r, const __half *p) {
+	const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+	             : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+	             : "r"(a));
+}
+
+// pf_pack8: 8 floats to 8 f16 (one 16-byte store).
+static __device__ __forceinline__ uint4 pf_pack8(const float *v) {
+	uint4 u;
+	u.x = pack_h2(__float2half_rn(v[0]), __float2half_rn(v[1]));
+	u.y = pack_h2(__float2half_rn(v[2]), __float2half_rn(v[3]));
+	u.z = pack_h2(__float2half_rn(v[4]), __float2half_rn(v[5]));
+	u.w = pack_h2(__float2half_rn(v[6]), __float2half_rn(v[7]));
+	return u;
+}
 extern "C" __global__ void __launch_bounds__(ATT_THREADS, 1)
 mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv, long long kv_stride,
                     const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale,
@@ -658,18 +684,17 @@ mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __hal
 		{
 			const int mt = warp >> 1, nb = (warp & 1) * 2;
 			const int r0 = mt * 16 + g, r1 = r0 + 8;
-			const __half *qa = Qs + r0 * QS + 2 * tg;
-			const __half *kb0 = Ks + (nb * 8 + g) * QS + 2 * tg;
-			const __half *kb1 = kb0 + 8 * QS;
+			// ldmatrix addresses: A rows mt*16 + lane%16, k half lane/16;
+			// K rows (keys) nb*8 + lane%8 (+8 for lanes >= 16), k half (lane/8)%2
+			const __half *qa = Qs + (mt * 16 + (lane & 15)) * QS + (lane >> 4) * 8;
+			const __half *kb = Ks + (nb * 8 + (lane & 7) + ((lane >> 4) << 3)) * QS + ((lane >> 3) & 1) * 8;
 			float c0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, c1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 			for (int k0 = 0; k0 < D; k0 += 16) {
-				uint32_t a[4];
-				a[0] = ld_h2(qa + k0);
-				a[1] = ld_h2(qa + 8 * QS + k0);
-				a[2] = ld_h2(qa + k0 + 8);
-				a[3] = ld_h2(qa + 8 * QS + k0 + 8);
-				mma16816(c0, a, ld_h2(kb0 + k0), ld_h2(kb0 + k0 + 8));
-				mma16816(c1, a, ld_h2(kb1 + k0), ld_h2(kb1 + k0 + 8));
+				uint32_t a[4], b[4];
+				ldsm_x4(a, qa + k0);
+				ldsm_x4(b, kb + k0);
+				mma16816(c0, a, b[0], b[1]);
+				mma16816(c1, a, b[2], b[3]);
 			}
 			const int n0 = min(nt, nrow[r0] - t0), n1 = min(nt, nrow[r1] - t0);  // keys of this tile each row sees
 			auto store = [&](const float(&cc)[4], int col) {
@@ -682,14 +707,29 @@ mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __hal
 			store(c1, (nb + 1) * 8 + 2 * tg);
 		}
 		__syncthreads();
-		for (int r = warp; r < MLA_PR; r += ATT_THREADS / WARP) {
-			const float s = S[r * ATT_TILE + lane];
+		// online softmax: 4 threads per row (MLA_PR * 4 == ATT_THREADS), 8 keys each
+		{
+			const int r = tid >> 2, qd = tid & 3;
+			const float4 s0 = *(const float4 *)(S + r * ATT_TILE + 8 * qd);
+			const float4 s1 = *(const float4 *)(S + r * ATT_TILE + 8 * qd + 4);
+			const float sv[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
+			float mx = sv[0];
+#pragma unroll
+			for (int i = 1; i < 8; i++) mx = fmaxf(mx, sv[i]);
+			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
 			const float mold = mrow[r];
-			const float mnew = fmaxf(mold, warp_max(s));
-			const float p = s == -INFINITY ? 0.0f : expf(s - mnew);  // masked (also when the row saw no key yet)
-			const float ps = warp_sum(p);
-			P[r * PS + lane] = __float2half_rn(p);
-			if (lane == 0) {
+			const float mnew = fmaxf(mold, mx);
+			float pv[8], ps = 0.0f;
+#pragma unroll
+			for (int i = 0; i < 8; i++) {
+				pv[i] = sv[i] == -INFINITY ? 0.0f : expf(sv[i] - mnew);  // masked (also before the row's first key)
+				ps += pv[i];
+			}
+			ps += __shfl_xor_sync(0xffffffffu, ps, 1);
+			ps += __shfl_xor_sync(0xffffffffu, ps, 2);
+			*(uint4 *)(P + r * PS + 8 * qd) = pf_pack8(pv);
+			if (qd == 0) {  // the quad's reads of mrow/lrow precede this (shuffles above)
 				const float a = mold == -INFINITY ? 0.0f : expf(mold - mnew);
 				alpha[r] = a;
 				lrow[r] = lrow[r] * a + ps;
@@ -713,22 +753,23 @@ mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __hal
 		for (int ks = 0; ks < ATT_TILE / 16; ks++) {
 			uint32_t ph[4][4];
 #pragma unroll
-			for (int mt = 0; mt < 4; mt++) {
-				const int r0 = mt * 16 + g, r1 = r0 + 8, k = ks * 16 + 2 * tg;
-				ph[mt][0] = ld_h2(P + r0 * PS + k);
-				ph[mt][1] = ld_h2(P + r1 * PS + k);
-				ph[mt][2] = ld_h2(P + r0 * PS + k + 8);
-				ph[mt][3] = ld_h2(P + r1 * PS + k + 8);
-			}
-			const __half *vk = Ks + (ks * 16 + 2 * tg) * QS;
+			for (int mt = 0; mt < 4; mt++) ldsm_x4(ph[mt], P + (mt * 16 + (lane & 15)) * PS + ks * 16 + (lane >> 4) * 8);
+			// V fragments of two dv n-tiles per ldmatrix.trans: keys ks*16 + lane%8
+			// (+8 for (lane/8)%2), dv columns n0 (+8 for lanes >= 16); columns
+			// past Dv stay inside the padded row and are not used
+			const __half *vk = Ks + (ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * QS + (lane >> 4) * 8;
 #pragma unroll
-			for (int j = 0; j < 8; j++) {
-				const int c = (warp * 8 + j) * 8 + g;
-				if ((warp * 8 + j) * 8 >= Dv) break;  // uniform per warp
-				const uint32_t b0 = pack_h2(vk[c], vk[QS + c]);
-				const uint32_t b1 = pack_h2(vk[8 * QS + c], vk[9 * QS + c]);
+			for (int jp = 0; jp < 4; jp++) {
+				const int n0 = (warp * 8 + 2 * jp) * 8;
+				if (n0 >= Dv) break;  // uniform per warp
+				uint32_t b[4];
+				ldsm_x4_trans(b, vk + n0);
 #pragma unroll
-				for (int mt = 0; mt < 4; mt++) mma16816(acc[mt][j], ph[mt], b0, b1);
+				for (int mt = 0; mt < 4; mt++) mma16816(acc[mt][2 * jp], ph[mt], b[0], b[1]);
+				if (n0 + 8 < Dv) {
+#pragma unroll
+					for (int mt = 0; mt < 4; mt++) mma16816(acc[mt][2 * jp + 1], ph[mt], b[2], b[3]);
+				}
 			}
 		}
 		__syncthreads();
