@@ -279,3 +279,28 @@ func TestExp32(t *testing.T) {
 		t.Errorf("Exp32(0) = %v", Exp32(0))
 	}
 }
+
+func BenchmarkExp32(b *testing.B) {
+	x := make([]float32, 1024)
+	for i := range x {
+		x[i] = -float32(i) / 64
+	}
+	var s float32
+	b.Run("Exp32", func(b *testing.B) {
+		for b.Loop() {
+			for _, v := range x {
+				s += Exp32(v)
+			}
+		}
+	})
+	b.Run("math.Exp", func(b *testing.B) {
+		for b.Loop() {
+			for _, v := range x {
+				s += float32(math.Exp(float64(v)))
+			}
+		}
+	})
+	sinkF32 = s
+}
+
+var sinkF32 float32
