@@ -659,14 +659,21 @@ func MLAKernel(a MLADecode) string {
 // per block of mla_prefill_mma_f16.
 const mlaPrefillRows = 64
 
-// mlaPrefillSharedBytes mirrors mla_prefill_mma_f16's shared memory.
+// mlaPrefillKStages is MLA_KST of attention.cu: K tile buffers of
+// mla_prefill_mma_f16.
+const mlaPrefillKStages = 3
+
+// mlaPrefillSharedBytes mirrors mla_prefill_mma_f16's shared memory
+// (201,216 bytes for D = 576: Hopper and A100 class devices only).
 func mlaPrefillSharedBytes(d int) int {
-	return 2*(mlaPrefillRows*(d+8)+2*mlaTile*(d+8)+mlaPrefillRows*(mlaTile+8)) + 4*(mlaPrefillRows*mlaTile+4*mlaPrefillRows)
+	return 2*(mlaPrefillRows*(d+8)+mlaPrefillKStages*mlaTile*(d+8)+mlaPrefillRows*(mlaTile+8)) +
+		4*(mlaPrefillRows*mlaTile+4*mlaPrefillRows)
 }
 
 // mlaPrefillTokens returns the query tokens per block of the multi-token
 // prefill kernel for a, or 0 when that kernel does not apply (one token,
-// PerToken, the f32-accuracy or CUDA-core paths, or layouts it cannot read).
+// PerToken, the f32-accuracy or CUDA-core paths, or layouts it cannot read;
+// MLADecode also falls back when the device's shared memory is too small).
 func mlaPrefillTokens(a MLADecode) int {
 	t := mlaPrefillRows / a.H
 	if a.Tokens <= 1 || a.PerToken || t < 2 || !a.F16QP || a.KVF32 || a.CUDACores || a.NoPipeline || a.D%16 != 0 ||
@@ -736,7 +743,7 @@ func (c *Ctx) MLADecode(a MLADecode) error {
 	if err != nil {
 		return err
 	}
-	if tpb := mlaPrefillTokens(a); tpb > 0 {
+	if tpb := mlaPrefillTokens(a); tpb > 0 && mlaPrefillSharedBytes(a.D) <= c.info.MaxSharedOptin {
 		if err := c.launch("mla_prefill_mma_f16", grid2(a.Splits, ceilDiv(tokens, tpb)), grid1(mlaThreads),
 			mlaPrefillSharedBytes(a.D), ptrArg(a.Q), i64Arg(a.QStride), ptrArg(a.KV), i64Arg(a.KVStride), ptrArg(a.NKV),
 			i32Arg(int(capacity)), i32Arg(a.H), i32Arg(a.D), i32Arg(a.Dv), f32Arg(a.Scale), ptrArg(partO), ptrArg(partML),

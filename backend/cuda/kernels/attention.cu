@@ -557,7 +557,7 @@ mla_decode_partial_mma_pipe_f16(const float *__restrict__ q, long long q_stride,
 // ---- prefill: several query tokens per block ----
 //
 // mla_prefill_mma_f16: pass 1 of the fast path (f16 Q and P, cp.async
-// double-buffered K tiles, as mla_decode_partial_mma_pipe_f16) for T =
+// K tiles through cp.async, MLA_KST deep, as mla_decode_partial_mma_pipe_f16 two deep) for T =
 // MLA_PR/H query tokens x H heads per block: row r = i*H + h of MLA_PR is
 // head h of token t = blockIdx.y*T + i (t < tokens), so each K tile is read
 // once for T tokens instead of once per token, and the tensor-core tiles
@@ -571,9 +571,10 @@ mla_decode_partial_mma_pipe_f16(const float *__restrict__ q, long long q_stride,
 // Needs 2 <= T (H <= 32), D % 16 == 0, Dv % 8 == 0, Dv <= 512 (8 warps x 64
 // columns), q, kv 16-byte aligned, q_stride and q_tok_stride % 4 == 0, kv_stride % 8
 // == 0 (checked in Go). Shared memory (mirrored in Go: mlaPrefillSharedBytes):
-//   Qs [MLA_PR][D+8] half | Ks 2 x [TILE][D+8] half | S [MLA_PR][TILE] f32 |
+//   Qs [MLA_PR][D+8] half | Ks MLA_KST x [TILE][D+8] half | S [MLA_PR][TILE] f32 |
 //   P [MLA_PR][TILE+8] half | alpha, m, l [MLA_PR] f32 | n [MLA_PR] int
 #define MLA_PR 64
+#define MLA_KST 3  // K tile buffers (mirrored in Go: mlaPrefillKStages)
 
 // ldmatrix: four 8x8 f16 matrices from shared memory, rows addressed by
 // lanes 0-7, 8-15, 16-23, 24-31 (16-byte aligned rows); _trans transposes
@@ -608,7 +609,7 @@ mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __hal
 	const int QS = D + 8, PS = ATT_TILE + 8;
 	__half *Qs = (__half *)smem_raw;
 	__half *Kbuf = Qs + MLA_PR * QS;
-	float *S = (float *)(Kbuf + 2 * ATT_TILE * QS);
+	float *S = (float *)(Kbuf + MLA_KST * ATT_TILE * QS);
 	__half *P = (__half *)(S + MLA_PR * ATT_TILE);
 	float *alpha = (float *)(P + MLA_PR * PS);
 	float *mrow = alpha + MLA_PR;
@@ -646,7 +647,11 @@ mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __hal
 		}
 		cp_async_commit();
 	};
-	issue_tile(t_begin, Kbuf);  // overlaps the Q conversion below
+	// K tiles stream through MLA_KST buffers, two tiles ahead of the one
+	// being computed; one commit group per tile (empty past the end)
+	issue_tile(t_begin, Kbuf);  // both overlap the Q conversion below
+	if (t_begin + ATT_TILE < t_end) issue_tile(t_begin + ATT_TILE, Kbuf + ATT_TILE * QS);
+	else cp_async_commit();
 	for (int i = tid; i < MLA_PR * D4; i += ATT_THREADS) {
 		const int r = i / D4, d = 4 * (i % D4);
 		float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);  // padding rows: zero queries
@@ -672,14 +677,14 @@ mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __hal
 	for (int t0 = t_begin; t0 < t_end; t0 += ATT_TILE) {
 		const int nt = min(ATT_TILE, t_end - t0);
 		const __half *Ks = Kbuf + buf * ATT_TILE * QS;
-		if (t0 + ATT_TILE < t_end) {
-			issue_tile(t0 + ATT_TILE, Kbuf + (buf ^ 1) * ATT_TILE * QS);
-			cp_async_wait<1>();
-		} else {
-			cp_async_wait<0>();
+		cp_async_wait<1>();  // this tile's group is complete (only the next one may be pending)
+		__syncthreads();     // everyone's copies landed; everyone finished the previous tile
+		{
+			const int nb2 = buf == 0 ? MLA_KST - 1 : buf - 1;  // the buffer of the previous tile, now free
+			if (t0 + 2 * ATT_TILE < t_end) issue_tile(t0 + 2 * ATT_TILE, Kbuf + nb2 * ATT_TILE * QS);
+			else cp_async_commit();
 		}
-		buf ^= 1;
-		__syncthreads();
+		buf = buf == MLA_KST - 1 ? 0 : buf + 1;
 		// scores: warp -> m-tile warp/2, n-tiles 2*(warp%2) and +1 (shared A fragments)
 		{
 			const int mt = warp >> 1, nb = (warp & 1) * 2;
@@ -688,13 +693,32 @@ mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __hal
 			// K rows (keys) nb*8 + lane%8 (+8 for lanes >= 16), k half (lane/8)%2
 			const __half *qa = Qs + (mt * 16 + (lane & 15)) * QS + (lane >> 4) * 8;
 			const __half *kb = Ks + (nb * 8 + (lane & 7) + ((lane >> 4) << 3)) * QS + ((lane >> 3) & 1) * 8;
+			// four accumulator chains: two n-tiles x two halves of D
 			float c0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, c1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-			for (int k0 = 0; k0 < D; k0 += 16) {
-				uint32_t a[4], b[4];
+			float c2[4] = {0.0f, 0.0f, 0.0f, 0.0f}, c3[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+			const int half = (D / 16) / 2 * 16;
+			for (int k0 = 0; k0 < half; k0 += 16) {
+				uint32_t a[4], b[4], a2[4], b2[4];
 				ldsm_x4(a, qa + k0);
 				ldsm_x4(b, kb + k0);
+				ldsm_x4(a2, qa + half + k0);
+				ldsm_x4(b2, kb + half + k0);
 				mma16816(c0, a, b[0], b[1]);
 				mma16816(c1, a, b[2], b[3]);
+				mma16816(c2, a2, b2[0], b2[1]);
+				mma16816(c3, a2, b2[2], b2[3]);
+			}
+			if (2 * half < D) {  // odd number of 16-wide steps
+				uint32_t a[4], b[4];
+				ldsm_x4(a, qa + 2 * half);
+				ldsm_x4(b, kb + 2 * half);
+				mma16816(c0, a, b[0], b[1]);
+				mma16816(c1, a, b[2], b[3]);
+			}
+#pragma unroll
+			for (int i = 0; i < 4; i++) {
+				c0[i] += c2[i];
+				c1[i] += c3[i];
 			}
 			const int n0 = min(nt, nrow[r0] - t0), n1 = min(nt, nrow[r1] - t0);  // keys of this tile each row sees
 			auto store = [&](const float(&cc)[4], int col) {
@@ -772,8 +796,10 @@ mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __hal
 				}
 			}
 		}
-		__syncthreads();
+		// no barrier here: the next tile's first barrier orders the reuse of
+		// S, P, alpha and this K buffer
 	}
+	cp_async_wait<0>();
 #pragma unroll
 	for (int mt = 0; mt < 4; mt++) {
 #pragma unroll
