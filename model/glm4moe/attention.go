@@ -11,6 +11,11 @@ import (
 // covers when a token's context is split across workers.
 const minAttnChunk = 64
 
+// attnHeadBlock is the number of heads whose queries (or outputs) one pass
+// over a token's cached rows handles: 8 heads' 576-float queries (18 KiB)
+// stay in L1 while the rows stream past.
+const attnHeadBlock = 8
+
 // attendCached computes, for every token i of the pass and every head h,
 // ol[i][h] = Σ_j softmax_j(scale·qf[i][h]·K_j)·K_j[0:r_kv] over the cached
 // rows j <= pos_i of layer l (spec §4.2 steps 7-8; s.qf holds the absorbed
@@ -64,9 +69,14 @@ func (m *Model) attendCached(l int, rows []rowRef, s *scratch) {
 			sc := scores[worker][:H*nj]
 			// sc[h][j] = q_h·K_j: each cached row against all H queries
 			// (stored back to back in qf) in one call.
-			qi := s.qf[i*H*w : (i+1)*H*w]
-			for j := j0; j < j1; j++ {
-				kernels.DotF32Cols(r.c.row(l, j), qi, H, sc[j-j0:], nj)
+			// Heads go in groups of attnHeadBlock so a group's queries stay
+			// in L1 while the rows stream past.
+			for h0 := 0; h0 < H; h0 += attnHeadBlock {
+				hc := min(attnHeadBlock, H-h0)
+				qg := s.qf[(i*H+h0)*w : (i*H+h0+hc)*w]
+				for j := j0; j < j1; j++ {
+					kernels.DotF32Cols(r.c.row(l, j), qg, hc, sc[h0*nj+j-j0:], nj)
+				}
 			}
 			for h := 0; h < H; h++ {
 				p := sc[h*nj : (h+1)*nj]
@@ -92,8 +102,12 @@ func (m *Model) attendCached(l int, rows []rowRef, s *scratch) {
 				out = po[base*kvl : (base+H)*kvl]
 			}
 			clear(out)
-			for j := j0; j < j1; j++ {
-				kernels.AxpyF32Cols(r.c.row(l, j)[:kvl], sc[j-j0:], nj, out, H)
+			for h0 := 0; h0 < H; h0 += attnHeadBlock {
+				hc := min(attnHeadBlock, H-h0)
+				og := out[h0*kvl : (h0+hc)*kvl]
+				for j := j0; j < j1; j++ {
+					kernels.AxpyF32Cols(r.c.row(l, j)[:kvl], sc[h0*nj+j-j0:], nj, og, hc)
+				}
 			}
 		}
 	})
