@@ -23,7 +23,13 @@ func CheckWeightType(t gguf.TensorType) error { return CheckType(t) }
 // whose 2-D slabs hold slabRows rows each (ne1; rows = slabRows for a matrix,
 // slabRows*ne2 for a 3-D expert or head bank). The Weight aliases data for
 // every type; for MMFP4 it addresses the slabs in place (see Weight).
+//
+// NewTensorWeight also advises huge pages for data (AdviseHugePages; the
+// advice is best-effort and its failure is not an error).
 func NewTensorWeight(t gguf.TensorType, rows, cols, slabRows int, data []byte) (Weight, error) {
+	if rows > 0 {
+		_ = AdviseHugePages(data) // advisory only
+	}
 	if t != gguf.TypeMMFP4 {
 		return NewWeight(t, rows, cols, data)
 	}
