@@ -29,7 +29,7 @@ var kernelNames = []string{
 	"gemm_w_q4_K", "gemm_w_q6_K", "gemm_w_q5_0", "gemm_w_q8_0", "gemm_w_f32", "gemm_w_bf16", "gemm_w_f16",
 	"gemm_q4k", "expert_sort",
 	"mla_decode_partial", "mla_decode_partial_f32", "mla_decode_partial_mma", "mla_decode_partial_mma_pipe", "mla_decode_partial_mma_pipe_f16", "mla_decode_combine",
-	"mla_prefill_mma_f16", "mla_combine_tokens",
+	"mla_prefill_mma_f16", "mla_prefill_mma_f16_sk", "mla_combine_tokens",
 }
 
 // Q81BlockBytes is the size of one Q8_1 activation block (32 values):
@@ -622,6 +622,10 @@ type MLADecode struct {
 	// mla_prefill_mma_f16 there: 64/H tokens per block, so each key tile
 	// is read once for all of them.
 	PerToken bool
+	// PrefillSplitK selects mla_prefill_mma_f16_sk for the multi-token
+	// kernel: the score product split over D across warps (half the
+	// shared-memory fragment loads per key tile, 24 KB more shared memory).
+	PrefillSplitK bool
 }
 
 // MLAScratchBytes returns the scratch size MLADecode needs.
@@ -664,10 +668,43 @@ const mlaPrefillRows = 64
 const mlaPrefillKStages = 3
 
 // mlaPrefillSharedBytes mirrors mla_prefill_mma_f16's shared memory
-// (201,216 bytes for D = 576: Hopper and A100 class devices only).
-func mlaPrefillSharedBytes(d int) int {
+// (201,216 bytes for D = 576: Hopper and A100 class devices only); sk:
+// mla_prefill_mma_f16_sk's, whose score buffer holds four partial sums
+// (225,792 bytes for D = 576: Hopper only).
+func mlaPrefillSharedBytes(d int, sk bool) int {
+	sParts := 1
+	if sk {
+		sParts = 4
+	}
 	return 2*(mlaPrefillRows*(d+8)+mlaPrefillKStages*mlaTile*(d+8)+mlaPrefillRows*(mlaTile+8)) +
-		4*(mlaPrefillRows*mlaTile+4*mlaPrefillRows)
+		4*(sParts*mlaPrefillRows*mlaTile+4*mlaPrefillRows)
+}
+
+// MLAPrefillSplits picks the sequence splits of a multi-token MLADecode
+// (mla_prefill_mma_f16: ceil(tokens/(64/h)) token groups per split) for
+// sms multiprocessors, one block each: the count in [1, maxSplits] that
+// minimises waves x (key tiles per split + a fixed cost of 4 tiles per
+// block), where waves = ceil(groups*splits/sms) and a split holds
+// ceil(maxKV/splits) keys in tiles of 32. Ties go to fewer splits (less
+// scratch traffic in the combine pass). maxKV is the largest key count of
+// the pass. Returns 1 for tokens, h, maxKV, sms or maxSplits < 1.
+func MLAPrefillSplits(tokens, h, maxKV, sms, maxSplits int) int {
+	if tokens < 1 || h < 1 || h > mlaPrefillRows || maxKV < 1 || sms < 1 || maxSplits < 1 {
+		return 1
+	}
+	groups := ceilDiv(tokens, max(mlaPrefillRows/h, 1))
+	best, bestCost := 1, -1
+	for s := 1; s <= maxSplits; s++ {
+		tiles := ceilDiv(ceilDiv(maxKV, s), mlaTile)
+		cost := ceilDiv(groups*s, sms) * (tiles + 4)
+		if bestCost < 0 || cost < bestCost {
+			best, bestCost = s, cost
+		}
+		if tiles == 1 {
+			break
+		}
+	}
+	return best
 }
 
 // mlaPrefillTokens returns the query tokens per block of the multi-token
@@ -743,9 +780,13 @@ func (c *Ctx) MLADecode(a MLADecode) error {
 	if err != nil {
 		return err
 	}
-	if tpb := mlaPrefillTokens(a); tpb > 0 && mlaPrefillSharedBytes(a.D) <= c.info.MaxSharedOptin {
-		if err := c.launch("mla_prefill_mma_f16", grid2(a.Splits, ceilDiv(tokens, tpb)), grid1(mlaThreads),
-			mlaPrefillSharedBytes(a.D), ptrArg(a.Q), i64Arg(a.QStride), ptrArg(a.KV), i64Arg(a.KVStride), ptrArg(a.NKV),
+	name, shPre := "mla_prefill_mma_f16", mlaPrefillSharedBytes(a.D, false)
+	if a.PrefillSplitK && mlaPrefillSharedBytes(a.D, true) <= c.info.MaxSharedOptin {
+		name, shPre = "mla_prefill_mma_f16_sk", mlaPrefillSharedBytes(a.D, true)
+	}
+	if tpb := mlaPrefillTokens(a); tpb > 0 && shPre <= c.info.MaxSharedOptin {
+		if err := c.launch(name, grid2(a.Splits, ceilDiv(tokens, tpb)), grid1(mlaThreads),
+			shPre, ptrArg(a.Q), i64Arg(a.QStride), ptrArg(a.KV), i64Arg(a.KVStride), ptrArg(a.NKV),
 			i32Arg(int(capacity)), i32Arg(a.H), i32Arg(a.D), i32Arg(a.Dv), f32Arg(a.Scale), ptrArg(partO), ptrArg(partML),
 			i64Arg(a.QTokStride), i32Arg(tokens)); err != nil {
 			return err

@@ -83,7 +83,13 @@ type gpuRunner struct {
 	fusedQ4K bool
 	// one query token per block in prefill attention
 	// (GLMRUN_CUDA_MLA_PERTOK=1; default: cuda.MLADecode's multi-token kernel)
-	mlaPerTok    bool
+	mlaPerTok bool
+	// mlaSplitK selects the prefill attention kernel whose score product
+	// is split over D across warps (GLMRUN_CUDA_MLA_SK=1)
+	mlaSplitK bool
+	// mlaWaves picks a deep prefill's sequence splits for whole waves of
+	// blocks (cuda.MLAPrefillSplits; GLMRUN_CUDA_MLA_WAVES=1)
+	mlaWaves     bool
 	wf16         cuda.Buffer
 	a16          cuda.Buffer // activations in f16
 	a16Owner     *act
@@ -130,6 +136,10 @@ type gpuLayer struct {
 type gpuCache struct {
 	layers []cuda.Buffer
 }
+
+// mlaMaxPrefillSplits bounds the sequence splits of a prefill pass (the
+// MLA scratch holds that many per token).
+const mlaMaxPrefillSplits = 16
 
 // ErrNoGPU is wrapped by Load's error when Options.Device is "cuda" and no
 // usable CUDA device is present.
@@ -476,7 +486,9 @@ func (g *gpuRunner) allocActs(c *cuda.Ctx) error {
 	}
 	g.mlaPerTok = os.Getenv("GLMRUN_CUDA_MLA_PERTOK") == "1"
 	g.decodeSplits = max(2*g.info.SMs, 1)
-	g.mlaSplitTok = max(g.decodeSplits, 8*U)
+	g.mlaSplitK = os.Getenv("GLMRUN_CUDA_MLA_SK") == "1"
+	g.mlaWaves = os.Getenv("GLMRUN_CUDA_MLA_WAVES") == "1"
+	g.mlaSplitTok = max(g.decodeSplits, mlaMaxPrefillSplits*U)
 	alloc(&g.mla, int64(g.mlaSplitTok)*cuda.MLAScratchBytes(1, H, cfg.KVLoraRank))
 	if err != nil {
 		return fmt.Errorf("glm4moe: allocating GPU activations for %d tokens: %w", U, err)

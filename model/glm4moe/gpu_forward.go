@@ -334,7 +334,7 @@ func (g *gpuRunner) attention(c *cuda.Ctx, l int, p pass) error {
 			Q: tail(g.qf, s.i0*H*w), QStride: w, H: H, D: w, Dv: kvl,
 			KV: s.c.layers[l], KVStride: w, NKV: tail(g.nkv, s.i0), Scale: scale,
 			Splits: p.splits, Scratch: g.mla, Out: tail(g.ol, s.i0*H*kvl), OutStride: kvl,
-			KVF32: g.f32kv, F16QP: !g.exact, PerToken: g.mlaPerTok, Tokens: m, QTokStride: H * w, OutTokStride: H * kvl,
+			KVF32: g.f32kv, F16QP: !g.exact, PerToken: g.mlaPerTok, PrefillSplitK: g.mlaSplitK, Tokens: m, QTokStride: H * w, OutTokStride: H * kvl,
 		}); err != nil {
 			return err
 		}
@@ -506,7 +506,7 @@ func (g *gpuRunner) inputs(c *cuda.Ctx, rows []rowRef, tokens []int32, want []in
 	tok := make([]int32, n)
 	pos := make([]int32, n)
 	nkv := make([]int32, n)
-	maxKV := 0
+	maxKV, minKV := 0, math.MaxInt
 	p := pass{n: n, nWant: len(want), argmax: argmax}
 	for i, r := range rows {
 		if r.c.gpu == nil {
@@ -514,6 +514,7 @@ func (g *gpuRunner) inputs(c *cuda.Ctx, rows []rowRef, tokens []int32, want []in
 		}
 		tok[i], pos[i], nkv[i] = tokens[i], int32(r.pos), int32(r.pos+1)
 		maxKV = max(maxKV, r.pos+1)
+		minKV = min(minKV, r.pos+1)
 		if i == 0 || rows[i-1].c != r.c {
 			p.segs = append(p.segs, seg{c: r.c.gpu, i0: i, i1: i + 1})
 		} else {
@@ -525,7 +526,13 @@ func (g *gpuRunner) inputs(c *cuda.Ctx, rows []rowRef, tokens []int32, want []in
 	} else {
 		// 16 key tiles per split, bounded by the scratch (4 tiles measured
 		// slower: pp512 4453 vs 4645 t/s on an H200)
-		p.splits = min(max((maxKV+511)/512, 1), max(g.mlaSplitTok/n, 1))
+		p.splits = min(max((maxKV+511)/512, 1), max(max(g.decodeSplits, 8*g.ub)/n, 1))
+		if g.mlaWaves && 2*minKV >= maxKV {
+			// deep pass (every token sees at least half the keys): whole waves
+			// of blocks; the causal triangle of a shallow pass breaks the
+			// picker's equal-blocks model, so that keeps the rule above
+			p.splits = cuda.MLAPrefillSplits(n, g.cfg.NHead, maxKV, g.info.SMs, max(g.mlaSplitTok/n, 1))
+		}
 	}
 	for _, b := range []struct {
 		dst cuda.Buffer

@@ -601,16 +601,27 @@ static __device__ __forceinline__ uint4 pf_pack8(const float *v) {
 	u.w = pack_h2(__float2half_rn(v[6]), __float2half_rn(v[7]));
 	return u;
 }
-extern "C" __global__ void __launch_bounds__(ATT_THREADS, 1)
-mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv, long long kv_stride,
-                    const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale,
-                    float *__restrict__ part_o, float *__restrict__ part_ml, long long q_tok_stride, int tokens) {
+// SK = true (mla_prefill_mma_f16_sk) splits the score product over K
+// (D) instead of over key columns: warp w computes rows 32*(w%2) .. +31 x
+// all 32 keys of the tile over the quarter w/2 of the D steps, so each
+// k-step loads 2 A + 2 B fragments for 8 mma (the plain kernel: 2 + 2 for
+// 4), halving the ldmatrix traffic of the score phase (Q is re-read from
+// shared memory for every key tile); the four quarter sums go to
+// Sp[4][MLA_PR][TILE] f32 (columns XOR-swizzled by (row%4)*8 so the
+// fragment stores are conflict-free) and the softmax threads add them.
+template <bool SK>
+static __device__ __forceinline__ void mla_prefill_body(const float *__restrict__ q, long long q_stride,
+                                                        const __half *__restrict__ kv, long long kv_stride,
+                                                        const int *__restrict__ n_kv_ptr, int capacity, int H, int D,
+                                                        int Dv, float scale, float *__restrict__ part_o,
+                                                        float *__restrict__ part_ml, long long q_tok_stride,
+                                                        int tokens) {
 	extern __shared__ __align__(16) unsigned char smem_raw[];
 	const int QS = D + 8, PS = ATT_TILE + 8;
 	__half *Qs = (__half *)smem_raw;
 	__half *Kbuf = Qs + MLA_PR * QS;
 	float *S = (float *)(Kbuf + MLA_KST * ATT_TILE * QS);
-	__half *P = (__half *)(S + MLA_PR * ATT_TILE);
+	__half *P = (__half *)(S + (SK ? 4 : 1) * MLA_PR * ATT_TILE);
 	float *alpha = (float *)(P + MLA_PR * PS);
 	float *mrow = alpha + MLA_PR;
 	float *lrow = mrow + MLA_PR;
@@ -685,8 +696,48 @@ mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __hal
 			else cp_async_commit();
 		}
 		buf = buf == MLA_KST - 1 ? 0 : buf + 1;
-		// scores: warp -> m-tile warp/2, n-tiles 2*(warp%2) and +1 (shared A fragments)
-		{
+		if (SK) {
+			// scores, split over D: warp -> rows 32*(warp%2) .. +31, all 4 key
+			// n-tiles, k-steps [kq*KS/4, (kq+1)*KS/4) of KS = D/16
+			const int mp = warp & 1, kq = warp >> 1, KS = D / 16;
+			const int ks0 = kq * KS / 4, ks1 = (kq + 1) * KS / 4;
+			const __half *qa = Qs + (mp * 32 + (lane & 15)) * QS + (lane >> 4) * 8;
+			const __half *kb = Ks + ((lane & 7) + ((lane >> 4) << 3)) * QS + ((lane >> 3) & 1) * 8;
+			float c[2][4][4];
+#pragma unroll
+			for (int i = 0; i < 2; i++)
+#pragma unroll
+				for (int j = 0; j < 4; j++) c[i][j][0] = c[i][j][1] = c[i][j][2] = c[i][j][3] = 0.0f;
+			for (int ks = ks0; ks < ks1; ks++) {
+				const int k0 = ks * 16;
+				uint32_t a0[4], a1[4], b0[4], b1[4];
+				ldsm_x4(a0, qa + k0);
+				ldsm_x4(a1, qa + 16 * QS + k0);
+				ldsm_x4(b0, kb + k0);            // keys 0-15: n-tiles 0, 1
+				ldsm_x4(b1, kb + 16 * QS + k0);  // keys 16-31: n-tiles 2, 3
+				mma16816(c[0][0], a0, b0[0], b0[1]);
+				mma16816(c[0][1], a0, b0[2], b0[3]);
+				mma16816(c[0][2], a0, b1[0], b1[1]);
+				mma16816(c[0][3], a0, b1[2], b1[3]);
+				mma16816(c[1][0], a1, b0[0], b0[1]);
+				mma16816(c[1][1], a1, b0[2], b0[3]);
+				mma16816(c[1][2], a1, b1[0], b1[1]);
+				mma16816(c[1][3], a1, b1[2], b1[3]);
+			}
+			float *Sq = S + kq * MLA_PR * ATT_TILE;
+#pragma unroll
+			for (int i = 0; i < 2; i++) {
+				const int r0 = mp * 32 + i * 16 + g, r1 = r0 + 8;  // r0 % 4 == r1 % 4 == g % 4
+				const int sw = (g & 3) << 3;
+#pragma unroll
+				for (int j = 0; j < 4; j++) {
+					const int col = (j * 8 + 2 * tg) ^ sw;
+					*(float2 *)(Sq + r0 * ATT_TILE + col) = make_float2(c[i][j][0], c[i][j][1]);
+					*(float2 *)(Sq + r1 * ATT_TILE + col) = make_float2(c[i][j][2], c[i][j][3]);
+				}
+			}
+		} else {
+			// scores: warp -> m-tile warp/2, n-tiles 2*(warp%2) and +1 (shared A fragments)
 			const int mt = warp >> 1, nb = (warp & 1) * 2;
 			const int r0 = mt * 16 + g, r1 = r0 + 8;
 			// ldmatrix addresses: A rows mt*16 + lane%16, k half lane/16;
@@ -734,9 +785,27 @@ mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __hal
 		// online softmax: 4 threads per row (MLA_PR * 4 == ATT_THREADS), 8 keys each
 		{
 			const int r = tid >> 2, qd = tid & 3;
-			const float4 s0 = *(const float4 *)(S + r * ATT_TILE + 8 * qd);
-			const float4 s1 = *(const float4 *)(S + r * ATT_TILE + 8 * qd + 4);
-			const float sv[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
+			float sv[8];
+			if (SK) {
+				const int base = 8 * (qd ^ (r & 3));  // un-swizzle: key columns 8*qd .. +7
+				const int nr = min(nt, nrow[r] - t0);
+#pragma unroll
+				for (int i = 0; i < 8; i++) sv[i] = 0.0f;
+#pragma unroll
+				for (int kq = 0; kq < 4; kq++) {
+					const float *src = S + kq * MLA_PR * ATT_TILE + r * ATT_TILE + base;
+					const float4 s0 = *(const float4 *)src, s1 = *(const float4 *)(src + 4);
+					sv[0] += s0.x, sv[1] += s0.y, sv[2] += s0.z, sv[3] += s0.w;
+					sv[4] += s1.x, sv[5] += s1.y, sv[6] += s1.z, sv[7] += s1.w;
+				}
+#pragma unroll
+				for (int i = 0; i < 8; i++) sv[i] = 8 * qd + i < nr ? sv[i] * scale : -INFINITY;
+			} else {
+				const float4 s0 = *(const float4 *)(S + r * ATT_TILE + 8 * qd);
+				const float4 s1 = *(const float4 *)(S + r * ATT_TILE + 8 * qd + 4);
+				sv[0] = s0.x, sv[1] = s0.y, sv[2] = s0.z, sv[3] = s0.w;
+				sv[4] = s1.x, sv[5] = s1.y, sv[6] = s1.z, sv[7] = s1.w;
+			}
 			float mx = sv[0];
 #pragma unroll
 			for (int i = 1; i < 8; i++) mx = fmaxf(mx, sv[i]);
@@ -821,6 +890,19 @@ mla_prefill_mma_f16(const float *__restrict__ q, long long q_stride, const __hal
 		ml[0] = mrow[tid];
 		ml[1] = lrow[tid];
 	}
+}
+
+#define MLA_PREFILL_ARGS                                                                                            \
+	const float *__restrict__ q, long long q_stride, const __half *__restrict__ kv, long long kv_stride,            \
+	    const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale,                         \
+	    float *__restrict__ part_o, float *__restrict__ part_ml, long long q_tok_stride, int tokens
+extern "C" __global__ void __launch_bounds__(ATT_THREADS, 1) mla_prefill_mma_f16(MLA_PREFILL_ARGS) {
+	mla_prefill_body<false>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml,
+	                        q_tok_stride, tokens);
+}
+extern "C" __global__ void __launch_bounds__(ATT_THREADS, 1) mla_prefill_mma_f16_sk(MLA_PREFILL_ARGS) {
+	mla_prefill_body<true>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml,
+	                       q_tok_stride, tokens);
 }
 
 // mla_combine_tokens: pass 2 for several tokens (prefill), one block per
