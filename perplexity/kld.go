@@ -266,10 +266,15 @@ type KLResult struct {
 }
 
 // CompareBase evaluates every chunk of base with ev and prints
-// llama-perplexity's --kl-divergence table and summary to out.
-func CompareBase(ev Evaluator, base *Base, out, log io.Writer) (KLResult, error) {
+// llama-perplexity's --kl-divergence table and summary to out. maxCtx is
+// the largest chunk the caller's context holds: a base file computed with a
+// larger n_ctx is refused (as llama-perplexity asks for -c >= the file's).
+func CompareBase(ev Evaluator, base *Base, maxCtx int, out, log io.Writer) (KLResult, error) {
 	if ev.VocabSize() != base.NVocab {
 		return KLResult{}, fmt.Errorf("inconsistent vocabulary: the base file has %d tokens, the model %d", base.NVocab, ev.VocabSize())
+	}
+	if base.NCtx > maxCtx {
+		return KLResult{}, fmt.Errorf("the base file was computed with a context of %d tokens, larger than the current context %d: increase it with -c", base.NCtx, maxCtx)
 	}
 	nCtx, nVocab := base.NCtx, base.NVocab
 	first := nCtx / 2

@@ -108,7 +108,9 @@ func Run(ev Evaluator, tokens []int32, opt Options, out, log io.Writer) (Result,
 			return Result{}, fmt.Errorf("chunk %d: evaluator returned %d logits, want %d", i+1, len(logits), (nCtx-first)*nVocab)
 		}
 		if i == 0 {
-			printETA(log, time.Since(t0).Seconds(), nChunk, nSeq)
+			// Chunks are evaluated one at a time, so the first chunk's time
+			// is the time per chunk.
+			printETA(log, time.Since(t0).Seconds(), nChunk, 1)
 		}
 		next := tokens[i*nCtx+first+1 : (i+1)*nCtx]
 		var s, s2 float64

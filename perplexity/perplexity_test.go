@@ -149,7 +149,7 @@ func TestKLAgainstItselfIsZero(t *testing.T) {
 	require.Equal(t, 32, b.NCtx)
 	require.Equal(t, 8, b.NChunk)
 	var out, log bytes.Buffer
-	r, err := CompareBase(&randEval{vocab: 101}, b, &out, &log)
+	r, err := CompareBase(&randEval{vocab: 101}, b, 32, &out, &log)
 	require.NoError(t, err)
 	require.Less(t, r.MeanKLD, 1e-6)
 	require.Equal(t, 1.0, r.SameTop)
@@ -167,7 +167,7 @@ func TestKLMatchesDirect(t *testing.T) {
 	b, err := ReadBase(bytes.NewReader(saveBase(t, base, tokens, 32, -1)))
 	require.NoError(t, err)
 	var out, log bytes.Buffer
-	r, err := CompareBase(other, b, &out, &log)
+	r, err := CompareBase(other, b, 32, &out, &log)
 	require.NoError(t, err)
 
 	var sum float64
@@ -224,12 +224,22 @@ func TestReadBaseRejectsGarbage(t *testing.T) {
 	var out, log bytes.Buffer
 	b, err := ReadBase(bytes.NewReader(saveBase(t, &randEval{vocab: 7}, makeTokens(64, 7), 16, 2)))
 	require.NoError(t, err)
-	_, err = CompareBase(&randEval{vocab: 8}, b, &out, &log)
+	_, err = CompareBase(&randEval{vocab: 8}, b, 16, &out, &log)
 	require.ErrorContains(t, err, "inconsistent vocabulary")
 	// Truncated rows.
 	data := saveBase(t, &randEval{vocab: 7}, makeTokens(64, 7), 16, 2)
 	b, err = ReadBase(bytes.NewReader(data[:len(data)-10]))
 	require.NoError(t, err)
-	_, err = CompareBase(&randEval{vocab: 7}, b, &out, &log)
+	_, err = CompareBase(&randEval{vocab: 7}, b, 16, &out, &log)
 	require.ErrorContains(t, err, "failed reading log-probs for chunk 2")
+}
+
+// TestCompareRefusesLargerContext: a base file made with a larger n_ctx than
+// the current context is refused before anything is allocated for it.
+func TestCompareRefusesLargerContext(t *testing.T) {
+	b, err := ReadBase(bytes.NewReader(saveBase(t, &randEval{vocab: 7}, makeTokens(64, 7), 16, 2)))
+	require.NoError(t, err)
+	var out, log bytes.Buffer
+	_, err = CompareBase(&randEval{vocab: 7}, b, 8, &out, &log)
+	require.ErrorContains(t, err, "increase it with -c")
 }

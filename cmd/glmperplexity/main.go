@@ -46,8 +46,8 @@ func flags() (*pflag.FlagSet, *options) {
 	fs := cli.NewFlagSet("glmperplexity")
 	fs.StringVarP(&o.model, "model", "m", "", "model GGUF file")
 	fs.StringVarP(&o.file, "file", "f", "", "text file to evaluate (e.g. ../shared/data/wiki.test.raw)")
-	fs.IntVarP(&o.nCtx, "ctx-size", "c", 512, "tokens per chunk")
-	fs.IntVarP(&o.nBatch, "batch-size", "b", 2048, "logical batch size (n_seq = max(1, b/c) as in llama-perplexity)")
+	fs.IntVarP(&o.nCtx, "ctx-size", "c", 512, "tokens per chunk; with --kl-divergence, the largest n_ctx of a base file accepted")
+	fs.IntVarP(&o.nBatch, "batch-size", "b", 2048, "logical batch size: checked and reported as llama-perplexity does (n_seq = max(1, b/c)); chunks are evaluated one at a time, which gives the same numbers")
 	fs.IntVar(&o.uBatch, "ubatch-size", 512, "tokens per forward pass")
 	fs.IntVar(&o.uBatch, "ub", 512, "alias of --ubatch-size")
 	fs.IntVar(&o.chunks, "chunks", -1, "max number of chunks (-1 = all)")
@@ -251,7 +251,7 @@ func compare(ev *evaluator, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.klBase, err)
 	}
-	res, err := perplexity.CompareBase(ev, base, stdout, stderr)
+	res, err := perplexity.CompareBase(ev, base, o.nCtx, stdout, stderr)
 	if err != nil {
 		return err
 	}
