@@ -148,13 +148,6 @@ func dumpPy(b *strings.Builder, v jsonValue) {
 	}
 }
 
-// dumpsPy returns json.dumps(v, ensure_ascii=False).
-func dumpsPy(v jsonValue) string {
-	var b strings.Builder
-	dumpPy(&b, v)
-	return b.String()
-}
-
 // quotePy writes s as a JSON string the way Python does with
 // ensure_ascii=False: '"', '\\' and U+0000..U+001F are escaped (\n \r \t \b
 // \f by name, the rest as lower-case \u00xx); everything else is verbatim.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -31,8 +30,6 @@ type fakeEngine struct {
 	tokensIn  atomic.Int64 // tokens fed over all calls
 	maxSeqs   atomic.Int64 // largest number of sequences in one ForwardBatch
 	maxTokens atomic.Int64 // largest number of tokens in one ForwardBatch
-	mu        sync.Mutex
-	liveCache int // caches allocated and not yet collected (approx.)
 }
 
 const (

@@ -71,24 +71,25 @@ func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request) {
 
 // choice tracks one of a request's n generations.
 type choice struct {
-	index     int
-	st        *stream
-	parser    ReasoningParser // nil: all text is content
-	tools     *toolCallParser // nil: no tool-call parsing
-	calls     []parsedToolCall
-	legacy    bool   // deepseek-legacy: raw text in content AND reasoning split
-	prefix    string // text to put before the first content (legacy "<think>")
-	content   strings.Builder
-	reasoning strings.Builder
-	tokens    int
-	reasonTok int
-	seenText  bool           // some content was produced (later tokens are not reasoning)
-	lps       []tokenLogprob // logprobs not yet sent (stream) or all of them
-	textOff   int            // legacy completions: text offset of the next token
-	started   bool           // the role chunk was sent
-	done      bool
-	finish    string
-	timings   timings
+	index       int
+	st          *stream
+	parser      ReasoningParser // nil: all text is content
+	tools       *toolCallParser // nil: no tool-call parsing
+	calls       []parsedToolCall
+	legacy      bool   // deepseek-legacy: raw text in content AND reasoning split
+	sawThinkEnd bool   // legacy: "</think>" has appeared in the content
+	prefix      string // text to put before the first content (legacy "<think>")
+	content     strings.Builder
+	reasoning   strings.Builder
+	tokens      int
+	reasonTok   int
+	seenText    bool           // some content was produced (later tokens are not reasoning)
+	lps         []tokenLogprob // logprobs not yet sent (stream) or all of them
+	textOff     int            // legacy completions: text offset of the next token
+	started     bool           // the role chunk was sent
+	done        bool
+	finish      string
+	timings     timings
 }
 
 // split turns generated text into (reasoning, content) deltas.
@@ -123,7 +124,13 @@ func (c *choice) apply(ev event) (reasoning, content string) {
 		}
 	}
 	c.tokens += ev.Tokens
-	if content != "" && (!c.legacy || strings.Contains(c.content.String()+content, "</think>")) {
+	if c.legacy && !c.sawThinkEnd {
+		// Only the tail of the earlier content can complete a tag.
+		tail := c.content.String()
+		tail = tail[max(0, len(tail)-len("</think>")):]
+		c.sawThinkEnd = strings.Contains(tail+content, "</think>")
+	}
+	if content != "" && (!c.legacy || c.sawThinkEnd) {
 		c.seenText = true
 	}
 	if c.parser != nil && !c.seenText {
@@ -219,6 +226,8 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, g *genRequest,
 			out: st,
 		}
 		c := &choice{index: i, st: st}
+		// reasoning_format "none" asks for the model's raw text: tool-call
+		// markup then stays in content, like the <think> tags.
 		if isChat && g.ParseTools && g.ReasoningFormat != "none" {
 			c.tools = &toolCallParser{}
 		}

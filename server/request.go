@@ -460,6 +460,16 @@ func (s *Server) parseChatRequest(body []byte) (*genRequest, *apiError) {
 	return g, nil
 }
 
+// CheckTemplateKwarg reports whether chat_template_kwargs[k] = v is
+// acceptable: enable_thinking and clear_thinking must be booleans (other
+// keys are passed through). glmserve applies it to --chat-template-kwargs.
+func CheckTemplateKwarg(k string, v any) error {
+	if e := checkKwarg(k, v); e != nil {
+		return errors.New(e.Message)
+	}
+	return nil
+}
+
 func checkKwarg(k string, v any) *apiError {
 	switch k {
 	case "enable_thinking", "clear_thinking":

@@ -187,18 +187,18 @@ func newScheduler(eng Engine, maxSlots, maxSeqLen, kvBudget, uBatch, maxQueue in
 	return s
 }
 
-// submit queues j. It fails with errQueueFull when maxQueue jobs already
-// wait, and with errShuttingDown after stop.
-func (s *scheduler) submit(j *job) *apiError {
-	return s.submitAll([]*job{j})
-}
-
-// submitAll queues several jobs atomically (all or none).
+// submitAll queues several jobs atomically (all or none). It fails with
+// errQueueFull when they do not fit beside the maxQueue jobs that already
+// wait (jobs whose client has gone are dropped first, so they never cause
+// a 503), and with errShuttingDown after stop.
 func (s *scheduler) submitAll(js []*job) *apiError {
 	s.mu.Lock()
 	if s.quitting {
 		s.mu.Unlock()
 		return errShuttingDown
+	}
+	if len(s.queue)+len(js) > s.maxQueue {
+		s.dropCancelled()
 	}
 	if len(s.queue)+len(js) > s.maxQueue {
 		s.mu.Unlock()
@@ -293,6 +293,21 @@ func (s *scheduler) reapCancelled() {
 			s.free(i)
 		}
 	}
+}
+
+// dropCancelled removes queued jobs whose request context is done. The
+// caller holds s.mu.
+func (s *scheduler) dropCancelled() {
+	live := s.queue[:0]
+	for _, j := range s.queue {
+		if j.ctx.Err() != nil {
+			s.met.cancelled()
+			continue
+		}
+		live = append(live, j)
+	}
+	clear(s.queue[len(live):])
+	s.queue = live
 }
 
 // admit moves queued jobs into free slots, in FIFO order, while their KV

@@ -25,12 +25,12 @@ const chatHi = `{"model":"glm-4.7-flash","messages":[{"role":"user","content":"H
 
 func TestHealthWhileLoadingThenReady(t *testing.T) {
 	ts := startServer(t, server.Config{}, nil)
-	code, hdr, body := do(t, "GET", ts.url+"/health", "")
+	code, _, body := do(t, "GET", ts.url+"/health", "")
 	require.Equal(t, 503, code)
 	m := jsonMap(t, body)
 	assert.Equal(t, "loading", m["status"])
 	assert.Equal(t, false, m["model_loaded"])
-	code, hdr, body = post(t, ts.url+"/v1/chat/completions", chatHi)
+	code, hdr, body := post(t, ts.url+"/v1/chat/completions", chatHi)
 	require.Equal(t, 503, code)
 	assert.Equal(t, "Loading model", errorOf(t, body)["message"])
 	assert.NotEmpty(t, hdr.Get("Retry-After"))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -55,6 +54,12 @@ type options struct {
 	quality      bool
 }
 
+// sampling returns the sampling options that a GGUF's general.sampling.*
+// keys may set (cli.ApplyGGUFSampling).
+func (o *options) sampling() cli.Sampling {
+	return cli.Sampling{Temp: &o.temp, TopK: &o.topK, TopP: &o.topP, MinP: &o.minP, RepeatPenalty: &o.repeatPen, RepeatLastN: &o.repeatLastN}
+}
+
 func newFlags(o *options) *pflag.FlagSet {
 	fs := cli.NewFlagSet("glmrun")
 	fs.StringVarP(&o.model, "model", "m", "", "GGUF model path (required)")
@@ -94,8 +99,8 @@ func newFlags(o *options) *pflag.FlagSet {
 	fs.BoolVar(&o.singleTurn, "single-turn", false, "one chat turn, then exit (always the case: glmrun has no interactive mode)")
 	fs.BoolVar(&o.singleTurn, "st", false, "same as --single-turn")
 	fs.BoolVar(&o.noWarmup, "no-warmup", false, "skip the warm-up run (glmrun never runs one)")
-	fs.StringVar(&o.reasoning, "reasoning", "on", "thinking in chat mode: on or off")
-	fs.StringVar(&o.reasoning, "rea", "on", "same as --reasoning")
+	fs.StringVar(&o.reasoning, "reasoning", "auto", "thinking in chat mode: on, off or auto (= on: the model thinks by default)")
+	fs.StringVar(&o.reasoning, "rea", "auto", "same as --reasoning")
 	fs.StringVar(&o.showThinking, "show-thinking", "stderr", "where reasoning goes in chat mode: stdout, stderr or off")
 	fs.BoolVar(&o.noDisplay, "no-display-prompt", false, "do not echo the prompt (raw mode)")
 	fs.BoolVar(&o.noTimings, "no-show-timings", false, "do not print the [ Prompt: | Generation: ] line")
@@ -114,7 +119,7 @@ func newFlags(o *options) *pflag.FlagSet {
 // validate checks flag values that pflag cannot.
 func (o *options) validate(fs *pflag.FlagSet) error {
 	bad := func(flag string, format string, a ...any) error {
-		return &flagError{flag: flag, msg: fmt.Sprintf(format, a...)}
+		return cli.Errorf(flag, format, a...)
 	}
 	if o.model == "" {
 		return bad("--model", "a model is required (-m model.gguf)")
@@ -152,7 +157,7 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 	switch o.reasoning {
 	case "on", "off", "auto":
 	default:
-		return bad("--reasoning", "%q (use on or off)", o.reasoning)
+		return bad("--reasoning", "%q (use on, off or auto)", o.reasoning)
 	}
 	switch o.showThinking {
 	case "stdout", "stderr", "off":
@@ -185,11 +190,6 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 	}
 	return nil
 }
-
-type flagError struct{ flag, msg string }
-
-func (e *flagError) Error() string { return e.msg }
-func (e *flagError) Flag() string  { return e.flag }
 
 // unescape processes llama.cpp's prompt escapes: \n \t \r \' \" \\.
 func unescape(s string) string {

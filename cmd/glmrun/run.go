@@ -18,7 +18,6 @@ import (
 	"github.com/glmrun/glmrun/model/glm4moe"
 	"github.com/glmrun/glmrun/sample"
 	"github.com/glmrun/glmrun/tokenizer"
-	"github.com/spf13/pflag"
 )
 
 // defaultCtxCap bounds the default context (-c 0): min(n_ctx_train, 32768).
@@ -155,7 +154,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	g := &generation{o: &o, m: m, tok: tok, cache: cache, chat: chatMode, stdout: stdout, stderr: stderr, nCtx: nCtx}
-	applyGGUFSampling(f, fs, &o)
+	cli.ApplyGGUFSampling(f, fs, o.sampling())
 	g.params = samplerParams(&o, nCtx, stderr)
 	// The first Ctrl-C ends generation (timings are still printed, exit
 	// status 130); a second one kills the process (default handler).
@@ -262,37 +261,4 @@ func dumpLogits(o *options, m *glm4moe.Model, c *glm4moe.Cache, prompt []int32, 
 	}
 	fmt.Fprintf(stderr, "wrote logits of %d positions x %d to %s\n", len(prompt), m.Config().VocabSize, o.dumpLogits)
 	return 0
-}
-
-// applyGGUFSampling replaces the sampling defaults with the file's
-// general.sampling.* values (as llama.cpp does) for flags not given.
-func applyGGUFSampling(f *gguf.File, fs *pflag.FlagSet, o *options) {
-	given := func(names ...string) bool {
-		for _, n := range names {
-			if fs.Changed(n) {
-				return true
-			}
-		}
-		return false
-	}
-	f32 := func(key string, dst *float32, flags ...string) {
-		if v, ok := f.Lookup("general.sampling." + key); ok && !given(flags...) {
-			if x, ok := v.Float(); ok {
-				*dst = float32(x)
-			}
-		}
-	}
-	i := func(key string, dst *int, flags ...string) {
-		if v, ok := f.Lookup("general.sampling." + key); ok && !given(flags...) {
-			if x, ok := v.Int(); ok {
-				*dst = int(x)
-			}
-		}
-	}
-	f32("temp", &o.temp, "temp", "temperature")
-	i("top_k", &o.topK, "top-k")
-	f32("top_p", &o.topP, "top-p")
-	f32("min_p", &o.minP, "min-p")
-	f32("penalty_repeat", &o.repeatPen, "repeat-penalty")
-	i("penalty_last_n", &o.repeatLastN, "repeat-last-n")
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/glmrun/glmrun/internal/cli"
+	"github.com/glmrun/glmrun/server"
 )
 
 const synopsis = "glmserve --model-path model.gguf [--host H] [--port P] [--max-batch-size N] [--max-seq-len L] [options]"
@@ -57,6 +57,12 @@ type options struct {
 	seed         int64
 	exact        bool
 	verbose      bool
+}
+
+// sampling returns the sampling options that a GGUF's general.sampling.*
+// keys may set (cli.ApplyGGUFSampling).
+func (o *options) sampling() cli.Sampling {
+	return cli.Sampling{Temp: &o.temp, TopK: &o.topK, TopP: &o.topP, MinP: &o.minP, RepeatPenalty: &o.repeatPen, RepeatLastN: &o.repeatLastN}
 }
 
 func newFlags(o *options) *pflag.FlagSet {
@@ -121,15 +127,10 @@ func newFlags(o *options) *pflag.FlagSet {
 	return fs
 }
 
-type flagError struct{ flag, msg string }
-
-func (e *flagError) Error() string { return e.msg }
-func (e *flagError) Flag() string  { return e.flag }
-
 // validate checks values pflag cannot and resolves the combined flags.
 func (o *options) validate(fs *pflag.FlagSet) error {
 	bad := func(flag, format string, a ...any) error {
-		return &flagError{flag: flag, msg: fmt.Sprintf(format, a...)}
+		return cli.Errorf(flag, format, a...)
 	}
 	if o.model == "" {
 		return bad("--model-path", "a model is required (--model-path model.gguf)")
@@ -141,7 +142,7 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 		return bad("--port", "%d is not a TCP port", o.port)
 	}
 	if o.noContBatch {
-		if fs.Changed("max-batch-size") && o.maxBatch != 1 {
+		if (fs.Changed("max-batch-size") || fs.Changed("parallel") || fs.Changed("np")) && o.maxBatch != 1 {
 			return bad("--no-cont-batching", "-nocb serves one sequence at a time; it contradicts --max-batch-size %d", o.maxBatch)
 		}
 		o.maxBatch = 1
@@ -256,6 +257,14 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(o.kwargs), &m); err != nil {
 			return bad("--chat-template-kwargs", "not a JSON object: %v", err)
+		}
+		for k, v := range m {
+			if err := server.CheckTemplateKwarg(k, v); err != nil {
+				return bad("--chat-template-kwargs", "%v", err)
+			}
+		}
+		if on, ok := m["enable_thinking"].(bool); ok && on && o.reasoning == "off" {
+			return bad("--chat-template-kwargs", "enable_thinking:true contradicts --reasoning off")
 		}
 	}
 	if o.nPredict < -1 {

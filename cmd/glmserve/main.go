@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 	}
 	defer f.Close()
 	lg.Printf("Model path verified: %s (%d tensors)", o.model, len(f.Tensors))
-	if d := ggufSampling(f, fs, &o); d != "" {
+	if d := cli.ApplyGGUFSampling(f, fs, o.sampling()); d != "" {
 		lg.Printf("sampling defaults from the GGUF's general.sampling.*: %s", d)
 	}
 
@@ -121,6 +122,12 @@ func run(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 	defer eng.Close()
 	info := eng.Info()
 	lg.Printf("device: %s (--device %s, -ngl %s)", info.Device, o.device, o.ngl)
+	if fs.Changed("flash-attn") || fs.Changed("fa") {
+		lg.Printf("note: -fa %s has no effect: attention is always one fused flash-style pass", o.flashAttn)
+	}
+	if !strings.HasPrefix(strings.ToLower(info.Device), "cuda") && (fs.Changed("cache-type-k") || fs.Changed("ctk") || fs.Changed("cache-type-v") || fs.Changed("ctv")) {
+		lg.Printf("note: -ctk/-ctv %s has no effect on the CPU: its latent cache is f32", o.cacheTypeK)
+	}
 	lg.Printf("model: %s, %d params, %.2f GiB; load %.2f s", info.FType, info.NParams, float64(info.Size)/(1<<30), time.Since(t0).Seconds())
 	lg.Printf("slots: %d x %d tokens (max-seq-len), logical batch %d, physical batch %d, queue %d",
 		o.maxBatch, srv.MaxSeqLen(), o.batch, o.ubatch, o.maxQueue)

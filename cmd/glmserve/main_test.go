@@ -63,6 +63,9 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-m", m, "--chat-template-kwargs", "{bad"}, "error: invalid parameter for argument: --chat-template-kwargs"},
 		{[]string{"-m", m, "-ctk", "q4_0"}, "error: invalid parameter for argument: --cache-type-k"},
 		{[]string{"-m", m, "-nocb", "--max-batch-size", "4"}, "contradicts --max-batch-size 4"},
+		{[]string{"-m", m, "-nocb", "-np", "4"}, "contradicts --max-batch-size 4"},
+		{[]string{"-m", m, "--chat-template-kwargs", `{"enable_thinking":"false"}`}, "enable_thinking must be a boolean"},
+		{[]string{"-m", m, "--reasoning", "off", "--chat-template-kwargs", `{"enable_thinking":true}`}, "contradicts --reasoning off"},
 		{[]string{"-m", m, "--api-key-file", filepath.Join(dir, "missing")}, "error: invalid parameter for argument: --api-key-file"},
 		{[]string{"-m", m, "extra"}, "unexpected argument"},
 	}
@@ -189,10 +192,17 @@ func TestGGUFSamplingDefaults(t *testing.T) {
 	var o options
 	fs := newFlags(&o)
 	require.NoError(t, cli.Parse(fs, []string{"-m", path, "--top-p", "0.5"}))
-	desc := ggufSampling(f, fs, &o)
+	desc := cli.ApplyGGUFSampling(f, fs, o.sampling())
 	assert.InDelta(t, 0.6, o.temp, 1e-6)
 	assert.Equal(t, 20, o.topK)
 	assert.InDelta(t, 0.5, o.topP, 1e-6, "a flag given on the command line wins")
 	assert.InDelta(t, 0.05, o.minP, 1e-6, "absent keys keep llama.cpp's default")
 	assert.Equal(t, "temp=0.6 top-k=20", desc)
+
+	// An alias counts as given.
+	o = options{}
+	fs = newFlags(&o)
+	require.NoError(t, cli.Parse(fs, []string{"-m", path, "--temperature", "0.2"}))
+	cli.ApplyGGUFSampling(f, fs, o.sampling())
+	assert.InDelta(t, 0.2, o.temp, 1e-6)
 }
