@@ -29,7 +29,7 @@ var kernelNames = []string{
 	"gemm_w_q4_K", "gemm_w_q6_K", "gemm_w_q5_0", "gemm_w_q8_0", "gemm_w_f32", "gemm_w_bf16", "gemm_w_f16",
 	"gemm_q4k", "expert_sort",
 	"mla_decode_partial", "mla_decode_partial_f32", "mla_decode_partial_mma", "mla_decode_partial_mma_pipe", "mla_decode_partial_mma_pipe_f16", "mla_decode_combine",
-	"mla_prefill_mma_f16", "mla_prefill_mma_f16_sk", "mla_combine_tokens",
+	"mla_prefill_mma_f16", "mla_prefill_mma_f16_sk", "mla_prefill_mma_f16_sk2", "mla_combine_tokens",
 }
 
 // Q81BlockBytes is the size of one Q8_1 activation block (32 values):
@@ -626,6 +626,11 @@ type MLADecode struct {
 	// kernel: the score product split over D across warps (half the
 	// shared-memory fragment loads per key tile, 24 KB more shared memory).
 	PrefillSplitK bool
+	// PrefillLazy (with PrefillSplitK) selects mla_prefill_mma_f16_sk2:
+	// lazy rescaling (a row's running max moves only when a tile exceeds it
+	// by more than 8, so most tiles skip the O *= alpha pass),
+	// conflict-free score reads and 8-byte partial stores.
+	PrefillLazy bool
 }
 
 // MLAScratchBytes returns the scratch size MLADecode needs.
@@ -783,6 +788,9 @@ func (c *Ctx) MLADecode(a MLADecode) error {
 	name, shPre := "mla_prefill_mma_f16", mlaPrefillSharedBytes(a.D, false)
 	if a.PrefillSplitK && mlaPrefillSharedBytes(a.D, true) <= c.info.MaxSharedOptin {
 		name, shPre = "mla_prefill_mma_f16_sk", mlaPrefillSharedBytes(a.D, true)
+		if a.PrefillLazy {
+			name = "mla_prefill_mma_f16_sk2"
+		}
 	}
 	if tpb := mlaPrefillTokens(a); tpb > 0 && shPre <= c.info.MaxSharedOptin {
 		if err := c.launch(name, grid2(a.Splits, ceilDiv(tokens, tpb)), grid1(mlaThreads),

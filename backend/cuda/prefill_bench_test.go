@@ -40,8 +40,9 @@ func TestMLAPrefillSplits(t *testing.T) {
 // 512, f16 cache of random rows, token t sees 32768+t+1 keys) for the
 // prefill kernel variants and split counts, and checks that the variants
 // agree. GLMRUN_CUDA_BENCH_PREFILL=1 times (median of 5 event-timed runs
-// after a warm-up); =ncu launches mla_prefill_mma_f16 then
-// mla_prefill_mma_f16_sk once each (8 splits), for a profiler.
+// after a warm-up); =ncu launches mla_prefill_mma_f16,
+// mla_prefill_mma_f16_sk and mla_prefill_mma_f16_sk2 once each (8
+// splits), for a profiler.
 func TestBenchMLAPrefill(t *testing.T) {
 	mode := os.Getenv("GLMRUN_CUDA_BENCH_PREFILL")
 	if mode == "" {
@@ -71,15 +72,17 @@ func TestBenchMLAPrefill(t *testing.T) {
 		nb := k.i32(nkv)
 		scratch := k.alloc(tokens * cuda.MLAScratchBytes(16, h, dv))
 		outs := map[string][]float32{}
-		launch := func(sk bool, splits int, out cuda.Buffer) error {
+		launch := func(sk int, splits int, out cuda.Buffer) error {
 			return c.MLADecode(cuda.MLADecode{Q: q, QStride: dd, H: h, D: dd, Dv: dv, KV: cache, KVStride: dd, NKV: nb,
-				Scale: 0.0625, Splits: splits, Scratch: scratch, Out: out, OutStride: dv, F16QP: true, PrefillSplitK: sk,
-				Tokens: tokens, QTokStride: h * dd, OutTokStride: h * dv})
+				Scale: 0.0625, Splits: splits, Scratch: scratch, Out: out, OutStride: dv, F16QP: true, PrefillSplitK: sk > 0,
+				PrefillLazy: sk > 1,
+				Tokens:      tokens, QTokStride: h * dd, OutTokStride: h * dv})
 		}
 		out := k.alloc(4 * tokens * h * dv)
 		if mode == "ncu" {
-			k.check(launch(false, 8, out))
-			k.check(launch(true, 8, out))
+			k.check(launch(0, 8, out))
+			k.check(launch(1, 8, out))
+			k.check(launch(2, 8, out))
 			return
 		}
 		e0, err0 := c.NewEvent()
@@ -88,10 +91,9 @@ func TestBenchMLAPrefill(t *testing.T) {
 		k.check(err1)
 		var lines []string
 		for _, v := range []struct {
-			sk     bool
+			sk     int // 0 plain, 1 sk, 2 sk2
 			splits int
-		}{{false, 8}, {false, 3}, {false, 10}, {false, 12}, {true, 8}, {true, 2}, {true, 3}, {true, 4}, {true, 6},
-			{true, 10}, {true, 12}, {true, 16}, {true, pick}, {false, 8}} {
+		}{{0, 8}, {0, 3}, {1, 8}, {1, 3}, {1, 6}, {1, 10}, {2, 8}, {2, 3}, {2, 6}, {2, 10}, {1, pick}, {2, pick}, {0, 8}} {
 			k.check(c.FillF32(out, float32(math.NaN())))
 			k.check(launch(v.sk, v.splits, out)) // warm-up
 			var ts []float64
@@ -107,21 +109,21 @@ func TestBenchMLAPrefill(t *testing.T) {
 				return
 			}
 			sort.Float64s(ts)
-			name := fmt.Sprintf("sk=%v splits=%d", v.sk, v.splits)
+			name := fmt.Sprintf("sk=%d splits=%d", v.sk, v.splits)
 			outs[name] = k.readF32(out, tokens*h*dv)
 			// 47 layers per pass: the attention share of one 512-token pass
 			lines = append(lines, fmt.Sprintf("mla prefill 512 tok @ d%d %-20s %8.3f ms (x47 = %6.1f ms/pass; min %.3f max %.3f)",
 				depth, name, ts[2], 47*ts[2], ts[0], ts[4]))
 		}
 		ref := make([]float64, tokens*h*dv)
-		for i, v := range outs["sk=false splits=8"] {
+		for i, v := range outs["sk=0 splits=8"] {
 			ref[i] = float64(v)
 		}
 		for name, o := range outs {
 			if e := relL2(o, ref); !(e < 2e-3) {
-				k.check(fmt.Errorf("%s differs from sk=false splits=8: rel_l2 %.3e", name, e))
+				k.check(fmt.Errorf("%s differs from sk=0 splits=8: rel_l2 %.3e", name, e))
 			} else {
-				lines = append(lines, fmt.Sprintf("%s vs sk=false splits=8: rel_l2 %.2e", name, e))
+				lines = append(lines, fmt.Sprintf("%s vs sk=0 splits=8: rel_l2 %.2e", name, e))
 			}
 		}
 		for _, l := range lines {

@@ -31,10 +31,23 @@ func TestMLAPrefillTokens(t *testing.T) {
 		f16qp      bool
 		perTok     bool // f16qp: one token per block instead of mla_prefill_mma_f16
 		sk         bool // f16qp: mla_prefill_mma_f16_sk (scores split over D)
-	}{{false, false, 1, false, false, false}, {false, false, 6, false, false, false}, {false, true, 4, false, false, false},
-		{true, false, 1, false, false, false}, {true, false, 9, false, false, false}, {false, false, 1, true, false, false},
-		{false, false, 7, true, false, false}, {false, false, 7, true, true, false}, {false, false, 3, true, false, false},
-		{false, false, 1, true, false, true}, {false, false, 7, true, false, true}, {false, false, 3, true, false, true}} {
+		lazy       bool // sk: mla_prefill_mma_f16_sk2 (lazy rescaling)
+		boost      bool // cache rows >= 350 x6: scores jump late (the lazy max must move)
+	}{{false, false, 1, false, false, false, false, false}, {false, false, 6, false, false, false, false, false}, {false, true, 4, false, false, false, false, false},
+		{true, false, 1, false, false, false, false, false}, {true, false, 9, false, false, false, false, false}, {false, false, 1, true, false, false, false, false},
+		{false, false, 7, true, false, false, false, false}, {false, false, 7, true, true, false, false, false}, {false, false, 3, true, false, false, false, false},
+		{false, false, 1, true, false, true, false, false}, {false, false, 7, true, false, true, false, false},
+		{false, false, 3, true, false, true, false, false}, {false, false, 1, true, false, true, true, false},
+		{false, false, 7, true, false, true, true, false}, {false, false, 3, true, false, true, true, true},
+		{false, false, 1, true, false, true, true, true}, {false, false, 1, true, false, false, false, true}} {
+		cacheF, cache16 := cacheF, cache16
+		if tc.boost {
+			cacheF, cache16 = slices.Clone(cacheF), slices.Clone(cache16)
+			for i := 350 * dd; i < len(cacheF); i++ {
+				cacheF[i] *= 6
+				cache16[i] = quant.FP16ToFloat32(quant.Float32ToFP16(cacheF[i]))
+			}
+		}
 		var got []float32
 		run(t, d, func(k *kit) {
 			src := k.f32(cacheF)
@@ -55,7 +68,7 @@ func TestMLAPrefillTokens(t *testing.T) {
 			k.check(k.c.FillF32(out, float32(math.NaN())))
 			k.check(k.c.MLADecode(cuda.MLADecode{Q: k.f32(q), QStride: dd, H: h, D: dd, Dv: dv, KV: cache, KVStride: dd,
 				NKV: k.i32(nkv), Scale: scale, Splits: tc.splits, Scratch: scratch, Out: out, OutStride: dv,
-				CUDACores: tc.cores, KVF32: tc.f32, F16QP: tc.f16qp, PerToken: tc.perTok, PrefillSplitK: tc.sk, Tokens: tokens, QTokStride: h * dd, OutTokStride: h * dv}))
+				CUDACores: tc.cores, KVF32: tc.f32, F16QP: tc.f16qp, PerToken: tc.perTok, PrefillSplitK: tc.sk, PrefillLazy: tc.lazy, Tokens: tokens, QTokStride: h * dd, OutTokStride: h * dv}))
 			got = k.readF32(out, tokens*h*dv)
 		})
 		ref := cache16
@@ -69,10 +82,10 @@ func TestMLAPrefillTokens(t *testing.T) {
 				bound = 5e-3 // f16 Q and P
 			}
 			if e := relL2(got[tk*h*dv:(tk+1)*h*dv], want); !(e < bound) {
-				t.Errorf("f32 cache %v cores %v f16qp %v perTok %v sk %v splits %d token %d (n_kv %d): rel_l2 %.3e > %g",
-					tc.f32, tc.cores, tc.f16qp, tc.perTok, tc.sk, tc.splits, tk, nkv[tk], e, bound)
+				t.Errorf("f32 cache %v cores %v f16qp %v perTok %v sk %v lazy %v boost %v splits %d token %d (n_kv %d): rel_l2 %.3e > %g",
+					tc.f32, tc.cores, tc.f16qp, tc.perTok, tc.sk, tc.lazy, tc.boost, tc.splits, tk, nkv[tk], e, bound)
 			} else if tk == tokens-1 {
-				t.Logf("f32 cache %v cores %v f16qp %v perTok %v sk %v splits %d token %d: rel_l2 %.2e", tc.f32, tc.cores, tc.f16qp, tc.perTok, tc.sk, tc.splits, tk, e)
+				t.Logf("f32 cache %v cores %v f16qp %v perTok %v sk %v lazy %v boost %v splits %d token %d: rel_l2 %.2e", tc.f32, tc.cores, tc.f16qp, tc.perTok, tc.sk, tc.lazy, tc.boost, tc.splits, tk, e)
 			}
 		}
 	}

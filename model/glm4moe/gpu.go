@@ -85,10 +85,12 @@ type gpuRunner struct {
 	// (GLMRUN_CUDA_MLA_PERTOK=1; default: cuda.MLADecode's multi-token kernel)
 	mlaPerTok bool
 	// mlaSplitK selects the prefill attention kernel whose score product
-	// is split over D across warps (GLMRUN_CUDA_MLA_SK=1)
-	mlaSplitK bool
+	// is split over D across warps (default; GLMRUN_CUDA_MLA_SK=0: the
+	// plain kernel, =2: its lazy-rescaling variant, mlaLazy)
+	mlaSplitK, mlaLazy bool
 	// mlaWaves picks a deep prefill's sequence splits for whole waves of
-	// blocks (cuda.MLAPrefillSplits; GLMRUN_CUDA_MLA_WAVES=1)
+	// blocks (cuda.MLAPrefillSplits; default, GLMRUN_CUDA_MLA_WAVES=0: the
+	// scratch-bounded count)
 	mlaWaves     bool
 	wf16         cuda.Buffer
 	a16          cuda.Buffer // activations in f16
@@ -486,8 +488,9 @@ func (g *gpuRunner) allocActs(c *cuda.Ctx) error {
 	}
 	g.mlaPerTok = os.Getenv("GLMRUN_CUDA_MLA_PERTOK") == "1"
 	g.decodeSplits = max(2*g.info.SMs, 1)
-	g.mlaSplitK = os.Getenv("GLMRUN_CUDA_MLA_SK") == "1"
-	g.mlaWaves = os.Getenv("GLMRUN_CUDA_MLA_WAVES") == "1"
+	g.mlaSplitK = os.Getenv("GLMRUN_CUDA_MLA_SK") != "0"
+	g.mlaLazy = os.Getenv("GLMRUN_CUDA_MLA_SK") == "2"
+	g.mlaWaves = os.Getenv("GLMRUN_CUDA_MLA_WAVES") != "0"
 	g.mlaSplitTok = max(g.decodeSplits, mlaMaxPrefillSplits*U)
 	alloc(&g.mla, int64(g.mlaSplitTok)*cuda.MLAScratchBytes(1, H, cfg.KVLoraRank))
 	if err != nil {

@@ -334,7 +334,7 @@ func (g *gpuRunner) attention(c *cuda.Ctx, l int, p pass) error {
 			Q: tail(g.qf, s.i0*H*w), QStride: w, H: H, D: w, Dv: kvl,
 			KV: s.c.layers[l], KVStride: w, NKV: tail(g.nkv, s.i0), Scale: scale,
 			Splits: p.splits, Scratch: g.mla, Out: tail(g.ol, s.i0*H*kvl), OutStride: kvl,
-			KVF32: g.f32kv, F16QP: !g.exact, PerToken: g.mlaPerTok, PrefillSplitK: g.mlaSplitK, Tokens: m, QTokStride: H * w, OutTokStride: H * kvl,
+			KVF32: g.f32kv, F16QP: !g.exact, PerToken: g.mlaPerTok, PrefillSplitK: g.mlaSplitK, PrefillLazy: g.mlaLazy, Tokens: m, QTokStride: H * w, OutTokStride: H * kvl,
 		}); err != nil {
 			return err
 		}

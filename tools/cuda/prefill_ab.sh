@@ -23,7 +23,7 @@ cd "$root/backend/cuda" || exit 1
 GLMRUN_CUDA_BENCH_PREFILL=1 timeout 120 "$carry/cuda.test" -test.run 'TestBenchMLAPrefill$' -test.v >"$out/extra.log" 2>&1
 echo "kernel bench rc=$?"; grep -E "mla prefill|rel_l2|FAIL|picked" "$out/extra.log"
 if [ "${NCU:-1}" != 0 ]; then
-	GLMRUN_CUDA_BENCH_PREFILL=ncu timeout 240 ncu --clock-control none --set full -k regex:mla_prefill -c 2 \
+	GLMRUN_CUDA_BENCH_PREFILL=ncu timeout 240 ncu --clock-control none --set full -k regex:mla_prefill -c ${NCU_COUNT:-3} \
 		-o /tmp/prof "$carry/cuda.test" -test.run 'TestBenchMLAPrefill$' >/tmp/ncu.out 2>&1
 	echo "ncu rc=$?"; tail -3 /tmp/ncu.out
 	{
@@ -34,6 +34,6 @@ if [ "${NCU:-1}" != 0 ]; then
 	} >>"$out/extra.log" 2>&1
 fi
 cd "$root" || exit 1
-DEPTHS=${BASE_DEPTHS:-32768} PP=${BASE_PP:-512} STEPS=bench BENCH_TAIL=12 bash tools/cuda/gpu_integration.sh
+DEPTHS=${BASE_DEPTHS:-32768} PP=${BASE_PP:-512} STEPS=bench BENCH_TAIL=${BASE_TAIL:-12} bash tools/cuda/gpu_integration.sh
 env ${AB_ENV:-} DEPTHS=${AB_DEPTHS:-0,32768} PP=${AB_PP:-512,10240} STEPS=bench BENCH_TAG=_ab BENCH_TAIL=14 \
 	bash tools/cuda/gpu_integration.sh

@@ -609,7 +609,17 @@ static __device__ __forceinline__ uint4 pf_pack8(const float *v) {
 // shared memory for every key tile); the four quarter sums go to
 // Sp[4][MLA_PR][TILE] f32 (columns XOR-swizzled by (row%4)*8 so the
 // fragment stores are conflict-free) and the softmax threads add them.
-template <bool SK>
+// V2 (mla_prefill_mma_f16_sk2, with SK): (1) lazy rescaling: a row's
+// running max moves only when the tile's max exceeds it by more than
+// MLA_LAZY (or on the row's first keys), so P <= e^MLA_LAZY (f16-safe) and
+// alpha is exactly 1 on most tiles; a warp skips the O *= alpha pass of an
+// m-tile whose 16 rows all have alpha == 1; the partials keep the stale
+// max, which the combine pass reads as the reference of o and l, so the
+// result is the same function; (2) odd rows read their score halves in
+// the other order (conflict-free 16-byte shared loads); (3) 8-byte stores
+// of the partial outputs.
+#define MLA_LAZY 8.0f
+template <bool SK, bool V2>
 static __device__ __forceinline__ void mla_prefill_body(const float *__restrict__ q, long long q_stride,
                                                         const __half *__restrict__ kv, long long kv_stride,
                                                         const int *__restrict__ n_kv_ptr, int capacity, int H, int D,
@@ -791,12 +801,21 @@ static __device__ __forceinline__ void mla_prefill_body(const float *__restrict_
 				const int nr = min(nt, nrow[r] - t0);
 #pragma unroll
 				for (int i = 0; i < 8; i++) sv[i] = 0.0f;
+				const int o4 = V2 ? (r & 1) * 4 : 0;  // V2: odd rows read the upper half first
 #pragma unroll
 				for (int kq = 0; kq < 4; kq++) {
 					const float *src = S + kq * MLA_PR * ATT_TILE + r * ATT_TILE + base;
-					const float4 s0 = *(const float4 *)src, s1 = *(const float4 *)(src + 4);
+					const float4 s0 = *(const float4 *)(src + o4), s1 = *(const float4 *)(src + 4 - o4);
 					sv[0] += s0.x, sv[1] += s0.y, sv[2] += s0.z, sv[3] += s0.w;
 					sv[4] += s1.x, sv[5] += s1.y, sv[6] += s1.z, sv[7] += s1.w;
+				}
+				if (V2 && o4) {  // swap the halves back
+#pragma unroll
+					for (int i = 0; i < 4; i++) {
+						const float tmp = sv[i];
+						sv[i] = sv[i + 4];
+						sv[i + 4] = tmp;
+					}
 				}
 #pragma unroll
 				for (int i = 0; i < 8; i++) sv[i] = 8 * qd + i < nr ? sv[i] * scale : -INFINITY;
@@ -812,7 +831,8 @@ static __device__ __forceinline__ void mla_prefill_body(const float *__restrict_
 			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
 			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
 			const float mold = mrow[r];
-			const float mnew = fmaxf(mold, mx);
+			float mnew = fmaxf(mold, mx);
+			if (V2 && mold != -INFINITY && mx <= mold + MLA_LAZY) mnew = mold;  // lazy: keep the stale max
 			float pv[8], ps = 0.0f;
 #pragma unroll
 			for (int i = 0; i < 8; i++) {
@@ -823,7 +843,8 @@ static __device__ __forceinline__ void mla_prefill_body(const float *__restrict_
 			ps += __shfl_xor_sync(0xffffffffu, ps, 2);
 			*(uint4 *)(P + r * PS + 8 * qd) = pf_pack8(pv);
 			if (qd == 0) {  // the quad's reads of mrow/lrow precede this (shuffles above)
-				const float a = mold == -INFINITY ? 0.0f : expf(mold - mnew);
+				// V2: an unmoved max (also a row with no key yet) scales by exactly 1
+				const float a = V2 && mnew == mold ? 1.0f : mold == -INFINITY ? 0.0f : expf(mold - mnew);
 				alpha[r] = a;
 				lrow[r] = lrow[r] * a + ps;
 				mrow[r] = mnew;
@@ -834,6 +855,7 @@ static __device__ __forceinline__ void mla_prefill_body(const float *__restrict_
 #pragma unroll
 		for (int mt = 0; mt < 4; mt++) {
 			const float a0 = alpha[mt * 16 + g], a1 = alpha[mt * 16 + g + 8];
+			if (V2 && !__any_sync(0xffffffffu, a0 != 1.0f || a1 != 1.0f)) continue;  // warp-uniform
 #pragma unroll
 			for (int j = 0; j < 8; j++) {
 				acc[mt][j][0] *= a0;
@@ -880,8 +902,12 @@ static __device__ __forceinline__ void mla_prefill_body(const float *__restrict_
 			for (int j = 0; j < 8; j++) {
 				const int col = (warp * 8 + j) * 8 + 2 * tg;
 				if ((warp * 8 + j) * 8 >= Dv) break;
-				o[col] = acc[mt][j][2 * hf];
-				o[col + 1] = acc[mt][j][2 * hf + 1];
+				if (V2) {
+					*(float2 *)(o + col) = make_float2(acc[mt][j][2 * hf], acc[mt][j][2 * hf + 1]);
+				} else {
+					o[col] = acc[mt][j][2 * hf];
+					o[col + 1] = acc[mt][j][2 * hf + 1];
+				}
 			}
 		}
 	}
@@ -897,12 +923,16 @@ static __device__ __forceinline__ void mla_prefill_body(const float *__restrict_
 	    const int *__restrict__ n_kv_ptr, int capacity, int H, int D, int Dv, float scale,                         \
 	    float *__restrict__ part_o, float *__restrict__ part_ml, long long q_tok_stride, int tokens
 extern "C" __global__ void __launch_bounds__(ATT_THREADS, 1) mla_prefill_mma_f16(MLA_PREFILL_ARGS) {
-	mla_prefill_body<false>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml,
+	mla_prefill_body<false, false>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml,
 	                        q_tok_stride, tokens);
 }
 extern "C" __global__ void __launch_bounds__(ATT_THREADS, 1) mla_prefill_mma_f16_sk(MLA_PREFILL_ARGS) {
-	mla_prefill_body<true>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml,
-	                       q_tok_stride, tokens);
+	mla_prefill_body<true, false>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml,
+	                              q_tok_stride, tokens);
+}
+extern "C" __global__ void __launch_bounds__(ATT_THREADS, 1) mla_prefill_mma_f16_sk2(MLA_PREFILL_ARGS) {
+	mla_prefill_body<true, true>(q, q_stride, kv, kv_stride, n_kv_ptr, capacity, H, D, Dv, scale, part_o, part_ml,
+	                             q_tok_stride, tokens);
 }
 
 // mla_combine_tokens: pass 2 for several tokens (prefill), one block per
