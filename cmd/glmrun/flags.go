@@ -77,7 +77,7 @@ func newFlags(o *options) *pflag.FlagSet {
 	fs.StringVar(&o.ngl, "gpu-layers", "auto", "layers to offload to a GPU: a number, auto or all (the CPU backend runs every layer on the CPU and says so)")
 	fs.StringVar(&o.ngl, "n-gpu-layers", "auto", "same as --gpu-layers")
 	fs.StringVar(&o.ngl, "ngl", "auto", "same as --gpu-layers")
-	fs.StringVar(&o.device, "device", "auto", "compute device: cpu, cuda (the whole model on CUDA device 0) or auto (= cpu)")
+	fs.StringVar(&o.device, "device", "auto", "compute device: cpu, cuda (the whole model on CUDA device 0) or auto (CUDA when a driver and GPU are usable, else the CPU)")
 	fs.Float32Var(&o.temp, "temp", 0.8, "temperature; <= 0 = greedy")
 	fs.Float32Var(&o.temp, "temperature", 0.8, "same as --temp")
 	fs.IntVar(&o.topK, "top-k", 40, "top-k sampling (0 = off)")

@@ -65,6 +65,12 @@ func (g *generation) run(prompt []int32) error {
 		dec = g.tok.NewSpecialDecoder()
 	}
 	eog := false
+	// Plain greedy decoding asks the model for the next id directly
+	// (DecodeGreedy: on CUDA the argmax runs on the GPU and only the id
+	// crosses to the host); everything else samples from full logits.
+	p := g.params
+	greedy := p.Temp <= 0 && !o.ignoreEOS && (p.RepeatLastN == 0 || (p.RepeatPenalty == 1 && p.PresencePenalty == 0 && p.FrequencyPenalty == 0))
+	next := int32(-1)
 	for {
 		if o.nPredict >= 0 && g.nGen >= o.nPredict {
 			break
@@ -85,7 +91,10 @@ func (g *generation) run(prompt []int32) error {
 				}
 			}
 		}
-		id := s.Sample(logits)
+		id := next
+		if id < 0 {
+			id = s.Sample(logits)
+		}
 		s.Accept(id)
 		g.nGen++
 		if g.nGen == 1 {
@@ -105,13 +114,21 @@ func (g *generation) run(prompt []int32) error {
 			break // context full (-1 and -2 both stop here: no context shifting)
 		}
 		t := time.Now()
-		l, err := g.m.Forward(g.cache, []int32{id}, false)
-		if err != nil {
-			return err
+		if greedy {
+			n, err := g.m.DecodeGreedy(g.cache, id)
+			if err != nil {
+				return err
+			}
+			next = n
+		} else {
+			l, err := g.m.Forward(g.cache, []int32{id}, false)
+			if err != nil {
+				return err
+			}
+			logits = l
 		}
 		g.evalDur += time.Since(t)
 		g.nEval++
-		logits = l
 	}
 	if !g.out.stopped {
 		g.out.write(dec.Flush())

@@ -42,3 +42,33 @@ func TestQualityOnGLMTiny(t *testing.T) {
 	code = run([]string{"-m", model, "--quality", "-p", "hi"}, &out, &errb)
 	require.Equal(t, 1, code)
 }
+
+// TestGreedyPathMatchesSampling: plain greedy decoding (DecodeGreedy) gives
+// the same text as sampling with top-k 1 (full logits + the sampler).
+func TestGreedyPathMatchesSampling(t *testing.T) {
+	model := testdata.GLMTiny(t, "glm-tiny-q4_k_m.gguf")
+	gen := func(extra ...string) string {
+		var out, errb bytes.Buffer
+		args := append([]string{"-m", model, "-p", "The history of", "-no-cnv", "--no-display-prompt", "-n", "24", "-s", "1"}, extra...)
+		require.Equal(t, 0, run(args, &out, &errb), errb.String())
+		return out.String()
+	}
+	greedy := gen("--temp", "0")
+	require.NotEmpty(t, strings.TrimSpace(greedy))
+	require.Equal(t, greedy, gen("--temp", "0.7", "--top-k", "1"))
+}
+
+// TestDeviceAutoFallsBack: without a usable GPU, --device auto runs on the
+// CPU while --device cuda fails with a clear message.
+func TestDeviceAutoFallsBack(t *testing.T) {
+	model := testdata.GLMTiny(t, "glm-tiny-q4_k_m.gguf")
+	var out, errb bytes.Buffer
+	if run([]string{"-m", model, "-p", "Hi", "-n", "2", "--device", "cuda"}, &out, &errb) == 0 {
+		t.Skip("a CUDA device is usable here")
+	}
+	require.Contains(t, errb.String(), "no usable CUDA device")
+	out.Reset()
+	errb.Reset()
+	require.Equal(t, 0, run([]string{"-m", model, "-p", "Hi", "-n", "2", "--device", "auto", "-v"}, &out, &errb), errb.String())
+	require.Contains(t, errb.String(), "running on the CPU")
+}

@@ -95,24 +95,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	device := "cpu"
-	if o.device == "cuda" {
+	threads := o.threads
+	if threads < 0 {
+		threads = 0
+	}
+	load := func(device string) (*glm4moe.Model, error) {
+		return glm4moe.Load(f, glm4moe.Options{Exact: o.exact, Threads: threads, UBatch: o.ubatch, Device: device, Quiet: !o.verbose})
+	}
+	// --device auto (the default) uses CUDA when a driver and GPU are
+	// usable and the CPU otherwise; -ngl 0 keeps everything on the CPU.
+	device := o.device
+	if device == "auto" {
 		device = "cuda"
+		if o.ngl == "0" {
+			device = "cpu"
+		}
+	}
+	m, err := load(device)
+	if err != nil && o.device == "auto" && device == "cuda" && errors.Is(err, glm4moe.ErrNoGPU) {
+		if o.verbose {
+			fmt.Fprintf(stderr, "note: no usable CUDA device (%v): running on the CPU\n", err)
+		}
+		device = "cpu"
+		m, err = load(device)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "error: failed to load model '%s'\n  %v\n", o.model, err)
+		return 1
 	}
 	switch {
 	case device == "cpu" && o.ngl != "auto" && o.ngl != "0":
 		fmt.Fprintf(stderr, "note: -ngl %s ignored: the CPU backend runs every layer on the CPU\n", o.ngl)
 	case device == "cuda" && o.ngl != "auto" && o.ngl != "all" && o.ngl != "-1":
 		fmt.Fprintf(stderr, "note: -ngl %s ignored: the CUDA backend runs every layer on the GPU\n", o.ngl)
-	}
-	threads := o.threads
-	if threads < 0 {
-		threads = 0
-	}
-	m, err := glm4moe.Load(f, glm4moe.Options{Exact: o.exact, Threads: threads, UBatch: o.ubatch, Device: device, Quiet: !o.verbose})
-	if err != nil {
-		fmt.Fprintf(stderr, "error: failed to load model '%s'\n  %v\n", o.model, err)
-		return 1
 	}
 	defer m.Close()
 	cfg := m.Config()
