@@ -10,13 +10,18 @@ import (
 
 // LoadOptions are the model-load parameters of a test: a change in any of
 // them reloads the model (llama-bench reloads on its model parameters; here
-// threads and micro-batch are fixed at load too).
+// threads, micro-batch, backend and cache type are fixed at load too).
 type LoadOptions struct {
 	Path     string
 	Threads  int
 	UBatch   int
 	LoadMode string // "mmap" (map the file) or "none" (read it into memory)
 	Exact    bool
+	// Backend is the Name of the backend chosen for the test ("CPU",
+	// "CUDA"); CacheType its KV-cache type, one of that backend's
+	// CacheTypes ("f32"; "f16" or "f32" on CUDA).
+	Backend   string
+	CacheType string
 }
 
 // Engine is a loaded model that the benchmark drives.
@@ -26,7 +31,7 @@ type Engine interface {
 	// VocabSize is the number of token ids (random prompt tokens are drawn
 	// from 0..VocabSize-1, as llama-bench does).
 	VocabSize() int
-	// Backend names the device the engine computes on ("CPU").
+	// Backend names the backend the engine computes on ("CPU", "CUDA").
 	Backend() string
 	// Close releases the model and its file.
 	Close() error
@@ -43,11 +48,19 @@ type Sequence interface {
 	Decode(tokens []int32) ([]float32, error)
 }
 
+// Releaser is implemented by sequences whose cache holds memory that
+// outlives the Go value (device memory): the runner calls Release when a
+// test is done with the sequence.
+type Releaser interface {
+	Release() error
+}
+
 // Loader opens the model file described by opt.
 type Loader func(opt LoadOptions) (Engine, error)
 
-// openGGUF opens path mapped ("mmap") or read into memory ("none").
-func openGGUF(path, mode string) (*gguf.File, error) {
+// OpenGGUF opens path mapped ("mmap") or read into memory ("none"): the
+// -lm load modes glmbench honours; loaders of other backends use it too.
+func OpenGGUF(path, mode string) (*gguf.File, error) {
 	if mode == "none" {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -58,9 +71,13 @@ func openGGUF(path, mode string) (*gguf.File, error) {
 	return gguf.Open(path)
 }
 
-// LoadGLM4MoE is the Loader of glmrun's CPU engine (package glm4moe).
+// LoadGLM4MoE is the Loader of glmrun's CPU engine (package glm4moe); its
+// KV cache is f32, the only CacheType it accepts ("" means f32).
 func LoadGLM4MoE(opt LoadOptions) (Engine, error) {
-	f, err := openGGUF(opt.Path, opt.LoadMode)
+	if opt.CacheType != "" && opt.CacheType != "f32" {
+		return nil, fmt.Errorf("cache type %s is not supported on the CPU backend (its KV cache is f32)", opt.CacheType)
+	}
+	f, err := OpenGGUF(opt.Path, opt.LoadMode)
 	if err != nil {
 		return nil, err
 	}

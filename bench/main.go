@@ -1,8 +1,13 @@
 // Package bench is glmbench: llama-bench's command line, test matrix,
 // timing and output formats (shared/spec/interfaces.md §1) driving glmrun's
 // engine, plus the seed sweep (prompt sizes × output lengths with time to
-// first token and decode rate), the summary JSON, energy (RAPL) and peak-RSS
-// columns, SVG plots and the comparison of saved runs.
+// first token and decode rate), the summary JSON, energy and memory columns
+// (CPU: RAPL and peak RSS; GPU backends: NVML energy, power and VRAM through
+// the engine's GPUTelemetry), SVG plots and the comparison of saved runs.
+//
+// Backends: the CPU engine is built in; GPU backends (CUDA) are registered
+// by the command as Backend values, so this package holds no GPU code and
+// -dev auto|none|CUDA0 chooses among them per test.
 package bench
 
 import (
@@ -14,8 +19,9 @@ import (
 )
 
 // Main runs glmbench with args (without the program name) and returns the
-// exit status. load opens models; backend names its device.
-func Main(args []string, stdout, stderr io.Writer, load Loader, backend string) int {
+// exit status. backends are the GPU backends the command registers (the CPU
+// backend, package glm4moe, is always there); -dev picks among them.
+func Main(args []string, stdout, stderr io.Writer, backends ...Backend) int {
 	cores := PhysicalCores()
 	p, err := Parse(args, cores)
 	switch {
@@ -23,8 +29,7 @@ func Main(args []string, stdout, stderr io.Writer, load Loader, backend string) 
 		Usage(stdout, "glmbench", cores)
 		return 0
 	case errors.Is(err, ErrListDevices):
-		fmt.Fprintln(stdout, "Available devices:")
-		fmt.Fprintf(stdout, "  CPU: %s (glmrun has no GPU backend yet)\n", cpuInfo())
+		ListDevices(stdout, backends)
 		return 0
 	case err != nil:
 		var ae *ArgError
@@ -46,7 +51,7 @@ func Main(args []string, stdout, stderr io.Writer, load Loader, backend string) 
 	berr := bufio.NewWriter(stderr)
 	defer bout.Flush()
 	defer berr.Flush()
-	r := &Runner{Params: p, Load: load, Backend: backend, Stdout: flushWriter{bout}, Stderr: flushWriter{berr}}
+	r := &Runner{Params: p, Backends: append([]Backend{CPUBackend()}, backends...), Stdout: flushWriter{bout}, Stderr: flushWriter{berr}}
 	runErr := r.Run()
 	bout.Flush()
 	if runErr != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -77,12 +78,11 @@ func (p *Params) SeedMode() bool { return len(p.PromptSizes) > 0 || len(p.Output
 // effect on this engine, in command-line order.
 func (p *Params) Warnings() []string { return p.warnings }
 
-// Defaults of llama-bench (cmd_params_defaults), with n_threads the number
-// of physical cores and type_k/type_v the engine's cache type.
-var (
-	defaultModel     = "models/7B/ggml-model-q4_0.gguf"
-	defaultCacheType = "f32"
-)
+// defaultModel is llama-bench's default -m (cmd_params_defaults). The
+// thread default is the number of physical cores; type_k/type_v default to
+// "" in Params, meaning the backend's own cache type (f16 on CUDA, like
+// llama-bench; f32 on the CPU), resolved when the run picks the backend.
+var defaultModel = "models/7B/ggml-model-q4_0.gguf"
 
 // ArgError is a bad command line: Flag is the argument llama-bench would
 // name in "error: invalid parameter for argument: <flag>"; Err, if any, is
@@ -140,7 +140,7 @@ func Parse(args []string, physicalCores int) (*Params, error) {
 			p.warnings = append(p.warnings, fmt.Sprintf("warning: %s %s", flag, why))
 		}
 	}
-	const noEffect = "has no effect on glmrun's CPU engine; the value is only echoed in the output"
+	const noEffect = "has no effect on glmrun's engine; the value is only echoed in the output"
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		if strings.HasPrefix(arg, "--") {
@@ -254,11 +254,11 @@ func Parse(args []string, physicalCores int) (*Params, error) {
 			if v, err = next(); err == nil {
 				var types []string
 				for _, t := range splitList(v) {
-					switch t {
-					case "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl", defaultCacheType:
-						if t != defaultCacheType {
-							err = bad(fmt.Errorf("cache type %s is not supported: glmrun's KV cache is %s", t, defaultCacheType))
-						}
+					switch {
+					case t == "f16" || t == "f32":
+						// Checked against the backend of each test when the run starts.
+					case slices.Contains(cacheTypeNames, t):
+						err = bad(fmt.Errorf("cache type %s is not supported: glmrun's KV cache is f16 or f32 on CUDA and f32 on the CPU", t))
 					default:
 						err = &ArgError{Flag: arg}
 					}
@@ -279,18 +279,12 @@ func Parse(args []string, physicalCores int) (*Params, error) {
 			var v string
 			if v, err = next(); err == nil {
 				for _, d := range splitList(v) {
-					d = strings.TrimSpace(d)
-					switch d {
-					case "auto", "none":
-						p.Devices = append(p.Devices, d)
-					case "":
-						err = bad(errors.New("no devices specified"))
-					default:
-						err = bad(fmt.Errorf("invalid device: %s (glmrun has no GPU backend yet; use auto or none)", d))
-					}
-					if err != nil {
+					var n string
+					if n, err = normalizeDevice(d); err != nil {
+						err = bad(err)
 						break
 					}
+					p.Devices = append(p.Devices, n)
 				}
 			}
 		case "-t", "--threads":
@@ -324,14 +318,15 @@ func Parse(args []string, physicalCores int) (*Params, error) {
 		case "-ngl", "--n-gpu-layers":
 			var r []int
 			if r, err = ints(true); err == nil {
+				// Honoured per backend when the run starts: 0 means the CPU, any
+				// other value runs every layer on the GPU (see Runner.plan).
 				p.NGL = append(p.NGL, r...)
-				warn(arg, "has no effect: glmrun runs every layer on the CPU (no GPU backend yet)")
 			}
 		case "-ncmoe", "--n-cpu-moe":
 			var r []int
 			if r, err = ints(false); err == nil {
 				p.NCPUMoE = append(p.NCPUMoE, r...)
-				warn(arg, "has no effect: every expert already runs on the CPU")
+				warn(arg, "has no effect: the experts run on the same device as the rest of the model")
 			}
 		case "-rpc", "--rpc":
 			if _, err = next(); err == nil {
@@ -407,7 +402,7 @@ func Parse(args []string, physicalCores int) (*Params, error) {
 			var r []bool
 			if r, err = bools(); err == nil {
 				p.NoKVOffload = append(p.NoKVOffload, r...)
-				warn(arg, "has no effect: the KV cache is already in host memory")
+				warn(arg, "has no effect: the KV cache lives with the backend (host memory on the CPU, device memory on CUDA)")
 			}
 		case "--numa":
 			var v string
@@ -441,7 +436,7 @@ func Parse(args []string, physicalCores int) (*Params, error) {
 						break
 					}
 				}
-				warn(arg, "has no effect: the CPU engine has one attention kernel (absorbed MLA over the latent cache)")
+				warn(arg, "has no effect: each backend has one attention path (absorbed MLA over the latent cache; flash-style on CUDA)")
 			}
 		case "-embd", "--embeddings":
 			var r []bool
@@ -494,7 +489,7 @@ func Parse(args []string, physicalCores int) (*Params, error) {
 					}
 					p.Overrides = append(p.Overrides, strings.TrimRight(group, ";"))
 				}
-				warn(arg, "has no effect: every tensor stays in its mapped CPU buffer")
+				warn(arg, "has no effect: tensor placement is not configurable (every tensor lives on the test's backend)")
 			}
 		case "-r", "--repetitions":
 			p.Reps, err = oneInt()
@@ -546,7 +541,7 @@ func Parse(args []string, physicalCores int) (*Params, error) {
 					}
 					p.FitTarget = append(p.FitTarget, n)
 				}
-				warn(arg, "has no effect: there is no device memory to fit into")
+				warn(arg, "has no effect: glmrun does not fit layers into device memory (CUDA holds the whole model)")
 			}
 		case "-fitc", "--fit-ctx":
 			var v string
@@ -559,7 +554,7 @@ func Parse(args []string, physicalCores int) (*Params, error) {
 					}
 					p.FitCtx = append(p.FitCtx, n)
 				}
-				warn(arg, "has no effect: there is no device memory to fit into")
+				warn(arg, "has no effect: glmrun does not fit layers into device memory (CUDA holds the whole model)")
 			}
 
 		// Ours.
@@ -674,8 +669,8 @@ func (p *Params) fillDefaults(physicalCores int) {
 	def(&p.Depth, 0)
 	def(&p.Batch, 2048)
 	def(&p.UBatch, 512)
-	defS(&p.TypeK, defaultCacheType)
-	defS(&p.TypeV, defaultCacheType)
+	defS(&p.TypeK, "")
+	defS(&p.TypeV, "")
 	def(&p.Threads, physicalCores)
 	defS(&p.CPUMask, "0x0")
 	defB(&p.CPUStrict)
@@ -774,19 +769,20 @@ test parameters:
   -d, --n-depth <n>                                 (default: 0)
   -b, --batch-size <n>                              (default: 2048)
   -ub, --ubatch-size <n>                            (default: 512)
-  -ctk, --cache-type-k <t>                          (default: %s)
-  -ctv, --cache-type-v <t>                          (default: %s)
+  -ctk, --cache-type-k <f16|f32>                    (default: f16 on CUDA, f32 on the CPU)
+  -ctv, --cache-type-v <f16|f32>                    (default: f16 on CUDA, f32 on the CPU)
   -t, --threads <n>                                 (default: %d)
   -C, --cpu-mask <hex,hex>                          (default: 0x0)
   --cpu-strict <0|1>                                (default: 0)
   --poll <0...100>                                  (default: 50)
-  -ngl, --n-gpu-layers <n>                          (default: -1)
+  -ngl, --n-gpu-layers <n>                          (default: -1; CUDA runs every layer, 0 = the CPU)
   -ncmoe, --n-cpu-moe <n>                           (default: 0)
   -sm, --split-mode <none|layer|row|tensor>         (default: layer)
   -mg, --main-gpu <i>                               (default: 0)
   -nkvo, --no-kv-offload <0|1>                      (default: 0)
   -fa, --flash-attn <on|off|auto>                   (default: auto)
-  -dev, --device <dev0/dev1/...>                    (default: auto)
+  -dev, --device <auto|none|CUDA0>                  (default: auto = CUDA0 if usable, else the CPU;
+                                                    also cpu (= none) and cuda (= CUDA0))
   -lm, --load-mode <none|mmap|mlock|mmap+mlock|dio> (default: mmap)
   -mmp, --mmap <0|1>                                (DEPRECATED IN FAVOUR OF --load-mode)
   -dio, --direct-io <0|1>                           (DEPRECATED IN FAVOUR OF --load-mode)
@@ -805,10 +801,13 @@ glmbench options (not in llama-bench):
   --summary-json, --json-out <FILE|->
                              write the summary object (default in seed mode: benchmark_results.json);
                              energy.mean_tokens_per_watt is tokens per joule (= (tokens/s) / W)
-  --energy <on|off|auto>     GPU energy (default: auto; null while glmrun has no GPU backend)
+  --energy <on|off|auto>     GPU energy and power through NVML (default: auto: measured on a GPU backend when
+                             NVML answers, null otherwise; on: an error if it cannot be measured)
   --cpu-energy <on|off|auto> CPU package energy from RAPL powercap counters (default: auto; null if unreadable)
-  --power-sample-ms <n>      power sampling period (default: 50)
-  --extra-cols               add ttft, gen t/s, energy and peak RSS columns (on in seed mode)
+  --power-sample-ms <n>      GPU power/memory sampling period; power samples give the energy only where
+                             NVML's total-energy counter is missing (default: 50)
+  --extra-cols               add ttft, gen t/s, energy and peak RSS (CPU) or W and VRAM (GPU) columns
+                             (on in seed mode)
   --prompt-seed <n>          seed of the random prompt tokens (default: 1)
   --plot <FILE.svg>          draw t/s against prompt size, depth or output length
   --exact                    float32 math on exactly dequantized weights (slower reference path)
@@ -819,5 +818,5 @@ glmbench options (not in llama-bench):
 Multiple values can be given for each parameter by separating them with ','
 or by specifying the parameter multiple times. Ranges can be given as
 'first-last' or 'first-last+step' or 'first-last*mult'.
-`, prog, defaultModel, defaultCacheType, defaultCacheType, physicalCores)
+`, prog, defaultModel, physicalCores)
 }

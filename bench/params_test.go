@@ -127,12 +127,14 @@ func TestParseListsAndNormalisation(t *testing.T) {
 		p.Output != "jsonl" || !slices.Equal(p.Batch, []int{128}) || !slices.Equal(p.FlashAttn, []int{1, 0, -1}) {
 		t.Errorf("parsed %+v", p)
 	}
-	// -C and --poll have no effect here: one warning per flag, however often given.
+	// -C and --poll have no effect here: one warning per flag, however often
+	// given. -ngl is honoured per backend (the runner warns when it is only
+	// echoed), so Parse does not warn about it.
 	p, err = Parse([]string{"-C", "0x1", "-C", "0x3", "--poll", "10", "-ngl", "99"}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := p.Warnings(); len(w) != 3 || !strings.Contains(w[0], "-C") || !strings.Contains(w[2], "-ngl") {
+	if w := p.Warnings(); len(w) != 2 || !strings.Contains(w[0], "-C") || !strings.Contains(w[1], "--poll") {
 		t.Errorf("warnings %q", w)
 	}
 	if !slices.Equal(p.CPUMask, []string{"0x1", "0x3"}) || !slices.Equal(p.NGL, []int{99}) {
@@ -154,9 +156,13 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"-pg", "1"}, "-pg"},
 		{[]string{"-pg", "1,2,3"}, "-pg"},
 		{[]string{"-o", "xml"}, "-o"},
-		{[]string{"-ctk", "f16"}, "-ctk"},
+		{[]string{"-ctk", "q8_0"}, "-ctk"},
+		{[]string{"-ctk", "bf16"}, "-ctk"},
 		{[]string{"-ctv", "q9"}, "-ctv"},
-		{[]string{"-dev", "CUDA0"}, "-dev"},
+		{[]string{"-dev", "CUDA1"}, "-dev"},
+		{[]string{"-dev", "CUDA0/CUDA1"}, "-dev"},
+		{[]string{"-dev", "Vulkan0"}, "-dev"},
+		{[]string{"--device", ""}, "--device"},
 		{[]string{"-sm", "diagonal"}, "-sm"},
 		{[]string{"-lm", "dio"}, "-lm"},
 		{[]string{"-embd", "1"}, "-embd"},
@@ -229,5 +235,31 @@ func TestInstancesOrder(t *testing.T) {
 	}
 	if !slices.Equal(names, want) {
 		t.Errorf("order\n got %v\nwant %v", names, want)
+	}
+}
+
+func TestParseDevicesAndCacheTypes(t *testing.T) {
+	p, err := Parse([]string{"-dev", "auto,none,cpu", "--device", "cuda", "-dev", "CUDA0,cuda0", "-ctk", "f16,f32", "-ctv", "f32"}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"auto", "none", "none", "CUDA0", "CUDA0", "CUDA0"}; !slices.Equal(p.Devices, want) {
+		t.Errorf("devices %q, want %q", p.Devices, want)
+	}
+	if !slices.Equal(p.TypeK, []string{"f16", "f32"}) || !slices.Equal(p.TypeV, []string{"f32"}) {
+		t.Errorf("cache types %q %q", p.TypeK, p.TypeV)
+	}
+	// Unset cache types stay "" (the backend's default, resolved by the run).
+	p, err = Parse(nil, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.TypeK, []string{""}) || !slices.Equal(p.TypeV, []string{""}) {
+		t.Errorf("default cache types %q %q", p.TypeK, p.TypeV)
+	}
+	var b strings.Builder
+	Usage(&b, "glmbench", 2)
+	if strings.Contains(b.String(), "no GPU backend") || !strings.Contains(b.String(), "CUDA0") {
+		t.Errorf("usage text is stale:\n%s", b.String())
 	}
 }

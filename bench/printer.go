@@ -294,7 +294,7 @@ func mdWidth(field string) int {
 		return 15
 	case "no_op_offload", "no_host":
 		return 4
-	case "ttft ms", "gen t/s", "t/J", "RSS MiB":
+	case "ttft ms", "gen t/s", "t/J", "RSS MiB", "VRAM MiB", "W":
 		return 10
 	}
 	w := max(len(field), 10)
@@ -349,8 +349,8 @@ func (m *mdPrinter) Header(p *Params) {
 		{changed(p.Poll, []int{50}), "poll"},
 		{changed(p.Batch, []int{2048}), "n_batch"},
 		{changed(p.UBatch, []int{512}), "n_ubatch"},
-		{changed(p.TypeK, []string{defaultCacheType}), "type_k"},
-		{changed(p.TypeV, []string{defaultCacheType}), "type_v"},
+		{changed(p.TypeK, []string{""}), "type_k"},
+		{changed(p.TypeV, []string{""}), "type_v"},
 		{changed(p.MainGPU, []int{0}), "main_gpu"},
 		{changed(p.SplitMode, []string{"layer"}), "split_mode"},
 		{changed(p.NoKVOffload, []bool{false}), "no_kv_offload"},
@@ -372,7 +372,11 @@ func (m *mdPrinter) Header(p *Params) {
 	}
 	f = append(f, "test", "t/s")
 	if m.extra {
-		f = append(f, "ttft ms", "gen t/s", "t/J", "RSS MiB")
+		if isCPU {
+			f = append(f, "ttft ms", "gen t/s", "t/J", "RSS MiB")
+		} else {
+			f = append(f, "ttft ms", "gen t/s", "W", "t/J", "VRAM MiB")
+		}
 	}
 	m.fields = f
 	var b strings.Builder
@@ -469,6 +473,10 @@ func (m *mdPrinter) Test(r *Result) {
 			v = optText(r.TokensPerJoule(), "%.3f")
 		case "RSS MiB":
 			v = exf("rss_peak_mib", "%.0f")
+		case "W":
+			v = exf("gpu_avg_power_w", "%.1f")
+		case "VRAM MiB":
+			v = exf("vram_peak_mib", "%.0f")
 		default:
 			v = vals[field]
 		}

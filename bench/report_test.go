@@ -140,7 +140,7 @@ func TestCompare(t *testing.T) {
 	}
 	svg := filepath.Join(dir, "cmp.svg")
 	var out, errb bytes.Buffer
-	if code := Main([]string{"--compare", a, m4, "--plot", svg}, &out, &errb, nil, "CPU"); code != 0 {
+	if code := Main([]string{"--compare", a, m4, "--plot", svg}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -164,7 +164,7 @@ func TestCompare(t *testing.T) {
 	if !labels["rtx"] || !labels["m4max"] {
 		t.Errorf("bars %v", bars)
 	}
-	if code := Main([]string{"--compare", filepath.Join(dir, "missing.json")}, &out, &errb, nil, "CPU"); code == 0 {
+	if code := Main([]string{"--compare", filepath.Join(dir, "missing.json")}, &out, &errb); code == 0 {
 		t.Error("missing file accepted")
 	}
 }

@@ -76,9 +76,24 @@ type Result struct {
 	TTFTNs []uint64
 	GenNs  []uint64
 	// CPUJoules is RAPL package energy over the timed repetitions (nil if
-	// unreadable). GPU energy stays nil until a GPU backend exists.
+	// unreadable). GPUJoules is the GPU's energy over the same repetitions
+	// (NVML energy counter, else power samples integrated); nil on the CPU
+	// backend or when NVML gives neither.
 	CPUJoules *float64
 	GPUJoules *float64
+	// GPUAvgPowerW is GPUJoules over the timed time; GPUPeakPowerW the
+	// highest power sample during it (nil when unknown).
+	GPUAvgPowerW  *float64
+	GPUPeakPowerW *float64
+	// GPUName is the GPU's name on a GPU backend ("" on the CPU).
+	GPUName string
+	// VRAMPeak is the peak device-wide memory in use during the test minus
+	// the baseline before the model was loaded; VRAMWeights and VRAMKV are
+	// this engine's own weights and KV cache on the device (bytes; nil when
+	// unknown or on the CPU).
+	VRAMPeak    *uint64
+	VRAMWeights *uint64
+	VRAMKV      *uint64
 	// RSSPeak is the process's peak resident set during the test (bytes),
 	// nil if unknown.
 	RSSPeak *uint64
@@ -404,6 +419,9 @@ func (r *Result) Extras() []extraValue {
 		kv = &v
 	}
 	gpuName := extraValue{name: "gpu_name", kind: kString, json: "null", null: true}
+	if r.GPUName != "" {
+		gpuName = extraValue{name: "gpu_name", kind: kString, json: `"` + escapeJSON(r.GPUName) + `"`, text: r.GPUName}
+	}
 	return []extraValue{
 		optFloat("avg_ttft_ms", floatsOpt(ttft, mean)),
 		optFloat("stddev_ttft_ms", floatsOpt(ttft, stdev)),
@@ -414,17 +432,26 @@ func (r *Result) Extras() []extraValue {
 		nsArray("samples_ttft_ns", r.TTFTNs),
 		nsArray("samples_gen_ns", r.GenNs),
 		optFloat("gpu_energy_j", r.GPUJoules),
-		optFloat("gpu_avg_power_w", nil),
-		optFloat("gpu_peak_power_w", nil),
+		optFloat("gpu_avg_power_w", r.GPUAvgPowerW),
+		optFloat("gpu_peak_power_w", r.GPUPeakPowerW),
 		optFloat("tokens_per_joule", r.TokensPerJoule()),
 		optFloat("gen_tokens_per_joule", genTPJ),
 		optFloat("cpu_energy_j", r.CPUJoules),
-		optFloat("vram_peak_mib", nil),
-		optFloat("vram_weights_mib", nil),
-		optFloat("vram_kv_mib", nil),
+		optFloat("vram_peak_mib", mib(r.VRAMPeak)),
+		optFloat("vram_weights_mib", mib(r.VRAMWeights)),
+		optFloat("vram_kv_mib", mib(r.VRAMKV)),
 		gpuName,
 		optFloat("gpu_power_limit_w", nil),
 		optFloat("rss_peak_mib", rss),
 		optFloat("kv_cache_mib", kv),
 	}
+}
+
+// mib converts optional bytes to optional MiB.
+func mib(b *uint64) *float64 {
+	if b == nil {
+		return nil
+	}
+	v := float64(*b) / (1 << 20)
+	return &v
 }

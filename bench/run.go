@@ -114,11 +114,15 @@ func appendTests(out []Instance, base Instance, p *Params) []Instance {
 
 // Runner runs a benchmark.
 type Runner struct {
-	Params  *Params
-	Load    Loader
-	Backend string    // backend name of Load's engines ("CPU")
-	Stdout  io.Writer // results
-	Stderr  io.Writer // warnings, progress, -oe output
+	Params *Params
+	// Backends are the backends -dev chooses from (the CPU is added when
+	// missing). When nil, Load and Backend describe the only one: a CPU
+	// backend named Backend ("CPU" when empty) with an f32 cache.
+	Backends []Backend
+	Load     Loader
+	Backend  string
+	Stdout   io.Writer // results
+	Stderr   io.Writer // warnings, progress, -oe output
 	// PowercapRoot is where RAPL counters are looked for
 	// (/sys/class/powercap when empty).
 	PowercapRoot string
@@ -145,7 +149,7 @@ type Skip struct {
 }
 
 // KVSizer is implemented by engines that can tell the size of a cache
-// before allocating it.
+// before allocating it (bytes; on a GPU engine, device memory).
 type KVSizer interface {
 	KVBytes(maxTokens int) uint64
 }
@@ -167,11 +171,26 @@ func (r *Runner) Run() error {
 	for _, w := range p.Warnings() {
 		fmt.Fprintln(r.Stderr, w)
 	}
-	out, err := NewPrinter(p.Output, r.Stdout, r.Backend, p.ExtraCols)
+	insts, backs, err := r.plan()
 	if err != nil {
 		return err
 	}
-	errOut, err := NewPrinter(p.OutputErr, r.Stderr, r.Backend, p.ExtraCols)
+	printBackend := "CPU"
+	if len(backs) > 0 {
+		printBackend = backs[0].Name
+	}
+	if p.Energy == "on" {
+		for i, b := range backs {
+			if !b.GPU() {
+				return fmt.Errorf("--energy on: GPU energy needs a GPU backend, and %s runs on the CPU (-dev none, -ngl 0, or no usable GPU for -dev auto)", insts[i].Name())
+			}
+		}
+	}
+	out, err := NewPrinter(p.Output, r.Stdout, printBackend, p.ExtraCols)
+	if err != nil {
+		return err
+	}
+	errOut, err := NewPrinter(p.OutputErr, r.Stderr, printBackend, p.ExtraCols)
 	if err != nil {
 		return err
 	}
@@ -192,9 +211,6 @@ func (r *Runner) Run() error {
 			return errors.New("--cpu-energy on: no readable RAPL counters under " + root)
 		}
 	}
-	if p.Energy == "on" && r.Backend == "CPU" {
-		return errors.New("--energy on: GPU energy needs a GPU backend; glmrun's engine runs on the CPU")
-	}
 	rng := rand.New(rand.NewPCG(uint64(p.PromptSeed), 0x676c6d62656e6368))
 	descs := map[string]ModelDesc{}
 	cpu := cpuInfo()
@@ -206,11 +222,12 @@ func (r *Runner) Run() error {
 			eng.Close()
 		}
 	}()
-	insts := Instances(p)
 	for idx, in := range insts {
 		n := idx + 1
+		back := backs[idx]
 		r.progressf("benchmark %d/%d: starting", n, len(insts))
-		opt := LoadOptions{Path: in.Model, Threads: in.Threads, UBatch: in.UBatch, LoadMode: in.LoadMode, Exact: p.Exact}
+		opt := LoadOptions{Path: in.Model, Threads: in.Threads, UBatch: in.UBatch, LoadMode: in.LoadMode, Exact: p.Exact,
+			Backend: back.Name, CacheType: in.TypeK}
 		if eng == nil || opt != loaded {
 			if eng != nil {
 				eng.Close()
@@ -223,12 +240,18 @@ func (r *Runner) Run() error {
 				}
 				descs[in.Model] = d
 			}
-			e, err := r.Load(opt)
+			e, err := back.Load(opt)
 			if err != nil {
 				return fmt.Errorf("failed to load model '%s': %w", in.Model, err)
 			}
 			eng, loaded = e, opt
+			if g, ok := eng.(GPUTelemetry); ok && p.Energy == "on" {
+				if rd := g.GPUReading(); !rd.HasEnergy && !rd.HasPower {
+					return fmt.Errorf("--energy on: NVML gives neither an energy counter nor power for %s: %v", g.GPUName(), rd.Err)
+				}
+			}
 		}
+		gpu, _ := eng.(GPUTelemetry)
 		nctx := in.NPrompt + in.NGen + in.Depth
 		if ct := descs[in.Model].CtxTrain; ct > 0 && nctx > ct {
 			reason := fmt.Sprintf("context of %d tokens exceeds the model's training context %d", nctx, ct)
@@ -243,8 +266,13 @@ func (r *Runner) Run() error {
 		if ks, ok := eng.(KVSizer); ok {
 			kvBytes = ks.KVBytes(nctx)
 			avail, known := r.memAvailable()
+			where := ""
+			if gpu != nil {
+				avail, known = gpu.VRAMFree()
+				where = " of free VRAM on " + gpu.GPUName()
+			}
 			if known && kvBytes > avail {
-				reason := fmt.Sprintf("KV cache of %d tokens needs %.0f MiB, %.0f MiB available", nctx, float64(kvBytes)/(1<<20), float64(avail)/(1<<20))
+				reason := fmt.Sprintf("KV cache of %d tokens needs %.0f MiB, %.0f MiB%s available", nctx, float64(kvBytes)/(1<<20), float64(avail)/(1<<20), where)
 				if in.Split && p.SeedMode() {
 					fmt.Fprintf(r.Stderr, "warning: skipping %s: %s\n", in.Name(), reason)
 					r.Skipped = append(r.Skipped, Skip{NPrompt: in.NPrompt, NGen: in.NGen, NDepth: in.Depth, Reason: reason})
@@ -253,9 +281,16 @@ func (r *Runner) Run() error {
 				return fmt.Errorf("failed to create context with model '%s': %s", in.Model, reason)
 			}
 		}
-		res, err := r.runTest(eng, in, n, len(insts), rng, rapl)
+		var meter *gpuMeter
+		if gpu != nil {
+			meter = newGPUMeter(gpu, p.Energy != "off", time.Duration(p.PowerSample)*time.Millisecond)
+		}
+		res, err := r.runTest(eng, in, n, len(insts), rng, rapl, meter)
 		if err != nil {
 			return err
+		}
+		if meter != nil {
+			meter.fill(res, kvBytes)
 		}
 		res.Model = descs[in.Model]
 		res.CPUInfo = cpu
@@ -277,6 +312,66 @@ func (r *Runner) Run() error {
 		errOut.Footer()
 	}
 	return nil
+}
+
+// backends returns the backends the run chooses from.
+func (r *Runner) backends() []Backend {
+	if r.Backends != nil {
+		return r.Backends
+	}
+	b := CPUBackend()
+	if r.Backend != "" {
+		b.Name = r.Backend
+	}
+	if r.Load != nil {
+		b.Load = r.Load
+	}
+	return []Backend{b}
+}
+
+// plan expands the test matrix and picks each test's backend from its -dev
+// and -ngl values, with its cache type resolved (the backend's default for
+// an unset -ctk/-ctv) and checked. Problems with the command line (a device
+// that is not usable, a cache type the backend lacks) are errors here,
+// before anything is printed. It writes to stderr why -dev auto fell back to
+// the CPU and which -ngl values are only echoed.
+func (r *Runner) plan() ([]Instance, []*Backend, error) {
+	p := r.Params
+	devs := newDeviceSet(r.backends())
+	insts := Instances(p)
+	backs := make([]*Backend, len(insts))
+	warned := map[string]bool{}
+	note := func(s string) {
+		if !warned[s] {
+			warned[s] = true
+			fmt.Fprintln(r.Stderr, s)
+		}
+	}
+	for i := range insts {
+		in := &insts[i]
+		b, err := devs.resolve(in.Devices, in.NGL)
+		if err != nil {
+			return nil, nil, err
+		}
+		ct, err := cacheType(b, in.TypeK, in.TypeV, p.Exact)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s on %s: %w", in.Name(), b.Name, err)
+		}
+		in.TypeK, in.TypeV = ct, ct
+		backs[i] = b
+		switch {
+		case in.Devices == "auto" && !b.GPU() && in.NGL != 0:
+			if why := devs.autoFallback(); why != "" {
+				note("glmbench: -dev auto: " + why + "; running on the CPU")
+			}
+		case b.GPU() && in.NGL > 0:
+			note(fmt.Sprintf("warning: -ngl %d: the %s backend runs every layer on the GPU (-ngl 0 selects the CPU); the value is only echoed in the output", in.NGL, b.Name))
+		}
+		if !b.GPU() && in.NGL > 0 {
+			note(fmt.Sprintf("warning: -ngl %d has no effect on the CPU backend (every layer runs on the CPU); the value is only echoed in the output", in.NGL))
+		}
+	}
+	return insts, backs, nil
 }
 
 func describeFile(path string) (ModelDesc, error) {
@@ -355,13 +450,22 @@ func argmax(v []float32) int {
 	return best
 }
 
-func (r *Runner) runTest(eng Engine, in Instance, n, total int, rng *rand.Rand, rapl *RAPL) (*Result, error) {
+// runTest runs one test on eng; meter (nil on the CPU) measures the GPU
+// over the timed repetitions.
+func (r *Runner) runTest(eng Engine, in Instance, n, total int, rng *rand.Rand, rapl *RAPL, meter *gpuMeter) (res *Result, err error) {
 	p := r.Params
-	res := &Result{Inst: in, TestTime: r.Now()}
+	res = &Result{Inst: in, TestTime: r.Now()}
 	vocab := eng.VocabSize()
 	seq, err := eng.NewSequence(in.NPrompt + in.NGen + in.Depth)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create context with model '%s': %w", in.Model, err)
+	}
+	if rel, ok := seq.(Releaser); ok {
+		defer func() {
+			if e := rel.Release(); e != nil && err == nil {
+				res, err = nil, fmt.Errorf("release the KV cache of %s: %w", in.Name(), e)
+			}
+		}()
 	}
 	if p.Delay > 0 {
 		time.Sleep(time.Duration(p.Delay) * time.Second)
@@ -382,6 +486,10 @@ func (r *Runner) runTest(eng Engine, in Instance, n, total int, rng *rand.Rand, 
 				return nil, fmt.Errorf("failed to run gen warmup: %w", err)
 			}
 		}
+	}
+	if meter != nil {
+		defer meter.abort()
+		meter.sample() // the cache and scratch are allocated by now
 	}
 	rssReset := ResetPeakRSS()
 	var cpuJ float64
@@ -410,6 +518,9 @@ func (r *Runner) runTest(eng Engine, in Instance, n, total int, rng *rand.Rand, 
 		if rapl != nil {
 			e0, _ = rapl.Sample()
 		}
+		if meter != nil {
+			meter.begin()
+		}
 		start := time.Now()
 		var ttft time.Duration
 		if in.NPrompt > 0 {
@@ -432,6 +543,9 @@ func (r *Runner) runTest(eng Engine, in Instance, n, total int, rng *rand.Rand, 
 			}
 		}
 		elapsed := time.Since(start)
+		if meter != nil {
+			meter.end(elapsed)
+		}
 		if rapl != nil && e0 != nil {
 			if e1, err := rapl.Sample(); err == nil {
 				cpuJ += rapl.Joules(e0, e1)

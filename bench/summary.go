@@ -69,13 +69,15 @@ type SummaryResult struct {
 	EndToEndMs     float64  `json:"end_to_end_ms"`
 	TokensPerJoule *float64 `json:"tokens_per_joule"`
 	CPUEnergyJ     *float64 `json:"cpu_energy_j"`
+	GPUEnergyJ     *float64 `json:"gpu_energy_j"`
 	RSSPeakMiB     *float64 `json:"rss_peak_mib"`
 	VRAMPeakMiB    *float64 `json:"vram_peak_mib"`
 }
 
 func ptr(v float64) *float64 { return &v }
 
-// Summarize builds the summary of results. In seed mode (any split test)
+// Summarize builds the summary of results. GPU fields (gpu, vram_peak_mib,
+// gpu_energy_wh) come from GPU-backend results and stay null without them. In seed mode (any split test)
 // only the split (P, G) cases count; otherwise every test does.
 func Summarize(results []*Result, skipped []Skip, started time.Time) *Summary {
 	s := &Summary{Timestamp: started.UTC().Format(time.RFC3339), Skipped: skipped}
@@ -99,7 +101,15 @@ func Summarize(results []*Result, skipped []Skip, started time.Time) *Summary {
 		}
 		s.PromptsTested++
 		sr := SummaryResult{NPrompt: r.Inst.NPrompt, NGen: r.Inst.NGen, NDepth: r.Inst.Depth, AvgTS: r.AvgTS(),
-			EndToEndMs: float64(avgNs(r.SamplesNs)) / 1e6, TokensPerJoule: r.TokensPerJoule(), CPUEnergyJ: r.CPUJoules}
+			EndToEndMs: float64(avgNs(r.SamplesNs)) / 1e6, TokensPerJoule: r.TokensPerJoule(), CPUEnergyJ: r.CPUJoules,
+			GPUEnergyJ: r.GPUJoules, VRAMPeakMiB: mib(r.VRAMPeak)}
+		if r.GPUName != "" && s.GPU == nil {
+			name := r.GPUName
+			s.GPU = &name
+		}
+		if v := sr.VRAMPeakMiB; v != nil && (s.VRAMPeakMiB == nil || *v > *s.VRAMPeakMiB) {
+			s.VRAMPeakMiB = ptr(*v)
+		}
 		if g := r.GenTS(); len(g) > 0 {
 			sr.AvgGenTS = ptr(mean(g))
 			genTS = append(genTS, *sr.AvgGenTS)

@@ -17,7 +17,7 @@ import (
 func runMain(t *testing.T, args ...string) (string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	if code := Main(args, &out, &errb, LoadGLM4MoE, "CPU"); code != 0 {
+	if code := Main(args, &out, &errb); code != 0 {
 		t.Fatalf("glmbench %q: exit %d\n%s", args, code, errb.String())
 	}
 	return out.String(), errb.String()

@@ -3,15 +3,27 @@
 // definitions and output formats (md, csv, json, jsonl, sql), so scripts and
 // compare tools written for llama-bench work unchanged. It adds a seed sweep
 // (--prompt-sizes × --output-tokens with time to first token and decode
-// rate), a summary JSON (--summary-json / --json-out), CPU energy from RAPL,
-// peak RSS, SVG plots (--plot) and comparison of saved runs (--compare).
+// rate), a summary JSON (--summary-json / --json-out), energy and memory
+// columns (CPU: RAPL energy and peak RSS; CUDA: NVML energy, power, peak VRAM
+// and the weights/KV split), SVG plots (--plot) and comparison of saved runs
+// (--compare).
 //
 //	glmbench -m model.gguf -p 512 -n 128 -o json
+//	glmbench -m model.gguf -dev cuda -fa 1 -p 512 -n 128 -r 3
 //	glmbench -m model.gguf --prompt-sizes 1k,10k --output-tokens 16,256 --json-out run.json --plot run.svg
 //	glmbench --compare a.json b.json --plot compare.svg
 //
-// Run glmbench -h for every flag. --device cuda (or -dev cuda) runs the
-// model on CUDA device 0 (glm4moe Options.Device "cuda").
+// Backends: -dev/--device picks one per test, with llama-bench's values
+// auto (the default: CUDA device 0 when the driver and a GPU are usable,
+// otherwise the CPU, with a note on stderr saying why), none (the CPU) and
+// CUDA0; cpu and cuda are accepted as ours and normalised to none and CUDA0.
+// -dev cuda without a usable device fails with "no CUDA device: ...". The
+// CUDA backend (this file's cuda.go: glm4moe with Options.Device "cuda")
+// runs every layer on the GPU, so -ngl 0 selects the CPU and other -ngl
+// values are echoed. Its KV cache is f16 by default (llama-bench's default)
+// or f32 (-ctk f32 -ctv f32; --exact always uses f32); the CPU's is f32 only.
+// type_k/type_v report the type actually used. --list-devices probes the
+// GPU. Run glmbench -h for every flag.
 package main
 
 import (
@@ -21,9 +33,5 @@ import (
 )
 
 func main() {
-	args, cuda := deviceArg(os.Args[1:])
-	if cuda {
-		os.Exit(bench.Main(args, os.Stdout, os.Stderr, loadCUDA, "CUDA"))
-	}
-	os.Exit(bench.Main(args, os.Stdout, os.Stderr, bench.LoadGLM4MoE, "CPU"))
+	os.Exit(bench.Main(os.Args[1:], os.Stdout, os.Stderr, cudaBackend()))
 }
