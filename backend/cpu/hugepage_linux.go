@@ -24,6 +24,9 @@ func AdviseHugePages(b []byte) error {
 	base := uintptr(unsafe.Pointer(&b[0]))
 	start := base &^ (page - 1)
 	end := (base + uintptr(len(b)) + page - 1) &^ (page - 1)
-	span := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(&b[0]), -int(base-start))), end-start)
-	return syscall.Madvise(span, madvHugepage)
+	// Raw syscall: the page-aligned span may reach past b's allocation.
+	if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, start, end-start, madvHugepage); e != 0 {
+		return e
+	}
+	return nil
 }
