@@ -234,6 +234,9 @@ func TestGPUTelemetryUnavailable(t *testing.T) {
 	if tt["gpu_name"] != "Fake GPU 80GB" || tt["vram_weights_mib"] != 100.0 {
 		t.Errorf("gpu_name %v, vram_weights_mib %v", tt["gpu_name"], tt["vram_weights_mib"])
 	}
+	if !strings.Contains(stderr, "GPU energy not measured on Fake GPU 80GB (reported as null): fake: some reading missing") {
+		t.Errorf("no note about the missing energy:\n%s", stderr)
+	}
 	s := Summarize(r.Results, nil, r.Started)
 	if s.Energy.GPUEnergyWh != nil || s.Energy.MeanTokensPerWatt != nil || s.VRAMPeakMiB != nil {
 		t.Errorf("summary made up numbers: %+v", s.Energy)

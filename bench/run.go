@@ -171,6 +171,7 @@ func (r *Runner) Run() error {
 	for _, w := range p.Warnings() {
 		fmt.Fprintln(r.Stderr, w)
 	}
+	energyNoted := false
 	insts, backs, err := r.plan()
 	if err != nil {
 		return err
@@ -291,6 +292,10 @@ func (r *Runner) Run() error {
 		}
 		if meter != nil {
 			meter.fill(res, kvBytes)
+			if meter.energy && res.GPUJoules == nil && !energyNoted {
+				energyNoted = true
+				fmt.Fprintf(r.Stderr, "glmbench: GPU energy not measured on %s (reported as null): %v\n", res.GPUName, meter.lastErr)
+			}
 		}
 		res.Model = descs[in.Model]
 		res.CPUInfo = cpu
