@@ -43,7 +43,8 @@ type gpuSample struct {
 
 // gpuMeter accumulates GPU energy, power and memory over a test's timed
 // repetitions: the energy counter's difference around each repetition when
-// the counter reads at both ends, otherwise the trapezoid integral of the
+// the counter reads at both ends and advanced, otherwise the trapezoid
+// integral of the
 // power samples taken every period during the repetition (interfaces.md
 // §1.4).
 type gpuMeter struct {
@@ -138,8 +139,11 @@ func (m *gpuMeter) end(d time.Duration) {
 	if !m.energy {
 		return
 	}
+	// A counter that did not advance (NVML updates it only every few
+	// milliseconds) says nothing about a short repetition: integrate the
+	// power samples instead.
 	first := samples[0].r
-	if first.HasEnergy && last.r.HasEnergy && last.r.EnergyJ >= first.EnergyJ {
+	if first.HasEnergy && last.r.HasEnergy && last.r.EnergyJ > first.EnergyJ {
 		m.joules += last.r.EnergyJ - first.EnergyJ
 		return
 	}

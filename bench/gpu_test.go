@@ -188,11 +188,23 @@ func TestGPUTelemetryColumns(t *testing.T) {
 }
 
 func TestGPUEnergyFromPowerSamples(t *testing.T) {
-	// No energy counter: the power samples are integrated (trapezoid rule)
-	// over each repetition, so joules ≈ power × timed seconds.
+	t.Run("no counter", func(t *testing.T) {
+		g := newFakeGPU()
+		g.hasEnergy = false
+		checkPowerIntegral(t, g)
+	})
+	t.Run("counter does not advance", func(t *testing.T) {
+		g := newFakeGPU()
+		g.joulesPerToken = 0
+		checkPowerIntegral(t, g)
+	})
+}
+
+// checkPowerIntegral runs tg200 twice on g at 100 W: the power samples are
+// integrated (trapezoid rule) over each repetition, so joules ≈ power ×
+// timed seconds.
+func checkPowerIntegral(t *testing.T, g *fakeGPU) {
 	model := tinyFile(t, 47, true)
-	g := newFakeGPU()
-	g.hasEnergy = false
 	g.powerW = 100
 	r, _, _, stderr, err := gpuRun(t, []string{"-m", model, "-dev", "CUDA0", "-p", "0", "-n", "200", "-r", "2", "-o", "none",
 		"--power-sample-ms", "1"}, g, nil)
