@@ -10,7 +10,6 @@ import (
 
 	"github.com/glmrun/glmrun/backend/cpu"
 	"github.com/glmrun/glmrun/backend/cuda"
-	"github.com/glmrun/glmrun/backend/quant"
 	"github.com/glmrun/glmrun/gguf"
 )
 
@@ -235,8 +234,9 @@ func hostF32(w cpu.Weight) ([]float32, error) {
 		wg.Add(1)
 		go func(k, r0, r1 int) {
 			defer wg.Done()
-			rb := w.RowBytes()
-			errs[k] = quant.Dequantize(w.Type, w.Data[r0*rb:r1*rb], out[r0*w.Cols:r1*w.Cols])
+			// DequantizeRows addresses rows of every layout, MMFP4's
+			// codes-then-scales slabs included.
+			errs[k] = cpu.DequantizeRows(w, r0, r1, out[r0*w.Cols:r1*w.Cols])
 		}(k, r0, r1)
 	}
 	wg.Wait()
