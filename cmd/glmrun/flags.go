@@ -12,6 +12,7 @@ const synopsis = "glmrun -m model.gguf [-p prompt | -f file] [options]"
 
 // options holds every flag of glmrun.
 type options struct {
+	sampling     cli.SamplingFlags
 	model        string
 	prompt       string
 	promptFile   string
@@ -23,15 +24,6 @@ type options struct {
 	ubatch       int
 	ngl          string
 	device       string
-	temp         float32
-	topK         int
-	topP         float32
-	minP         float32
-	repeatPen    float32
-	repeatLastN  int
-	presencePen  float32
-	frequencyPen float32
-	seed         int64
 	noCnv        bool
 	cnv          bool
 	reverse      []string
@@ -54,12 +46,6 @@ type options struct {
 	quality      bool
 }
 
-// sampling returns the sampling options that a GGUF's general.sampling.*
-// keys may set (cli.ApplyGGUFSampling).
-func (o *options) sampling() cli.Sampling {
-	return cli.Sampling{Temp: &o.temp, TopK: &o.topK, TopP: &o.topP, MinP: &o.minP, RepeatPenalty: &o.repeatPen, RepeatLastN: &o.repeatLastN}
-}
-
 func newFlags(o *options) *pflag.FlagSet {
 	fs := cli.NewFlagSet("glmrun")
 	fs.StringVarP(&o.model, "model", "m", "", "GGUF model path (required)")
@@ -78,16 +64,7 @@ func newFlags(o *options) *pflag.FlagSet {
 	fs.StringVar(&o.ngl, "n-gpu-layers", "auto", "same as --gpu-layers")
 	fs.StringVar(&o.ngl, "ngl", "auto", "same as --gpu-layers")
 	fs.StringVar(&o.device, "device", "auto", "compute device: cpu, cuda (the whole model on CUDA device 0) or auto (CUDA when a driver and GPU are usable, else the CPU)")
-	fs.Float32Var(&o.temp, "temp", 0.8, "temperature; <= 0 = greedy")
-	fs.Float32Var(&o.temp, "temperature", 0.8, "same as --temp")
-	fs.IntVar(&o.topK, "top-k", 40, "top-k sampling (0 = off)")
-	fs.Float32Var(&o.topP, "top-p", 0.95, "top-p sampling (1.0 = off)")
-	fs.Float32Var(&o.minP, "min-p", 0.05, "min-p sampling (0.0 = off)")
-	fs.Float32Var(&o.repeatPen, "repeat-penalty", 1.0, "repetition penalty (1.0 = off)")
-	fs.IntVar(&o.repeatLastN, "repeat-last-n", 64, "tokens the penalties look back over (0 = off, -1 = context size)")
-	fs.Float32Var(&o.presencePen, "presence-penalty", 0, "presence penalty (0 = off)")
-	fs.Float32Var(&o.frequencyPen, "frequency-penalty", 0, "frequency penalty (0 = off)")
-	fs.Int64VarP(&o.seed, "seed", "s", -1, "RNG seed; -1 = random (the seed used is printed)")
+	o.sampling.Register(fs, "")
 	fs.BoolVar(&o.noCnv, "no-conversation", false, "raw completion: no chat template, prompt echoed, ' [end of text]' at end of generation")
 	fs.BoolVar(&o.noCnv, "no-cnv", false, "same as --no-conversation")
 	fs.BoolVar(&o.cnv, "conversation", false, "chat mode (the default)")
@@ -148,11 +125,11 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 	if o.threads == 0 || o.threads < -1 {
 		return bad("--threads", "%d (use -1 or a positive count)", o.threads)
 	}
-	if o.topP < 0 || o.topP > 1 || o.minP < 0 || o.minP > 1 {
+	if o.sampling.TopP < 0 || o.sampling.TopP > 1 || o.sampling.MinP < 0 || o.sampling.MinP > 1 {
 		return bad("--top-p", "top-p and min-p must be in [0, 1]")
 	}
-	if o.repeatLastN < -1 {
-		return bad("--repeat-last-n", "%d", o.repeatLastN)
+	if o.sampling.RepeatLastN < -1 {
+		return bad("--repeat-last-n", "%d", o.sampling.RepeatLastN)
 	}
 	switch o.reasoning {
 	case "on", "off", "auto":

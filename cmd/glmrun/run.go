@@ -169,7 +169,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	g := &generation{o: &o, m: m, tok: tok, cache: cache, chat: chatMode, stdout: stdout, stderr: stderr, nCtx: nCtx}
-	cli.ApplyGGUFSampling(f, fs, o.sampling())
+	cli.ApplyGGUFSampling(f, fs, &o.sampling)
 	g.params = samplerParams(&o, nCtx, stderr)
 	// The first Ctrl-C ends generation (timings are still printed, exit
 	// status 130); a second one kills the process (default handler).
@@ -225,20 +225,20 @@ func buildPrompt(o *options, tok *tokenizer.Tokenizer, chatMode bool) ([]int32, 
 }
 
 func samplerParams(o *options, nCtx int, stderr io.Writer) sample.Params {
-	seed := uint64(o.seed)
-	if o.seed < 0 {
+	seed := uint64(o.sampling.Seed)
+	if o.sampling.Seed < 0 {
 		seed = uint64(time.Now().UnixNano())
 		seed &= math.MaxUint32
 	}
 	fmt.Fprintf(stderr, "sampler seed: %d\n", seed)
-	last := o.repeatLastN
+	last := o.sampling.RepeatLastN
 	if last == -1 {
 		last = nCtx
 	}
 	return sample.Params{
-		Temp: o.temp, TopK: o.topK, TopP: o.topP, MinP: o.minP,
-		RepeatPenalty: o.repeatPen, RepeatLastN: last,
-		PresencePenalty: o.presencePen, FrequencyPenalty: o.frequencyPen,
+		Temp: o.sampling.Temp, TopK: o.sampling.TopK, TopP: o.sampling.TopP, MinP: o.sampling.MinP,
+		RepeatPenalty: o.sampling.RepeatPenalty, RepeatLastN: last,
+		PresencePenalty: o.sampling.PresencePenalty, FrequencyPenalty: o.sampling.FrequencyPenalty,
 		Seed: seed,
 	}
 }

@@ -16,6 +16,7 @@ const synopsis = "glmserve --model-path model.gguf [--host H] [--port P] [--max-
 
 // options holds every flag of glmserve (interfaces.md §3.2).
 type options struct {
+	sampling     cli.SamplingFlags
 	model        string
 	host         string
 	port         int
@@ -46,23 +47,8 @@ type options struct {
 	reasonBudget int
 	kwargs       string
 	nPredict     int
-	temp         float32
-	topK         int
-	topP         float32
-	minP         float32
-	repeatPen    float32
-	repeatLastN  int
-	presencePen  float32
-	frequencyPen float32
-	seed         int64
 	exact        bool
 	verbose      bool
-}
-
-// sampling returns the sampling options that a GGUF's general.sampling.*
-// keys may set (cli.ApplyGGUFSampling).
-func (o *options) sampling() cli.Sampling {
-	return cli.Sampling{Temp: &o.temp, TopK: &o.topK, TopP: &o.topP, MinP: &o.minP, RepeatPenalty: &o.repeatPen, RepeatLastN: &o.repeatLastN}
 }
 
 func newFlags(o *options) *pflag.FlagSet {
@@ -112,16 +98,7 @@ func newFlags(o *options) *pflag.FlagSet {
 	fs.StringVar(&o.kwargs, "chat-template-kwargs", "", `default template arguments as JSON, e.g. '{"enable_thinking":false}'`)
 	fs.IntVarP(&o.nPredict, "n-predict", "n", -1, "default max tokens per request (-1 = until end of generation or a full context)")
 	fs.IntVar(&o.nPredict, "predict", -1, "same as --n-predict")
-	fs.Float32Var(&o.temp, "temp", 0.8, "default temperature (0 = greedy)")
-	fs.Float32Var(&o.temp, "temperature", 0.8, "same as --temp")
-	fs.IntVar(&o.topK, "top-k", 40, "default top-k (0 = off)")
-	fs.Float32Var(&o.topP, "top-p", 0.95, "default top-p (1.0 = off)")
-	fs.Float32Var(&o.minP, "min-p", 0.05, "default min-p (0.0 = off)")
-	fs.Float32Var(&o.repeatPen, "repeat-penalty", 1.0, "default repetition penalty (1.0 = off)")
-	fs.IntVar(&o.repeatLastN, "repeat-last-n", 64, "tokens the penalties look back over (0 = off, -1 = context)")
-	fs.Float32Var(&o.presencePen, "presence-penalty", 0, "default presence penalty")
-	fs.Float32Var(&o.frequencyPen, "frequency-penalty", 0, "default frequency penalty")
-	fs.Int64VarP(&o.seed, "seed", "s", -1, "default seed (-1 = random per request)")
+	o.sampling.Register(fs, "default ")
 	fs.BoolVar(&o.exact, "exact", false, "float32 math on exactly dequantized weights (slow reference path)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log every request")
 	return fs
@@ -270,14 +247,14 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 	if o.nPredict < -1 {
 		return bad("--n-predict", "%d (use -1 or a count)", o.nPredict)
 	}
-	if o.topP < 0 || o.topP > 1 {
-		return bad("--top-p", "%v must be in [0, 1]", o.topP)
+	if o.sampling.TopP < 0 || o.sampling.TopP > 1 {
+		return bad("--top-p", "%v must be in [0, 1]", o.sampling.TopP)
 	}
-	if o.minP < 0 || o.minP > 1 {
-		return bad("--min-p", "%v must be in [0, 1]", o.minP)
+	if o.sampling.MinP < 0 || o.sampling.MinP > 1 {
+		return bad("--min-p", "%v must be in [0, 1]", o.sampling.MinP)
 	}
-	if o.repeatLastN < -1 {
-		return bad("--repeat-last-n", "%d (use -1, 0 or a count)", o.repeatLastN)
+	if o.sampling.RepeatLastN < -1 {
+		return bad("--repeat-last-n", "%d (use -1, 0 or a count)", o.sampling.RepeatLastN)
 	}
 	return nil
 }

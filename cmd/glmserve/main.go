@@ -63,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 	}
 	defer f.Close()
 	lg.Printf("Model path verified: %s (%d tensors)", o.model, len(f.Tensors))
-	if d := cli.ApplyGGUFSampling(f, fs, o.sampling()); d != "" {
+	if d := cli.ApplyGGUFSampling(f, fs, &o.sampling); d != "" {
 		lg.Printf("sampling defaults from the GGUF's general.sampling.*: %s", d)
 	}
 
@@ -71,10 +71,10 @@ func run(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 		MaxBatchSize: o.maxBatch, MaxSeqLen: o.maxSeqLen, UBatch: o.batch, MaxQueue: o.maxQueue,
 		Aliases: o.aliases, APIKeys: o.apiKeys, MaxBodyBytes: o.maxBody,
 		Defaults: &server.SamplingDefaults{
-			Temperature: o.temp, TopK: o.topK, TopP: o.topP, MinP: o.minP,
-			RepeatPenalty: o.repeatPen, RepeatLastN: o.repeatLastN,
-			PresencePenalty: o.presencePen, FrequencyPenalty: o.frequencyPen,
-			Seed: o.seed, NPredict: o.nPredict,
+			Temperature: o.sampling.Temp, TopK: o.sampling.TopK, TopP: o.sampling.TopP, MinP: o.sampling.MinP,
+			RepeatPenalty: o.sampling.RepeatPenalty, RepeatLastN: o.sampling.RepeatLastN,
+			PresencePenalty: o.sampling.PresencePenalty, FrequencyPenalty: o.sampling.FrequencyPenalty,
+			Seed: o.sampling.Seed, NPredict: o.nPredict,
 		},
 		ReasoningFormat: o.reasonFmt, ReasoningBudget: &o.reasonBudget,
 		SSEPingInterval: time.Duration(o.ssePing) * time.Second,

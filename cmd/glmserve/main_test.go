@@ -192,17 +192,17 @@ func TestGGUFSamplingDefaults(t *testing.T) {
 	var o options
 	fs := newFlags(&o)
 	require.NoError(t, cli.Parse(fs, []string{"-m", path, "--top-p", "0.5"}))
-	desc := cli.ApplyGGUFSampling(f, fs, o.sampling())
-	assert.InDelta(t, 0.6, o.temp, 1e-6)
-	assert.Equal(t, 20, o.topK)
-	assert.InDelta(t, 0.5, o.topP, 1e-6, "a flag given on the command line wins")
-	assert.InDelta(t, 0.05, o.minP, 1e-6, "absent keys keep llama.cpp's default")
+	desc := cli.ApplyGGUFSampling(f, fs, &o.sampling)
+	assert.InDelta(t, 0.6, o.sampling.Temp, 1e-6)
+	assert.Equal(t, 20, o.sampling.TopK)
+	assert.InDelta(t, 0.5, o.sampling.TopP, 1e-6, "a flag given on the command line wins")
+	assert.InDelta(t, 0.05, o.sampling.MinP, 1e-6, "absent keys keep llama.cpp's default")
 	assert.Equal(t, "temp=0.6 top-k=20", desc)
 
 	// An alias counts as given.
 	o = options{}
 	fs = newFlags(&o)
 	require.NoError(t, cli.Parse(fs, []string{"-m", path, "--temperature", "0.2"}))
-	cli.ApplyGGUFSampling(f, fs, o.sampling())
-	assert.InDelta(t, 0.2, o.temp, 1e-6)
+	cli.ApplyGGUFSampling(f, fs, &o.sampling)
+	assert.InDelta(t, 0.2, o.sampling.Temp, 1e-6)
 }

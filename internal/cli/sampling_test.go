@@ -33,18 +33,15 @@ func TestApplyGGUFSamplingRespectsEveryAlias(t *testing.T) {
 		{[]string{"--top-k", "5"}, 0.6, 5},
 	} {
 		fs := NewFlagSet("t")
-		var temp, topP, minP, rep float32 = 0.8, 0.95, 0.05, 1
-		topK, last := 40, 64
-		fs.Float32Var(&temp, "temp", 0.8, "")
-		fs.Float32Var(&temp, "temperature", 0.8, "")
-		fs.IntVar(&topK, "top-k", 40, "")
-		fs.Float32Var(&topP, "top-p", 0.95, "")
+		var s SamplingFlags
+		s.Register(fs, "")
 		require.NoError(t, Parse(fs, tc.args))
-		got := ApplyGGUFSampling(fileWithSampling(t), fs, Sampling{Temp: &temp, TopK: &topK, TopP: &topP, MinP: &minP, RepeatPenalty: &rep, RepeatLastN: &last})
-		require.Equal(t, tc.wantTemp, temp, tc.args)
-		require.Equal(t, tc.wantK, topK, tc.args)
-		require.Equal(t, float32(1), topP)
-		require.Equal(t, float32(0.05), minP, "keys absent from the file leave defaults alone")
+		got := ApplyGGUFSampling(fileWithSampling(t), fs, &s)
+		require.Equal(t, tc.wantTemp, s.Temp, tc.args)
+		require.Equal(t, tc.wantK, s.TopK, tc.args)
+		require.Equal(t, float32(1), s.TopP)
+		require.Equal(t, float32(0.05), s.MinP, "keys absent from the file leave defaults alone")
+		require.Equal(t, 64, s.RepeatLastN)
 		require.Contains(t, got, "top-p=1")
 	}
 }
