@@ -423,32 +423,19 @@ func (c *Ctx) WeightedSumTokens(base, y Buffer, yStride int, w Buffer, nSlots in
 // the device). The cache holds cache.Bytes()/(2*cacheStride) rows; a
 // position outside that range is skipped by the kernel.
 func (c *Ctx) CacheStoreF16(src Buffer, srcStride int, cache Buffer, cacheStride, width int, pos Buffer, nTokens int) error {
-	const op = "CacheStoreF16"
-	if err := positive(op, "width", width, "nTokens", nTokens); err != nil {
-		return err
-	}
-	if srcStride < width || cacheStride < width {
-		return errArg(op, "strides %d, %d smaller than width %d", srcStride, cacheStride, width)
-	}
-	if err := need(op, "src", src, f32Bytes((nTokens-1)*srcStride+width)); err != nil {
-		return err
-	}
-	if err := need(op, "pos", pos, 4*int64(nTokens)); err != nil {
-		return err
-	}
-	capacity := cache.bytes / (2 * int64(cacheStride))
-	if cache.ptr == 0 || capacity < 1 || capacity > math.MaxInt32 {
-		return errArg(op, "cache of %d bytes holds %d rows of stride %d", cache.bytes, capacity, cacheStride)
-	}
-	return c.launch("cache_store_f16", grid1(nTokens), grid1(256), 0,
-		ptrArg(src), i64Arg(srcStride), ptrArg(cache), i64Arg(cacheStride), i32Arg(width), ptrArg(pos), i32Arg(int(capacity)))
+	return c.cacheStore("CacheStoreF16", "cache_store_f16", 2, src, srcStride, cache, cacheStride, width, pos, nTokens)
 }
 
 // CacheStoreF32 is CacheStoreF16 for an f32 cache (no rounding; row p at
 // element p*cacheStride of cache, which holds cache.Bytes()/(4*cacheStride)
 // rows).
 func (c *Ctx) CacheStoreF32(src Buffer, srcStride int, cache Buffer, cacheStride, width int, pos Buffer, nTokens int) error {
-	const op = "CacheStoreF32"
+	return c.cacheStore("CacheStoreF32", "cache_store_f32", 4, src, srcStride, cache, cacheStride, width, pos, nTokens)
+}
+
+// cacheStore checks and launches one of the cache-store kernels, whose cache
+// elements are elemBytes wide.
+func (c *Ctx) cacheStore(op, kernel string, elemBytes int64, src Buffer, srcStride int, cache Buffer, cacheStride, width int, pos Buffer, nTokens int) error {
 	if err := positive(op, "width", width, "nTokens", nTokens); err != nil {
 		return err
 	}
@@ -461,11 +448,11 @@ func (c *Ctx) CacheStoreF32(src Buffer, srcStride int, cache Buffer, cacheStride
 	if err := need(op, "pos", pos, 4*int64(nTokens)); err != nil {
 		return err
 	}
-	capacity := cache.bytes / (4 * int64(cacheStride))
+	capacity := cache.bytes / (elemBytes * int64(cacheStride))
 	if cache.ptr == 0 || capacity < 1 || capacity > math.MaxInt32 {
 		return errArg(op, "cache of %d bytes holds %d rows of stride %d", cache.bytes, capacity, cacheStride)
 	}
-	return c.launch("cache_store_f32", grid1(nTokens), grid1(256), 0,
+	return c.launch(kernel, grid1(nTokens), grid1(256), 0,
 		ptrArg(src), i64Arg(srcStride), ptrArg(cache), i64Arg(cacheStride), i32Arg(width), ptrArg(pos), i32Arg(int(capacity)))
 }
 
