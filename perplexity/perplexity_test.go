@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/glmrun/glmrun/internal/testdata"
 )
 
 // randEval returns deterministic pseudo-random logits that depend on the
@@ -186,30 +188,8 @@ func TestKLMatchesDirect(t *testing.T) {
 	require.InEpsilon(t, want, r.MeanKLD, 0.02)
 }
 
-func logSoftmax64(l []float32) []float64 {
-	m := math.Inf(-1)
-	for _, x := range l {
-		m = math.Max(m, float64(x))
-	}
-	var s float64
-	for _, x := range l {
-		s += math.Exp(float64(x) - m)
-	}
-	out := make([]float64, len(l))
-	for i, x := range l {
-		out[i] = float64(x) - m - math.Log(s)
-	}
-	return out
-}
-
-func exactKL(base, q []float32) float64 {
-	lb, lq := logSoftmax64(base), logSoftmax64(q)
-	var k float64
-	for i := range lb {
-		k += math.Exp(lb[i]) * (lb[i] - lq[i])
-	}
-	return k
-}
+// exactKL is KL(base || q) of one row of logits, in float64.
+func exactKL(base, q []float32) float64 { return testdata.MeanKL(base, q, len(base)) }
 
 func TestReadBaseRejectsGarbage(t *testing.T) {
 	_, err := ReadBase(strings.NewReader("not a logits file at all"))

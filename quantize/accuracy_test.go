@@ -2,8 +2,6 @@ package quantize
 
 import (
 	"bytes"
-	"encoding/binary"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -100,19 +98,6 @@ func readTokens(t *testing.T) []int32 {
 	return ids
 }
 
-func readF32(t *testing.T, path string) []float32 {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out
-}
-
 // logitsOf runs the model in path on toks, returning [len(toks)][vocab]
 // logits. exact selects the engine's exact path (float32 math on exactly
 // dequantized weights: the loss is the weights' alone); otherwise the fast
@@ -140,48 +125,18 @@ func logitsOf(t *testing.T, path string, toks []int32, exact bool) []float32 {
 	return lg
 }
 
-// meanKL is the mean over positions of KL(ref || x) of [n][vocab] logits.
-func meanKL(ref, x []float32, vocab int) float64 {
-	n := len(ref) / vocab
-	var kl float64
-	for p := 0; p < n; p++ {
-		lr, lx := logSoftmax(ref[p*vocab:(p+1)*vocab]), logSoftmax(x[p*vocab:(p+1)*vocab])
-		for i := range lr {
-			kl += math.Exp(lr[i]) * (lr[i] - lx[i])
-		}
-	}
-	return kl / float64(n)
-}
-
-func logSoftmax(x []float32) []float64 {
-	mx := math.Inf(-1)
-	for _, v := range x {
-		mx = math.Max(mx, float64(v))
-	}
-	var s float64
-	for _, v := range x {
-		s += math.Exp(float64(v) - mx)
-	}
-	ls := math.Log(s) + mx
-	out := make([]float64, len(x))
-	for i, v := range x {
-		out[i] = float64(v) - ls
-	}
-	return out
-}
-
 // TestMMFP4TinyKL: the MMFP4 glm-tiny loses at most 3x the KL that Q4_K_M
 // (llama-quantize's file) loses against HF's bf16 logits, on the exact and
 // on the fast path.
 func TestMMFP4TinyKL(t *testing.T) {
 	toks := readTokens(t)
-	ref := readF32(t, testdata.GLMTiny(t, "hf-logits-bf16.f32"))
+	ref := testdata.ReadF32(t, testdata.GLMTiny(t, "hf-logits-bf16.f32"))
 	vocab := len(ref) / len(toks)
 	q4Path := testdata.GLMTiny(t, "glm-tiny-q4_k_m.gguf")
 	mmPath := requantizeTo(t, testdata.GLMTiny(t, "glm-tiny-bf16.gguf"), PresetMMFP4)
 	for _, exact := range []bool{true, false} {
-		q4 := meanKL(ref, logitsOf(t, q4Path, toks, exact), vocab)
-		mm := meanKL(ref, logitsOf(t, mmPath, toks, exact), vocab)
+		q4 := testdata.MeanKL(ref, logitsOf(t, q4Path, toks, exact), vocab)
+		mm := testdata.MeanKL(ref, logitsOf(t, mmPath, toks, exact), vocab)
 		t.Logf("glm-tiny mean KL vs hf-logits-bf16 (exact=%v): Q4_K_M %.5f, MMFP4 %.5f (ratio %.2f)", exact, q4, mm, mm/q4)
 		if !(q4 > 0) || !(mm > 0) {
 			t.Fatalf("degenerate KL: q4 %v mmfp4 %v", q4, mm)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/glmrun/glmrun/backend/quant"
 	"github.com/glmrun/glmrun/gguf"
+	"github.com/glmrun/glmrun/internal/testdata"
 )
 
 // heldOut describes a random GLM-architecture (deepseek2) model with shapes
@@ -174,8 +175,8 @@ func TestMMFP4HeldOutKL(t *testing.T) {
 	if nMM < 20 {
 		t.Fatalf("MMFP4 file has only %d MMFP4 tensors", nMM)
 	}
-	q4 := meanKL(ref, logitsOf(t, q4Path, toks, true), s.vocab)
-	mm := meanKL(ref, logitsOf(t, mmPath, toks, true), s.vocab)
+	q4 := testdata.MeanKL(ref, logitsOf(t, q4Path, toks, true), s.vocab)
+	mm := testdata.MeanKL(ref, logitsOf(t, mmPath, toks, true), s.vocab)
 	t.Logf("held-out model mean KL vs its bf16 logits: Q4_K_M %.5f, MMFP4 %.5f (ratio %.2f), %d MMFP4 tensors", q4, mm, mm/q4, nMM)
 	if !(q4 > 0) || !(mm > 0) {
 		t.Fatalf("degenerate KL: q4 %v mmfp4 %v", q4, mm)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -157,26 +156,5 @@ func chunkLogits(t *testing.T, model string, exact bool, tokens []int32, nCtx, c
 	return all
 }
 
-func exactKL(base, q []float32) float64 {
-	ls := func(l []float32) []float64 {
-		mx := math.Inf(-1)
-		for _, x := range l {
-			mx = math.Max(mx, float64(x))
-		}
-		var s float64
-		for _, x := range l {
-			s += math.Exp(float64(x) - mx)
-		}
-		out := make([]float64, len(l))
-		for i, x := range l {
-			out[i] = float64(x) - mx - math.Log(s)
-		}
-		return out
-	}
-	lb, lq := ls(base), ls(q)
-	var k float64
-	for i := range lb {
-		k += math.Exp(lb[i]) * (lb[i] - lq[i])
-	}
-	return k
-}
+// exactKL is KL(base || q) of one row of logits, in float64.
+func exactKL(base, q []float32) float64 { return testdata.MeanKL(base, q, len(base)) }

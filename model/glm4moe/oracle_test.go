@@ -1,8 +1,6 @@
 package glm4moe_test
 
 import (
-	"encoding/binary"
-	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -34,70 +32,20 @@ func readTokens(t *testing.T) []int32 {
 
 func readF32(t *testing.T, name string) []float32 {
 	t.Helper()
-	b, err := os.ReadFile(testdata.GLMTiny(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out
+	return testdata.ReadF32(t, testdata.GLMTiny(t, name))
 }
 
 // metrics compares logits x with ref ([n][vocab]): rel_l2 over all logits,
-// top-1 agreement, and mean KL(ref||x) over positions.
+// top-1 agreement, and mean KL(ref||x) over positions
+// (testdata.CompareLogits).
 type metrics struct{ relL2, top1, kl float64 }
 
 func compare(x, ref []float32, vocab int) metrics {
-	var num, den float64
-	for i := range ref {
-		d := float64(x[i]) - float64(ref[i])
-		num += d * d
-		den += float64(ref[i]) * float64(ref[i])
-	}
-	n := len(ref) / vocab
-	agree := 0
-	var kl float64
-	for p := 0; p < n; p++ {
-		a, b := x[p*vocab:(p+1)*vocab], ref[p*vocab:(p+1)*vocab]
-		if argmax(a) == argmax(b) {
-			agree++
-		}
-		la, lb := logSoftmax(a), logSoftmax(b)
-		for i := range lb {
-			kl += math.Exp(lb[i]) * (lb[i] - la[i])
-		}
-	}
-	return metrics{math.Sqrt(num / den), float64(agree) / float64(n), kl / float64(n)}
+	r := testdata.CompareLogits(x, ref, vocab)
+	return metrics{r.RelL2, r.Top1, r.MeanKL}
 }
 
-func argmax(x []float32) int {
-	b := 0
-	for i, v := range x {
-		if v > x[b] {
-			b = i
-		}
-	}
-	return b
-}
-
-func logSoftmax(x []float32) []float64 {
-	m := math.Inf(-1)
-	for _, v := range x {
-		m = math.Max(m, float64(v))
-	}
-	var s float64
-	for _, v := range x {
-		s += math.Exp(float64(v) - m)
-	}
-	ls := math.Log(s) + m
-	out := make([]float64, len(x))
-	for i, v := range x {
-		out[i] = float64(v) - ls
-	}
-	return out
-}
+func argmax(x []float32) int { return testdata.Argmax(x) }
 
 func openModel(t *testing.T, name string, opt glm4moe.Options) *glm4moe.Model {
 	t.Helper()
