@@ -225,6 +225,7 @@ func (c *Ctx) Gemm(m GemmF16) error {
 var gemmWKernels = map[gguf.TensorType]string{
 	gguf.TypeQ4_K: "gemm_q4k", gguf.TypeQ6_K: "gemm_w_q6_K", gguf.TypeQ5_0: "gemm_w_q5_0",
 	gguf.TypeQ8_0: "gemm_w_q8_0", gguf.TypeF32: "gemm_w_f32", gguf.TypeBF16: "gemm_w_bf16", gguf.TypeF16: "gemm_w_f16",
+	gguf.TypeMMFP4: "gemm_w_mmfp4",
 }
 
 // SupportsGemmW reports whether GemmW handles weight type t.
@@ -236,6 +237,8 @@ func SupportsGemmW(t gguf.TensorType) bool { _, ok := gemmWKernels[t]; return ok
 // the tile loads, so no f16 copy of the weight is made. Q4_K runs a loader
 // of its own (gemm_q4k: raw blocks prefetched to registers during the
 // tensor-core work, decoded after it); the other types share gemm_body.
+// MMFP4: each group is one slab (codes of its M rows, then their scales;
+// K a multiple of 128, the slab size a multiple of 16 bytes).
 func (c *Ctx) GemmW(m GemmF16, t gguf.TensorType) error {
 	const op = "GemmW"
 	name, ok := gemmWKernels[t]
@@ -261,6 +264,15 @@ func (c *Ctx) GemmW(m GemmF16, t gguf.TensorType) error {
 	if t == gguf.TypeF16 && rowBytes%16 != 0 {
 		return errArg(op, "f16 rows of %d bytes are not 16-byte aligned", rowBytes)
 	}
+	groupBytes := int64(m.M) * rowBytes
+	if t == gguf.TypeMMFP4 {
+		// One slab per group; the kernel addresses a row's codes by
+		// K/2 bytes and finds the scales after the group's M code rows.
+		if m.K%128 != 0 || groupBytes%16 != 0 {
+			return errArg(op, "mmfp4 K %d (multiple of 128) and slab of %d bytes (multiple of 16)", m.K, groupBytes)
+		}
+		rowBytes = int64(m.K / 2)
+	}
 	gy, gz, err := m.rowGrid(op, groups)
 	if err != nil || gy == 0 {
 		return err
@@ -272,7 +284,6 @@ func (c *Ctx) GemmW(m GemmF16, t gguf.TensorType) error {
 	} else if err := need(op, "A", m.A, 2*(int64(groups-1)*int64(m.AGroupStride)+int64(m.NRows-1)*int64(m.LDA)+int64(m.K))); err != nil {
 		return err
 	}
-	groupBytes := int64(m.M) * rowBytes
 	if err := need(op, "W", m.W, int64(groups)*groupBytes); err != nil {
 		return err
 	}

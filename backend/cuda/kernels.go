@@ -20,13 +20,13 @@ var kernelNames = []string{
 	"quantize_q8_1",
 	"matvec_q4_K", "matvec_q6_K", "matvec_q5_0", "matvec_q8_0",
 	"matvec_q4_K_wr", "matvec_q6_K_wr", "matvec_q5_0_wr", "matvec_q8_0_wr",
-	"matvec_f32", "matvec_f16", "matvec_bf16",
+	"matvec_f32", "matvec_f16", "matvec_bf16", "matvec_mmfp4", "matvec_mmfp4_wr",
 	"rmsnorm_f32", "rmsnorm_q8_1", "swiglu_q8_1", "rope_norm_f32", "swiglu_f32", "add_f32", "weighted_sum_f32",
 	"cache_store_f16", "cache_store_f32", "gather_rows_f32", "argmax_f32", "spin_cycles",
 	"router_topk_sigmoid",
 	"dequant_f16_q4_K", "dequant_f16_q6_K", "dequant_f16_q5_0", "dequant_f16_q8_0", "dequant_f16_f32",
 	"dequant_f16_f16", "dequant_f16_bf16", "to_f16_rows", "gemm_f16",
-	"gemm_w_q4_K", "gemm_w_q6_K", "gemm_w_q5_0", "gemm_w_q8_0", "gemm_w_f32", "gemm_w_bf16", "gemm_w_f16",
+	"gemm_w_q4_K", "gemm_w_q6_K", "gemm_w_q5_0", "gemm_w_q8_0", "gemm_w_f32", "gemm_w_bf16", "gemm_w_f16", "gemm_w_mmfp4",
 	"gemm_q4k", "expert_sort",
 	"mla_decode_partial", "mla_decode_partial_f32", "mla_decode_partial_mma", "mla_decode_partial_mma_pipe", "mla_decode_partial_mma_pipe_f16", "mla_decode_combine",
 	"mla_prefill_mma_f16", "mla_prefill_mma_f16_sk", "mla_prefill_mma_f16_sk2", "mla_combine_tokens",
@@ -96,11 +96,13 @@ func (c *Ctx) QuantizeQ81(x Buffer, xStride, rows, cols int, out Buffer) error {
 // MatVec describes y = W·x for decode, optionally per expert.
 //
 // W is [NExperts][Rows][Cols] of Type, each row Type.RowBytes(Cols) bytes,
-// experts contiguous. For slot s (0 <= s < Slots) the kernel uses expert
+// experts contiguous; for MMFP4 each expert is one slab (all Rows' codes,
+// then all Rows' fp16 scales, Rows*RowBytes(Cols) bytes in all; W and the
+// slab size 16-byte aligned). For slot s (0 <= s < Slots) the kernel uses expert
 // IDs[s] (int32 on the device; when IDs is the zero Buffer, expert 0) and
 // writes Y[s*Rows : (s+1)*Rows] (f32). An id outside [0, NExperts) makes
-// that slot's outputs NaN. X is the activation: for Q4_K, Q5_0, Q6_K and
-// Q8_0 weights Q8_1 blocks from QuantizeQ81 (Cols/32 blocks per row), for
+// that slot's outputs NaN. X is the activation: for Q4_K, Q5_0, Q6_K, Q8_0
+// and MMFP4 weights Q8_1 blocks from QuantizeQ81 (Cols/32 blocks per row), for
 // F32, F16 and BF16 weights f32 values (Cols per row); slot s reads row
 // s/XDiv (XDiv 0 means 1), or row 0 for every slot when XShared. Rows of X
 // are XStride apart (in Q8_1 blocks for quantised types, in floats
@@ -143,17 +145,17 @@ const (
 
 // threadsPerBlock is the number of threads the quantised kernels give one
 // weight block (QI/VDR in kernels/matvec.cu).
-var threadsPerBlock = map[gguf.TensorType]int{gguf.TypeQ4_K: 16, gguf.TypeQ6_K: 32, gguf.TypeQ5_0: 2, gguf.TypeQ8_0: 4}
+var threadsPerBlock = map[gguf.TensorType]int{gguf.TypeQ4_K: 16, gguf.TypeQ6_K: 32, gguf.TypeQ5_0: 2, gguf.TypeQ8_0: 4, gguf.TypeMMFP4: 4}
 
 var matvecKernels = map[gguf.TensorType]string{
 	gguf.TypeQ4_K: "matvec_q4_K", gguf.TypeQ6_K: "matvec_q6_K", gguf.TypeQ5_0: "matvec_q5_0",
 	gguf.TypeQ8_0: "matvec_q8_0", gguf.TypeF32: "matvec_f32", gguf.TypeF16: "matvec_f16",
-	gguf.TypeBF16: "matvec_bf16",
+	gguf.TypeBF16: "matvec_bf16", gguf.TypeMMFP4: "matvec_mmfp4",
 }
 
 // IsQuantized reports whether MatVec takes Q8_1 activations for weight type t.
 func IsQuantized(t gguf.TensorType) bool {
-	return t == gguf.TypeQ4_K || t == gguf.TypeQ6_K || t == gguf.TypeQ5_0 || t == gguf.TypeQ8_0
+	return t == gguf.TypeQ4_K || t == gguf.TypeQ6_K || t == gguf.TypeQ5_0 || t == gguf.TypeQ8_0 || t == gguf.TypeMMFP4
 }
 
 // SupportsMatVec reports whether MatVec has a kernel for weight type t.
@@ -180,6 +182,9 @@ func (c *Ctx) MatVec(m MatVec) error {
 	expertBytes := int64(rowBytes) * int64(m.Rows)
 	if err := need(op, "W", m.W, expertBytes*int64(ne)); err != nil {
 		return err
+	}
+	if m.Type == gguf.TypeMMFP4 && (m.W.ptr%16 != 0 || expertBytes%16 != 0) {
+		return errArg(op, "mmfp4 W (address %#x, %d bytes per slab) must keep 16-byte alignment", uint64(m.W.ptr), expertBytes)
 	}
 	if isZero(m.IDs) {
 		if ne != 1 {

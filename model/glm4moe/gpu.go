@@ -250,7 +250,16 @@ func f32bytes(v []float32) []byte {
 	return cpuF32Bytes(v)
 }
 
-// gpuType says how weight type t is stored on the device in this mode.
+// mmfp4Aligned reports whether the nexp slabs of MMFP4 weight w keep the
+// 16-byte alignment the CUDA MMFP4 kernels load codes with (true for every
+// GLM-4.7-Flash matrix; a slab of r rows x c columns holds r*c*33/64 bytes).
+func mmfp4Aligned(w cpu.Weight, nexp int) bool {
+	return nexp > 0 && w.Rows%nexp == 0 && int64(w.Rows/nexp)*int64(w.RowBytes())%16 == 0
+}
+
+// gpuType says how weight type t is stored on the device in this mode
+// (quantised types as they are on the fast path, MMFP4 included; exact f32
+// otherwise).
 func (g *gpuRunner) gpuType(t gguf.TensorType) gguf.TensorType {
 	if t == gguf.TypeBF16 || t == gguf.TypeF16 || t == gguf.TypeF32 {
 		return t
@@ -308,11 +317,21 @@ func (g *gpuRunner) upload(c *cuda.Ctx, m *Model, progress io.Writer) error {
 			return gpuWeight{}, nil
 		}
 		t := g.gpuType(w.Type)
+		if t == gguf.TypeMMFP4 && !mmfp4Aligned(w, nexp) {
+			// The MMFP4 kernels need 16-byte aligned slabs; this one goes
+			// up as exact f32 instead.
+			t = gguf.TypeF32
+			up.total += 4*int64(w.Rows)*int64(w.Cols) - int64(len(w.Data))
+		}
 		if !cuda.SupportsMatVec(t) {
 			return gpuWeight{}, fmt.Errorf("glm4moe: no CUDA kernel for weight type %s", t)
 		}
 		gw := gpuWeight{typ: t, rows: w.Rows / nexp, cols: w.Cols, nexp: nexp}
-		b, err := c.Alloc(g.weightBytes(w))
+		size := int64(len(w.Data))
+		if t != w.Type {
+			size = 4 * int64(w.Rows) * int64(w.Cols)
+		}
+		b, err := c.Alloc(size)
 		if err != nil {
 			return gw, err
 		}

@@ -119,11 +119,12 @@ func (g *gpuRunner) gemmW(c *cuda.Ctx, m cuda.GemmF16, w gpuWeight, expert bool)
 
 // fusedW reports whether gemmW multiplies w in its own type (GemmW) rather
 // than through an f16 copy.
+// MMFP4 (no DequantF16 kernel) always goes through GemmW.
 // Only the routed experts take the Q4_K loader by default: each expert's
 // weight tile meets one or two row tiles, while a dense weight in a pass
 // of 512 tokens would be decoded by 8 row tiles.
 func (g *gpuRunner) fusedW(w gpuWeight, expert bool) bool {
-	return !g.gemmDequant || (expert && g.fusedQ4K && w.typ == gguf.TypeQ4_K)
+	return !g.gemmDequant || (expert && g.fusedQ4K && w.typ == gguf.TypeQ4_K) || !cuda.SupportsDequantF16(w.typ)
 }
 
 // mm enqueues y = W·x for the n token rows of a (y row t at element

@@ -41,6 +41,28 @@ static __device__ __forceinline__ int get_int_b4(const void *x, int i32) {
 	return ((const int *)x)[i32];
 }
 
+// fp4_kv2x8: the eight FP4 E2M1 codes of one 32-bit word q (byte i: low
+// nibble code a_i, high nibble code b_i) -> their int8 values kv2[code] =
+// 2*E2M1(code) = {0,1,2,3,4,6,8,12, -0,-1,...,-12}: .x = kv2[a_0..a_3],
+// .y = kv2[b_0..b_3] (MMFP4, used by the matvec and GEMM kernels).
+// __byte_perm selects with the low 3 bits of each selector nibble: the
+// positive and negative halves of the table are looked up with the code's
+// magnitude bits, then its bit 3 picks one of the two (selector 4..7 = the
+// second operand); a last pair of permutes splits low and high nibbles.
+static __device__ __forceinline__ int2 fp4_kv2x8(int q) {
+	const uint32_t pos0 = 0x03020100u, pos1 = 0x0C080604u;  // 0 1 2 3 | 4 6 8 12
+	const uint32_t neg0 = 0xFDFEFF00u, neg1 = 0xF4F8FAFCu;  // -0 -1 -2 -3 | -4 -6 -8 -12
+	const uint32_t pick = 0x32103210u | (((uint32_t)q & 0x88888888u) >> 1);
+	uint32_t r[2];
+#pragma unroll
+	for (int h = 0; h < 2; h++) {
+		const uint32_t sel = (uint32_t)q >> (16 * h);  // nibbles a_2h, b_2h, a_2h+1, b_2h+1
+		const uint32_t p = __byte_perm(pos0, pos1, sel), n = __byte_perm(neg0, neg1, sel);
+		r[h] = __byte_perm(p, n, pick >> (16 * h));
+	}
+	return make_int2((int)__byte_perm(r[0], r[1], 0x6420), (int)__byte_perm(r[0], r[1], 0x7531));
+}
+
 static __device__ __forceinline__ int dp4a(int a, int b, int c) {
 	return __dp4a(a, b, c);
 }

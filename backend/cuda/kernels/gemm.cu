@@ -14,7 +14,7 @@
 // 16-byte aligned, which 144-byte blocks keep when the tensor is). Used by
 // the dequant_f16_* kernels and, fused into the tile loads, by gemm_w_*.
 
-enum { WT_F16 = 0, WT_Q4K, WT_Q6K, WT_Q5_0, WT_Q8_0, WT_F32, WT_BF16 };
+enum { WT_F16 = 0, WT_Q4K, WT_Q6K, WT_Q5_0, WT_Q8_0, WT_F32, WT_BF16, WT_MMFP4 };
 
 static __device__ __forceinline__ float ld_f16(const unsigned char *p) {
 	const uint16_t u = (uint16_t)p[0] | ((uint16_t)p[1] << 8);
@@ -96,6 +96,23 @@ static __device__ __forceinline__ void deq8(const unsigned char *__restrict__ ro
 		const __half *x = (const __half *)row + k;
 #pragma unroll
 		for (int l = 0; l < 8; l++) v[l] = __half2float(x[l]);
+	}
+}
+
+// deq8_fp4(codes, scales, k, v): values k..k+7 (k % 8 == 0) of one MMFP4
+// row whose cols/2 code bytes start at `codes` (8-byte aligned) and whose
+// fp16 group scales start at `scales` (matvec.cu describes the layout).
+static __device__ __forceinline__ void deq8_fp4(const unsigned char *__restrict__ codes, const unsigned char *__restrict__ scales,
+                                                long long k, float *v) {
+	const int g = (int)(k / 128), kk = (int)(k % 128), s = kk / 32, j = kk % 32;
+	const uint2 c = *(const uint2 *)(codes + 64 * g + 16 * s + (j & 15));
+	const float half = 0.5f * ld_f16(scales + 2 * g);
+	const int2 wa = fp4_kv2x8((int)c.x), wb = fp4_kv2x8((int)c.y);
+	const int a = j < 16 ? wa.x : wa.y, b = j < 16 ? wb.x : wb.y;  // low nibbles: elements 0..15 of the sub-block
+#pragma unroll
+	for (int l = 0; l < 4; l++) {
+		v[l] = half * (float)(signed char)(a >> (8 * l));
+		v[4 + l] = half * (float)(signed char)(b >> (8 * l));
 	}
 }
 
@@ -198,7 +215,8 @@ static __device__ __forceinline__ void gm_mma(float *c, const uint32_t *a, uint3
 
 // W row m of group g starts at W + g*w_group_bytes + m*w_row_bytes and holds
 // K values of type WT, dequantised to f16 as the tile is loaded (WT_F16:
-// plain 16-byte loads).
+// plain 16-byte loads). WT_MMFP4: group g is one slab, w_row_bytes = K/2
+// (the code bytes of a row) and the rows' scales follow the M code rows.
 template <int WT>
 static __device__ __forceinline__ void gemm_body(const __half *__restrict__ A, long long lda, long long a_group_stride,
                                                  const int *__restrict__ row_off, int n_rows,
@@ -234,6 +252,11 @@ static __device__ __forceinline__ void gemm_body(const __half *__restrict__ A, l
 			if (wr < M) {
 				if constexpr (WT == WT_F16) {
 					rw[it] = *(const uint4 *)(W + (size_t)wr * w_row_bytes + 2 * (size_t)(k0 + c8));
+				} else if constexpr (WT == WT_MMFP4) {
+					// w_row_bytes = K/2 code bytes; the group's scales follow its M code rows.
+					float v[8];
+					deq8_fp4(W + (size_t)wr * w_row_bytes, W + (size_t)M * w_row_bytes + (size_t)wr * (K / 64), k0 + c8, v);
+					rw[it] = pack8(v);
 				} else {
 					float v[8];
 					deq8<WT>(W + (size_t)wr * w_row_bytes, k0 + c8, v);
@@ -425,6 +448,7 @@ GEMMW_KERNEL(gemm_w_q8_0, WT_Q8_0)
 GEMMW_KERNEL(gemm_w_f32, WT_F32)
 GEMMW_KERNEL(gemm_w_bf16, WT_BF16)
 GEMMW_KERNEL(gemm_w_f16, WT_F16)
+GEMMW_KERNEL(gemm_w_mmfp4, WT_MMFP4)
 
 // ---- Q4_K GEMM with the dequantisation in the tile loader ----
 //

@@ -1,6 +1,6 @@
 // matvec.cu: matrix-vector products for decode.
 //
-// Quantised weights (Q4_K, Q5_0, Q6_K, Q8_0) take Q8_1 activations made by
+// Quantised weights (Q4_K, Q5_0, Q6_K, Q8_0, MMFP4) take Q8_1 activations made by
 // quantize_q8_1 and use dp4a, as llama.cpp's mmvq does (quant-formats.md
 // §3.2). Float weights (BF16, F16, F32) take f32 activations.
 //
@@ -198,6 +198,92 @@ MMVQ_KERNEL(matvec_q4_K_wr, block_q4_K, QK_K, 32, 2, vd_q4_K, true)
 MMVQ_KERNEL(matvec_q6_K_wr, block_q6_K, QK_K, 32, 1, vd_q6_K, true)
 MMVQ_KERNEL(matvec_q5_0_wr, block_q5_0, QK5_0, 4, 2, vd_q5_0, true)
 MMVQ_KERNEL(matvec_q8_0_wr, block_q8_0, QK8_0, 8, 2, vd_q8_0, true)
+
+// ---- MMFP4 weights (FP4 E2M1 codes, one fp16 scale per 128), Q8_1 activations ----
+// A 2-D slab of rows x cols is codes[rows][cols/2] then scales[rows][cols/128]
+// (fp16); an expert bank is consecutive slabs (w_expert_stride bytes apart).
+// Code byte 16s+j of group g holds element 128g+32s+j (low nibble) and
+// 128g+32s+16+j (high nibble): sub-block s of a group pairs with exactly one
+// Q8_1 block, its low nibbles with qs[0..15] and high nibbles with qs[16..31].
+// Codes decode to kv2 = {0,1,2,3,4,6,8,12, -0,-1,-2,-3,-4,-6,-8,-12} =
+// 2*E2M1, so a group's dot is scale/2 * sum_s d8_s * dp4a(kv2, q8).
+
+// Dot of one 32-element sub-block (16 code bytes) with its Q8_1 block,
+// without the scales: sum over 32 of kv2[code] * q8.
+static __device__ __forceinline__ int fp4_dot32(const uint4 c, const int *__restrict__ u) {
+	const int v[4] = {(int)c.x, (int)c.y, (int)c.z, (int)c.w};
+	int s = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		const int2 w = fp4_kv2x8(v[i]);
+		s = dp4a(w.x, u[i], s);
+		s = dp4a(w.y, u[4 + i], s);
+	}
+	return s;
+}
+
+// Same slot/row/expert contract as mmvq. Needs W and w_expert_stride
+// 16-byte aligned (checked by the Go launcher) and cols % 128 == 0. Each
+// thread takes sub-blocks u = tid, tid+NT, ... (16 code bytes, one uint4).
+template <bool WR>
+static __device__ __forceinline__ void mv_fp4(const char *__restrict__ W, long long w_expert_stride, const int *__restrict__ ids,
+                                              int n_experts, const block_q8_1 *__restrict__ xq, long long x_stride,
+                                              float *__restrict__ y, long long y_stride, int rows, int cols, int x_div) {
+	constexpr int NT = WR ? WARP : MV_THREADS;
+	const int row = WR ? blockIdx.x * (MV_THREADS / WARP) + threadIdx.x / WARP : blockIdx.x;
+	const int tid = WR ? threadIdx.x % WARP : threadIdx.x;
+	const int slot = blockIdx.y;
+	if (WR && row >= rows) return;  // whole warp
+	float *ys = y + (size_t)slot * y_stride;
+	const int e = ids ? ids[slot] : 0;
+	if (e < 0 || e >= n_experts) {
+		if (tid == 0) ys[row] = __int_as_float(0x7fc00000);
+		return;
+	}
+	const char *slab = W + (size_t)e * w_expert_stride;
+	const uint4 *codes = (const uint4 *)(slab + (size_t)row * (cols / 2));
+	const unsigned short *scales = (const unsigned short *)(slab + (size_t)rows * (cols / 2)) + (size_t)row * (cols / 128);
+	const block_q8_1 *xr = xq + (size_t)(slot / x_div) * x_stride;
+	const int nu = cols / 32;
+	float sum = 0.0f;
+	// Two sub-blocks per step with all their loads issued first (decode is
+	// latency-bound: more bytes in flight per thread).
+	int u = tid;
+	for (; u + NT < nu; u += 2 * NT) {
+		const uint4 c0 = codes[u], c1 = codes[u + NT];
+		int q0[8], q1[8];
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			q0[i] = get_int_b4(xr[u].qs, i);
+			q1[i] = get_int_b4(xr[u + NT].qs, i);
+		}
+		const float s0 = __half2float(__ushort_as_half(scales[u / 4])) * __low2float(xr[u].ds);
+		const float s1 = __half2float(__ushort_as_half(scales[(u + NT) / 4])) * __low2float(xr[u + NT].ds);
+		sum += s0 * (float)fp4_dot32(c0, q0) + s1 * (float)fp4_dot32(c1, q1);
+	}
+	if (u < nu) {
+		const float s0 = __half2float(__ushort_as_half(scales[u / 4])) * __low2float(xr[u].ds);
+		sum += s0 * (float)fp4_dot32(codes[u], (const int *)xr[u].qs);
+	}
+	sum *= 0.5f;  // kv2 is twice the E2M1 value
+	if (WR) {
+		sum = warp_sum(sum);
+		if (tid == 0) ys[row] = sum;
+	} else {
+		mv_store(sum, ys, row);
+	}
+}
+
+#define MVFP4_KERNEL(name, WR)                                                                                       \
+	extern "C" __global__ void __launch_bounds__(MV_THREADS)                                                       \
+	name(const char *__restrict__ W, long long w_expert_stride, const int *__restrict__ ids, int n_experts,          \
+	     const block_q8_1 *__restrict__ xq, long long x_stride, float *__restrict__ y, long long y_stride, int rows, \
+	     int cols, int x_div) {                                                                                     \
+		mv_fp4<WR>(W, w_expert_stride, ids, n_experts, xq, x_stride, y, y_stride, rows, cols, x_div);               \
+	}
+
+MVFP4_KERNEL(matvec_mmfp4, false)
+MVFP4_KERNEL(matvec_mmfp4_wr, true)
 
 // ---- float weights, f32 activations ----
 
