@@ -1,0 +1,642 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"unsafe"
+
+	"github.com/glmrun/glmrun/backend"
+	"github.com/glmrun/glmrun/backend/quant"
+	"github.com/glmrun/glmrun/gguf"
+)
+
+// This file implements backend.Backend on host memory with the kernels of
+// this package; it is the reference every other backend is tested against
+// (backend/backendtest).
+
+func init() {
+	backend.Register("cpu", func(o backend.Options) (backend.Backend, error) {
+		return NewBackend(o.Threads, Fast), nil
+	})
+}
+
+// Backend is the host-memory backend.Backend: buffers are Go memory, ops run
+// at once on the calling goroutine (parallelised over a Pool), so Sync has
+// nothing to wait for. Matrix products use mode (Fast quantises the
+// activations like llama.cpp's CPU path; Exact dequantises the weights
+// exactly). A Backend is safe for concurrent use by ops on distinct output
+// buffers; Alloc, Free and Close are serialised internally.
+type Backend struct {
+	pool *Pool
+	mode Mode
+
+	mu     sync.Mutex
+	live   map[*hostBuffer]struct{}
+	closed bool
+}
+
+// NewBackend returns a host backend computing on threads workers (<= 0: one
+// per physical core) with matrix products in mode.
+func NewBackend(threads int, mode Mode) *Backend {
+	if threads <= 0 {
+		threads = PhysicalCores()
+	}
+	return &Backend{pool: NewPool(threads), mode: mode, live: map[*hostBuffer]struct{}{}}
+}
+
+// hostBuffer is a backend.Buffer in Go memory. data is 8-byte aligned (it is
+// allocated as []uint64), so F32 and I32 views need no copy. A view shares
+// its parent's memory and liveness.
+type hostBuffer struct {
+	be     *Backend
+	dt     backend.DType
+	shape  []int
+	data   []byte
+	parent *hostBuffer // non-nil for a View
+	freed  bool
+
+	wOnce sync.Once
+	w     Weight // weight view of data (rows = prod(shape[1:]), slabs of shape[1] rows)
+	wErr  error
+}
+
+func (b *hostBuffer) DType() backend.DType { return b.dt }
+func (b *hostBuffer) Shape() []int         { return b.shape }
+
+func (b *hostBuffer) Free() {
+	if b.parent != nil {
+		return
+	}
+	b.be.mu.Lock()
+	defer b.be.mu.Unlock()
+	b.freed = true
+	b.data = nil
+	delete(b.be.live, b)
+}
+
+func (b *hostBuffer) isFreed() bool {
+	if b.parent != nil {
+		return b.parent.isFreed()
+	}
+	b.be.mu.Lock()
+	defer b.be.mu.Unlock()
+	return b.freed
+}
+
+func (b *hostBuffer) f32() []float32 {
+	if len(b.data) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b.data[0])), len(b.data)/4)
+}
+
+func (b *hostBuffer) i32() []int32 {
+	if len(b.data) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(&b.data[0])), len(b.data)/4)
+}
+
+// weight returns the buffer as a Weight of prod(shape[1:]) rows of shape[0]
+// elements in 2-D slabs of shape[1] rows (the layout MMFP4 needs).
+func (b *hostBuffer) weight() (Weight, error) {
+	b.wOnce.Do(func() {
+		k, rows := backend.Dims2(b)
+		_, slab, _ := backend.Dims3(b)
+		b.w, b.wErr = NewTensorWeight(b.dt, rows, k, slab, b.data)
+	})
+	return b.w, b.wErr
+}
+
+// weightFor returns the buffer as a Weight for op, or ErrNotImplemented
+// for a dtype the products do not support.
+func (b *hostBuffer) weightFor(op string) (Weight, error) {
+	if err := CheckWeightType(b.dt); err != nil {
+		return Weight{}, notImpl(op, "weight: %v", err)
+	}
+	w, err := b.weight()
+	if err != nil {
+		return Weight{}, fmt.Errorf("cpu: %s: %w", op, err)
+	}
+	return w, nil
+}
+
+// Name returns "cpu".
+func (be *Backend) Name() string { return "cpu" }
+
+// Capabilities lists every GGUF type CheckType accepts as a weight and
+// embedding table (F32, F16, BF16, the legacy 32-blocks, Q4_K, Q5_K, Q6_K,
+// MXFP4, MMFP4), F16 and F32 caches, and no limits.
+func (be *Backend) Capabilities() backend.Capabilities {
+	var types []backend.DType
+	for _, t := range knownTypes() {
+		if CheckWeightType(t) == nil {
+			types = append(types, t)
+		}
+	}
+	return backend.Capabilities{
+		WeightTypes:          types,
+		EmbedTypes:           types,
+		CacheTypes:           []backend.DType{backend.F16, backend.F32},
+		QuantizedActivations: be.mode == Fast,
+		Threads:              be.pool.Threads(),
+	}
+}
+
+// knownTypes returns every tensor type gguf can size.
+func knownTypes() []gguf.TensorType {
+	var ts []gguf.TensorType
+	for t := gguf.TensorType(0); t < 64; t++ {
+		if t.Known() {
+			ts = append(ts, t)
+		}
+	}
+	return append(ts, gguf.TypeMMFP4)
+}
+
+// Alloc returns a zeroed host buffer.
+func (be *Backend) Alloc(dt backend.DType, shape ...int) (backend.Buffer, error) {
+	size, err := backend.ByteSize(dt, shape)
+	if err != nil {
+		return nil, fmt.Errorf("cpu: Alloc: %w", err)
+	}
+	words := make([]uint64, (size+7)/8)
+	b := &hostBuffer{be: be, dt: dt, shape: append([]int(nil), shape...)}
+	if size > 0 {
+		b.data = unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), size)
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if be.closed {
+		return nil, fmt.Errorf("cpu: Alloc on a closed backend")
+	}
+	be.live[b] = struct{}{}
+	return b, nil
+}
+
+// View returns a buffer aliasing elements [offset, offset+prod(shape)) of
+// src (see backend.Backend.View).
+func (be *Backend) View(src backend.Buffer, offset int, shape ...int) (backend.Buffer, error) {
+	s, err := be.own("View", "src", src)
+	if err != nil {
+		return nil, err
+	}
+	off, n, err := backend.CheckView(src, offset, shape)
+	if err != nil {
+		return nil, err
+	}
+	root := s
+	if s.parent != nil {
+		root = s.parent
+	}
+	return &hostBuffer{be: be, dt: s.dt, shape: append([]int(nil), shape...), data: s.data[off : off+n : off+n], parent: root}, nil
+}
+
+// own returns b as this backend's live buffer; nil stays nil (the op's
+// shape check reports a missing required buffer).
+func (be *Backend) own(op, name string, b backend.Buffer) (*hostBuffer, error) {
+	if b == nil {
+		return nil, nil
+	}
+	h, ok := b.(*hostBuffer)
+	if !ok || h == nil || h.be != be {
+		return nil, fmt.Errorf("cpu: %s: %s: %w", op, name, backend.ErrForeignBuffer)
+	}
+	if h.isFreed() {
+		return nil, fmt.Errorf("cpu: %s: %s: %w", op, name, backend.ErrFreed)
+	}
+	return h, nil
+}
+
+// ownAll checks the named buffers (name, buffer pairs) and returns them in
+// order.
+func (be *Backend) ownAll(op string, kv ...any) ([]*hostBuffer, error) {
+	out := make([]*hostBuffer, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		b, _ := kv[i+1].(backend.Buffer)
+		h, err := be.own(op, kv[i].(string), b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// Upload copies the raw tensor bytes src into dst.
+func (be *Backend) Upload(dst backend.Buffer, src []byte) error {
+	d, err := be.transfer("Upload", dst, len(src))
+	if err == nil {
+		copy(d.data, src)
+	}
+	return err
+}
+
+// Download copies src's bytes into dst.
+func (be *Backend) Download(dst []byte, src backend.Buffer) error {
+	s, err := be.transfer("Download", src, len(dst))
+	if err == nil {
+		copy(dst, s.data)
+	}
+	return err
+}
+
+// transfer checks the buffer of an Upload or Download of n bytes.
+func (be *Backend) transfer(op string, b backend.Buffer, n int) (*hostBuffer, error) {
+	h, err := be.own(op, "buffer", b)
+	if err != nil {
+		return nil, err
+	}
+	if err := backend.CheckTransfer(op, b, n); err != nil {
+		return nil, fmt.Errorf("cpu: %w", err)
+	}
+	return h, nil
+}
+
+// Ops returns the op set.
+func (be *Backend) Ops() backend.Ops { return hostOps{be} }
+
+// Sync returns nil: every op has finished when it returns.
+func (be *Backend) Sync() error { return nil }
+
+// Close frees every buffer.
+func (be *Backend) Close() error {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	for b := range be.live {
+		b.freed, b.data = true, nil
+	}
+	be.live, be.closed = map[*hostBuffer]struct{}{}, true
+	return nil
+}
+
+// hostOps implements backend.Ops with the kernels of this package.
+type hostOps struct{ be *Backend }
+
+func notImpl(op string, f string, a ...any) error {
+	return fmt.Errorf("cpu: %s: %w: %s", op, backend.ErrNotImplemented, fmt.Sprintf(f, a...))
+}
+
+func (o hostOps) Embed(out, table, tokens backend.Buffer) error {
+	const op = "Embed"
+	bs, err := o.be.ownAll(op, "out", out, "table", table, "tokens", tokens)
+	if err != nil {
+		return err
+	}
+	d, vocab, n, err := backend.CheckEmbed(out, table, tokens)
+	if err != nil {
+		return err
+	}
+	w, err := bs[1].weightFor(op)
+	if err != nil {
+		return err
+	}
+	y, ids := bs[0].f32(), bs[2].i32()
+	nan := float32(math.NaN())
+	for t := 0; t < n; t++ {
+		row := y[t*d : (t+1)*d]
+		id := int(ids[t])
+		if id < 0 || id >= vocab {
+			for i := range row {
+				row[i] = nan
+			}
+			continue
+		}
+		if err := DequantizeRows(w, id, id+1, row); err != nil {
+			return fmt.Errorf("cpu: %s: %w", op, err)
+		}
+	}
+	return nil
+}
+
+func (o hostOps) RMSNorm(out, x, w backend.Buffer, eps float32) error {
+	const op = "RMSNorm"
+	bs, err := o.be.ownAll(op, "out", out, "x", x, "w", w)
+	if err != nil {
+		return err
+	}
+	if _, _, err := backend.CheckRMSNorm(out, x, w); err != nil {
+		return err
+	}
+	RMSNorm(bs[0].f32(), bs[1].f32(), bs[2].f32(), eps)
+	return nil
+}
+
+func (o hostOps) MatMul(out, w, x backend.Buffer) error {
+	const op = "MatMul"
+	bs, err := o.be.ownAll(op, "out", out, "w", w, "x", x)
+	if err != nil {
+		return err
+	}
+	_, _, n, err := backend.CheckMatMul(out, w, x)
+	if err != nil {
+		return err
+	}
+	wt, err := bs[1].weightFor(op)
+	if err != nil {
+		return err
+	}
+	if err := MatMul(o.be.pool, o.be.mode, bs[0].f32(), wt, bs[2].f32(), n); err != nil {
+		return fmt.Errorf("cpu: %s: %w", op, err)
+	}
+	return nil
+}
+
+func (o hostOps) MatMulID(out, w, x, ids backend.Buffer) error {
+	const op = "MatMulID"
+	bs, err := o.be.ownAll(op, "out", out, "w", w, "x", x, "ids", ids)
+	if err != nil {
+		return err
+	}
+	k, m, e, s, n, shared, err := backend.CheckMatMulID(out, w, x, ids)
+	if err != nil {
+		return err
+	}
+	wt, err := bs[1].weightFor(op)
+	if err != nil {
+		return err
+	}
+	y, xs, id := bs[0].f32(), bs[2].f32(), bs[3].i32()
+	// Group the slots by expert so each expert's rows are read once for all
+	// the tokens routed to it: gather their x rows, one product, scatter.
+	slots := make([][]int, e)
+	nan := float32(math.NaN())
+	for j := 0; j < s*n; j++ {
+		ex := int(id[j])
+		if ex < 0 || ex >= e {
+			for i := range y[j*m : (j+1)*m] {
+				y[j*m+i] = nan
+			}
+			continue
+		}
+		slots[ex] = append(slots[ex], j)
+	}
+	xrow := func(j int) []float32 {
+		if shared {
+			j /= s
+		}
+		return xs[j*k : (j+1)*k]
+	}
+	var jobs []Job
+	var outs [][]float32
+	var lists [][]int
+	for ex, list := range slots {
+		if len(list) == 0 {
+			continue
+		}
+		we := wt.SubRows(ex*m, (ex+1)*m)
+		if len(list) == 1 {
+			j := list[0]
+			jobs = append(jobs, Job{Out: y[j*m : (j+1)*m], W: we, X: xrow(j), N: 1})
+			continue
+		}
+		g := make([]float32, len(list)*k)
+		for i, j := range list {
+			copy(g[i*k:(i+1)*k], xrow(j))
+		}
+		yo := make([]float32, len(list)*m)
+		jobs = append(jobs, Job{Out: yo, W: we, X: g, N: len(list)})
+		outs, lists = append(outs, yo), append(lists, list)
+	}
+	if err := MatMulBatch(o.be.pool, o.be.mode, jobs); err != nil {
+		return fmt.Errorf("cpu: %s: %w", op, err)
+	}
+	for g, list := range lists {
+		for i, j := range list {
+			copy(y[j*m:(j+1)*m], outs[g][i*m:(i+1)*m])
+		}
+	}
+	return nil
+}
+
+func (o hostOps) RoPE(x, pos backend.Buffer, offset, dims int, base float32) error {
+	const op = "RoPE"
+	bs, err := o.be.ownAll(op, "x", x, "pos", pos)
+	if err != nil {
+		return err
+	}
+	hd, h, n, err := backend.CheckRoPE(x, pos, offset, dims, base)
+	if err != nil {
+		return err
+	}
+	xs, ps := bs[0].f32(), bs[1].i32()
+	for t := 0; t < n; t++ {
+		tab := NewRoPETable(int(ps[t]), dims, base)
+		for hh := 0; hh < h; hh++ {
+			at := (t*h+hh)*hd + offset
+			tab.Apply(xs[at : at+dims])
+		}
+	}
+	return nil
+}
+
+func (o hostOps) Router(ids, weights, logits, bias backend.Buffer, k int, norm bool, scale float32) error {
+	const op = "Router"
+	bs, err := o.be.ownAll(op, "ids", ids, "weights", weights, "logits", logits, "bias", bias)
+	if err != nil {
+		return err
+	}
+	e, n, err := backend.CheckRouter(ids, weights, logits, bias, k, scale)
+	if err != nil {
+		return err
+	}
+	var bv []float32
+	if bs[3] != nil {
+		bv = bs[3].f32()
+	}
+	id, wv, lv := bs[0].i32(), bs[1].f32(), bs[2].f32()
+	s := make([]float32, e)
+	sel := make([]float32, e)
+	taken := make([]bool, e)
+	for t := 0; t < n; t++ {
+		for i, l := range lv[t*e : (t+1)*e] {
+			s[i] = Sigmoid(l)
+			sel[i] = s[i]
+			if bv != nil {
+				sel[i] += bv[i]
+			}
+			taken[i] = false
+		}
+		var sum float32
+		for j := 0; j < k; j++ {
+			best := -1
+			for i := range sel {
+				// Largest biased score, lowest index on ties; NaN scores
+				// are taken last.
+				if !taken[i] && (best < 0 || sel[i] > sel[best] || (sel[best] != sel[best] && sel[i] == sel[i])) {
+					best = i
+				}
+			}
+			taken[best] = true
+			id[t*k+j], wv[t*k+j] = int32(best), s[best]
+			sum += s[best]
+		}
+		div := float32(1)
+		if norm {
+			div = max(sum, 6.1035e-5)
+		}
+		for j := 0; j < k; j++ {
+			wv[t*k+j] = wv[t*k+j] / div * scale
+		}
+	}
+	return nil
+}
+
+func (o hostOps) SwiGLU(out, gate, up backend.Buffer) error {
+	return o.elementwise("SwiGLU", out, gate, up, SwiGLU)
+}
+
+func (o hostOps) Add(out, a, b backend.Buffer) error {
+	return o.elementwise("Add", out, a, b, func(y, a, b []float32) {
+		for i := range y {
+			y[i] = a[i] + b[i]
+		}
+	})
+}
+
+// elementwise validates the three same-shaped F32 buffers of op and runs f
+// on their values.
+func (o hostOps) elementwise(op string, out, a, b backend.Buffer, f func(y, a, b []float32)) error {
+	bs, err := o.be.ownAll(op, "out", out, "a", a, "b", b)
+	if err != nil {
+		return err
+	}
+	if _, err := backend.CheckElementwise(op, out, a, b); err != nil {
+		return err
+	}
+	f(bs[0].f32(), bs[1].f32(), bs[2].f32())
+	return nil
+}
+
+func (o hostOps) WeightedSum(out, base, y, w backend.Buffer) error {
+	const op = "WeightedSum"
+	bs, err := o.be.ownAll(op, "out", out, "base", base, "y", y, "w", w)
+	if err != nil {
+		return err
+	}
+	d, s, n, err := backend.CheckWeightedSum(out, base, y, w)
+	if err != nil {
+		return err
+	}
+	ov, yv, wv := bs[0].f32(), bs[2].f32(), bs[3].f32()
+	var bv []float32
+	if bs[1] != nil {
+		bv = bs[1].f32()
+	}
+	for t := 0; t < n; t++ {
+		for i := 0; i < d; i++ {
+			var acc float32
+			if bv != nil {
+				acc = bv[t*d+i]
+			}
+			for j := 0; j < s; j++ {
+				acc += wv[t*s+j] * yv[(t*s+j)*d+i]
+			}
+			ov[t*d+i] = acc
+		}
+	}
+	return nil
+}
+
+func (o hostOps) CacheStore(cache, src, pos backend.Buffer) error {
+	const op = "CacheStore"
+	bs, err := o.be.ownAll(op, "cache", cache, "src", src, "pos", pos)
+	if err != nil {
+		return err
+	}
+	w, width, capacity, n, err := backend.CheckCacheStore(cache, src, pos)
+	if err != nil {
+		return err
+	}
+	c, sv, ps := bs[0], bs[1].f32(), bs[2].i32()
+	for t := 0; t < n; t++ {
+		p := int(ps[t])
+		if p < 0 || p >= capacity {
+			continue
+		}
+		row := sv[t*w : (t+1)*w]
+		if c.dt == backend.F32 {
+			copy(c.f32()[p*width:p*width+w], row)
+			continue
+		}
+		quant.QuantizeRowF16(row, c.data[2*p*width:2*(p*width+w)])
+	}
+	return nil
+}
+
+func (o hostOps) MLAAttention(out, q, cache, nkv backend.Buffer, scale float32) error {
+	const op = "MLAAttention"
+	bs, err := o.be.ownAll(op, "out", out, "q", q, "cache", cache, "nkv", nkv)
+	if err != nil {
+		return err
+	}
+	d, dv, h, n, capacity, err := backend.CheckMLAAttention(out, q, cache, nkv, scale)
+	if err != nil {
+		return err
+	}
+	ov, qv, c, lens := bs[0].f32(), bs[1].f32(), bs[2], bs[3].i32()
+	maxL := 0
+	for t := 0; t < n; t++ {
+		maxL = max(maxL, min(max(int(lens[t]), 0), capacity))
+	}
+	// The rows any token reads, as f32 (an F32 cache is used in place).
+	var kv []float32
+	if c.dt == backend.F32 {
+		kv = c.f32()
+	} else if maxL > 0 {
+		kv = make([]float32, maxL*d)
+		quant.DequantizeRowF16(c.data[:2*maxL*d], kv)
+	}
+	o.be.pool.For(n*h, 1, func(_, lo, hi int) {
+		p := make([]float32, maxL)
+		for th := lo; th < hi; th++ {
+			t := th / h
+			L := min(max(int(lens[t]), 0), capacity)
+			qh := qv[th*d : (th+1)*d]
+			oh := ov[th*dv : (th+1)*dv]
+			clear(oh)
+			if L == 0 {
+				continue
+			}
+			mx := float32(math.Inf(-1))
+			for j := 0; j < L; j++ {
+				p[j] = scale * DotF32(qh, kv[j*d:(j+1)*d])
+				mx = max(mx, p[j])
+			}
+			var sum float64
+			for j := 0; j < L; j++ {
+				p[j] = Exp32(p[j] - mx)
+				sum += float64(p[j])
+			}
+			inv := float32(1 / sum)
+			for j := 0; j < L; j++ {
+				AXPY(oh, p[j]*inv, kv[j*d:j*d+dv])
+			}
+		}
+	})
+	return nil
+}
+
+func (o hostOps) Argmax(out, x backend.Buffer) error {
+	const op = "Argmax"
+	bs, err := o.be.ownAll(op, "out", out, "x", x)
+	if err != nil {
+		return err
+	}
+	v, n, err := backend.CheckArgmax(out, x)
+	if err != nil {
+		return err
+	}
+	ov, xv := bs[0].i32(), bs[1].f32()
+	for t := 0; t < n; t++ {
+		best := -1
+		for i, a := range xv[t*v : (t+1)*v] {
+			if a == a && (best < 0 || a > xv[t*v+best]) {
+				best = i
+			}
+		}
+		ov[t] = int32(best)
+	}
+	return nil
+}
