@@ -26,14 +26,11 @@ func init() {
 // nothing to wait for. Matrix products use mode (Fast quantises the
 // activations like llama.cpp's CPU path; Exact dequantises the weights
 // exactly). A Backend is safe for concurrent use by ops on distinct output
-// buffers; Alloc, Free and Close are serialised internally.
+// buffers.
 type Backend struct {
-	pool *Pool
-	mode Mode
-
-	mu     sync.Mutex
-	live   map[*hostBuffer]struct{}
-	closed bool
+	pool  *Pool
+	mode  Mode
+	store *backend.Store[*hostMem]
 }
 
 // NewBackend returns a host backend computing on threads workers (<= 0: one
@@ -42,84 +39,51 @@ func NewBackend(threads int, mode Mode) *Backend {
 	if threads <= 0 {
 		threads = PhysicalCores()
 	}
-	return &Backend{pool: NewPool(threads), mode: mode, live: map[*hostBuffer]struct{}{}}
+	release := func(m *hostMem) error { m.data = nil; return nil }
+	return &Backend{pool: NewPool(threads), mode: mode, store: backend.NewStore("cpu", release)}
 }
 
-// hostBuffer is a backend.Buffer in Go memory. data is 8-byte aligned (it is
-// allocated as []uint64), so F32 and I32 views need no copy. A view shares
-// its parent's memory and liveness.
-type hostBuffer struct {
-	be     *Backend
-	dt     backend.DType
-	shape  []int
-	data   []byte
-	parent *hostBuffer // non-nil for a View
-	freed  bool
+// hostMem is the memory of a host buffer. data is 8-byte aligned (it is
+// allocated as []uint64), so F32 and I32 views need no copy.
+type hostMem struct {
+	data []byte
 
 	wOnce sync.Once
-	w     Weight // weight view of data (rows = prod(shape[1:]), slabs of shape[1] rows)
+	w     Weight // weight view of data, made on first use
 	wErr  error
 }
 
-func (b *hostBuffer) DType() backend.DType { return b.dt }
-func (b *hostBuffer) Shape() []int         { return b.shape }
-
-func (b *hostBuffer) Free() {
-	if b.parent != nil {
-		return
-	}
-	b.be.mu.Lock()
-	defer b.be.mu.Unlock()
-	b.freed = true
-	b.data = nil
-	delete(b.be.live, b)
-}
-
-func (b *hostBuffer) isFreed() bool {
-	if b.parent != nil {
-		return b.parent.isFreed()
-	}
-	b.be.mu.Lock()
-	defer b.be.mu.Unlock()
-	return b.freed
-}
-
-func (b *hostBuffer) f32() []float32 {
-	if len(b.data) == 0 {
+func (m *hostMem) f32() []float32 {
+	if len(m.data) == 0 {
 		return nil
 	}
-	return unsafe.Slice((*float32)(unsafe.Pointer(&b.data[0])), len(b.data)/4)
+	return unsafe.Slice((*float32)(unsafe.Pointer(&m.data[0])), len(m.data)/4)
 }
 
-func (b *hostBuffer) i32() []int32 {
-	if len(b.data) == 0 {
+func (m *hostMem) i32() []int32 {
+	if len(m.data) == 0 {
 		return nil
 	}
-	return unsafe.Slice((*int32)(unsafe.Pointer(&b.data[0])), len(b.data)/4)
+	return unsafe.Slice((*int32)(unsafe.Pointer(&m.data[0])), len(m.data)/4)
 }
 
-// weight returns the buffer as a Weight of prod(shape[1:]) rows of shape[0]
-// elements in 2-D slabs of shape[1] rows (the layout MMFP4 needs).
-func (b *hostBuffer) weight() (Weight, error) {
-	b.wOnce.Do(func() {
-		k, rows := backend.Dims2(b)
-		_, slab, _ := backend.Dims3(b)
-		b.w, b.wErr = NewTensorWeight(b.dt, rows, k, slab, b.data)
-	})
-	return b.w, b.wErr
-}
-
-// weightFor returns the buffer as a Weight for op, or ErrNotImplemented
-// for a dtype the products do not support.
-func (b *hostBuffer) weightFor(op string) (Weight, error) {
-	if err := CheckWeightType(b.dt); err != nil {
+// weightFor returns buffer b (whose memory m is) as a Weight for op:
+// prod(shape[1:]) rows of shape[0] elements in 2-D slabs of shape[1] rows
+// (the layout MMFP4 needs), or ErrNotImplemented for a dtype the products
+// do not support.
+func (m *hostMem) weightFor(op string, b backend.Buffer) (Weight, error) {
+	if err := CheckWeightType(b.DType()); err != nil {
 		return Weight{}, notImpl(op, "weight: %v", err)
 	}
-	w, err := b.weight()
-	if err != nil {
-		return Weight{}, fmt.Errorf("cpu: %s: %w", op, err)
+	m.wOnce.Do(func() {
+		k, rows := backend.Dims2(b)
+		_, slab, _ := backend.Dims3(b)
+		m.w, m.wErr = NewTensorWeight(b.DType(), rows, k, slab, m.data)
+	})
+	if m.wErr != nil {
+		return Weight{}, fmt.Errorf("cpu: %s: %w", op, m.wErr)
 	}
-	return w, nil
+	return m.w, nil
 }
 
 // Name returns "cpu".
@@ -162,96 +126,41 @@ func (be *Backend) Alloc(dt backend.DType, shape ...int) (backend.Buffer, error)
 		return nil, fmt.Errorf("cpu: Alloc: %w", err)
 	}
 	words := make([]uint64, (size+7)/8)
-	b := &hostBuffer{be: be, dt: dt, shape: append([]int(nil), shape...)}
-	if size > 0 {
-		b.data = unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), size)
+	b, err := be.store.Add(dt, shape, &hostMem{data: unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), size)})
+	if err != nil {
+		return nil, err
 	}
-	be.mu.Lock()
-	defer be.mu.Unlock()
-	if be.closed {
-		return nil, fmt.Errorf("cpu: Alloc on a closed backend")
-	}
-	be.live[b] = struct{}{}
 	return b, nil
 }
 
 // View returns a buffer aliasing elements [offset, offset+prod(shape)) of
 // src (see backend.Backend.View).
 func (be *Backend) View(src backend.Buffer, offset int, shape ...int) (backend.Buffer, error) {
-	s, err := be.own("View", "src", src)
+	v, err := be.store.View(src, offset, shape, func(m *hostMem, off, n int) (*hostMem, error) {
+		return &hostMem{data: m.data[off : off+n : off+n]}, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	off, n, err := backend.CheckView(src, offset, shape)
-	if err != nil {
-		return nil, err
-	}
-	root := s
-	if s.parent != nil {
-		root = s.parent
-	}
-	return &hostBuffer{be: be, dt: s.dt, shape: append([]int(nil), shape...), data: s.data[off : off+n : off+n], parent: root}, nil
-}
-
-// own returns b as this backend's live buffer; nil stays nil (the op's
-// shape check reports a missing required buffer).
-func (be *Backend) own(op, name string, b backend.Buffer) (*hostBuffer, error) {
-	if b == nil {
-		return nil, nil
-	}
-	h, ok := b.(*hostBuffer)
-	if !ok || h == nil || h.be != be {
-		return nil, fmt.Errorf("cpu: %s: %s: %w", op, name, backend.ErrForeignBuffer)
-	}
-	if h.isFreed() {
-		return nil, fmt.Errorf("cpu: %s: %s: %w", op, name, backend.ErrFreed)
-	}
-	return h, nil
-}
-
-// ownAll checks the named buffers (name, buffer pairs) and returns them in
-// order.
-func (be *Backend) ownAll(op string, kv ...any) ([]*hostBuffer, error) {
-	out := make([]*hostBuffer, 0, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		b, _ := kv[i+1].(backend.Buffer)
-		h, err := be.own(op, kv[i].(string), b)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, h)
-	}
-	return out, nil
+	return v, nil
 }
 
 // Upload copies the raw tensor bytes src into dst.
 func (be *Backend) Upload(dst backend.Buffer, src []byte) error {
-	d, err := be.transfer("Upload", dst, len(src))
+	m, err := be.store.Transfer("Upload", dst, len(src))
 	if err == nil {
-		copy(d.data, src)
+		copy(m.data, src)
 	}
 	return err
 }
 
 // Download copies src's bytes into dst.
 func (be *Backend) Download(dst []byte, src backend.Buffer) error {
-	s, err := be.transfer("Download", src, len(dst))
+	m, err := be.store.Transfer("Download", src, len(dst))
 	if err == nil {
-		copy(dst, s.data)
+		copy(dst, m.data)
 	}
 	return err
-}
-
-// transfer checks the buffer of an Upload or Download of n bytes.
-func (be *Backend) transfer(op string, b backend.Buffer, n int) (*hostBuffer, error) {
-	h, err := be.own(op, "buffer", b)
-	if err != nil {
-		return nil, err
-	}
-	if err := backend.CheckTransfer(op, b, n); err != nil {
-		return nil, fmt.Errorf("cpu: %w", err)
-	}
-	return h, nil
 }
 
 // Ops returns the op set.
@@ -261,15 +170,7 @@ func (be *Backend) Ops() backend.Ops { return hostOps{be} }
 func (be *Backend) Sync() error { return nil }
 
 // Close frees every buffer.
-func (be *Backend) Close() error {
-	be.mu.Lock()
-	defer be.mu.Unlock()
-	for b := range be.live {
-		b.freed, b.data = true, nil
-	}
-	be.live, be.closed = map[*hostBuffer]struct{}{}, true
-	return nil
-}
+func (be *Backend) Close() error { return be.store.Close() }
 
 // hostOps implements backend.Ops with the kernels of this package.
 type hostOps struct{ be *Backend }
@@ -280,7 +181,7 @@ func notImpl(op string, f string, a ...any) error {
 
 func (o hostOps) Embed(out, table, tokens backend.Buffer) error {
 	const op = "Embed"
-	bs, err := o.be.ownAll(op, "out", out, "table", table, "tokens", tokens)
+	bs, err := o.be.store.Mems(op, "out", out, "table", table, "tokens", tokens)
 	if err != nil {
 		return err
 	}
@@ -288,7 +189,7 @@ func (o hostOps) Embed(out, table, tokens backend.Buffer) error {
 	if err != nil {
 		return err
 	}
-	w, err := bs[1].weightFor(op)
+	w, err := bs[1].weightFor(op, table)
 	if err != nil {
 		return err
 	}
@@ -312,7 +213,7 @@ func (o hostOps) Embed(out, table, tokens backend.Buffer) error {
 
 func (o hostOps) RMSNorm(out, x, w backend.Buffer, eps float32) error {
 	const op = "RMSNorm"
-	bs, err := o.be.ownAll(op, "out", out, "x", x, "w", w)
+	bs, err := o.be.store.Mems(op, "out", out, "x", x, "w", w)
 	if err != nil {
 		return err
 	}
@@ -325,7 +226,7 @@ func (o hostOps) RMSNorm(out, x, w backend.Buffer, eps float32) error {
 
 func (o hostOps) MatMul(out, w, x backend.Buffer) error {
 	const op = "MatMul"
-	bs, err := o.be.ownAll(op, "out", out, "w", w, "x", x)
+	bs, err := o.be.store.Mems(op, "out", out, "w", w, "x", x)
 	if err != nil {
 		return err
 	}
@@ -333,7 +234,7 @@ func (o hostOps) MatMul(out, w, x backend.Buffer) error {
 	if err != nil {
 		return err
 	}
-	wt, err := bs[1].weightFor(op)
+	wt, err := bs[1].weightFor(op, w)
 	if err != nil {
 		return err
 	}
@@ -345,7 +246,7 @@ func (o hostOps) MatMul(out, w, x backend.Buffer) error {
 
 func (o hostOps) MatMulID(out, w, x, ids backend.Buffer) error {
 	const op = "MatMulID"
-	bs, err := o.be.ownAll(op, "out", out, "w", w, "x", x, "ids", ids)
+	bs, err := o.be.store.Mems(op, "out", out, "w", w, "x", x, "ids", ids)
 	if err != nil {
 		return err
 	}
@@ -353,7 +254,7 @@ func (o hostOps) MatMulID(out, w, x, ids backend.Buffer) error {
 	if err != nil {
 		return err
 	}
-	wt, err := bs[1].weightFor(op)
+	wt, err := bs[1].weightFor(op, w)
 	if err != nil {
 		return err
 	}
@@ -412,7 +313,7 @@ func (o hostOps) MatMulID(out, w, x, ids backend.Buffer) error {
 
 func (o hostOps) RoPE(x, pos backend.Buffer, offset, dims int, base float32) error {
 	const op = "RoPE"
-	bs, err := o.be.ownAll(op, "x", x, "pos", pos)
+	bs, err := o.be.store.Mems(op, "x", x, "pos", pos)
 	if err != nil {
 		return err
 	}
@@ -433,7 +334,7 @@ func (o hostOps) RoPE(x, pos backend.Buffer, offset, dims int, base float32) err
 
 func (o hostOps) Router(ids, weights, logits, bias backend.Buffer, k int, norm bool, scale float32) error {
 	const op = "Router"
-	bs, err := o.be.ownAll(op, "ids", ids, "weights", weights, "logits", logits, "bias", bias)
+	bs, err := o.be.store.Mems(op, "ids", ids, "weights", weights, "logits", logits, "bias", bias)
 	if err != nil {
 		return err
 	}
@@ -498,7 +399,7 @@ func (o hostOps) Add(out, a, b backend.Buffer) error {
 // elementwise validates the three same-shaped F32 buffers of op and runs f
 // on their values.
 func (o hostOps) elementwise(op string, out, a, b backend.Buffer, f func(y, a, b []float32)) error {
-	bs, err := o.be.ownAll(op, "out", out, "a", a, "b", b)
+	bs, err := o.be.store.Mems(op, "out", out, "a", a, "b", b)
 	if err != nil {
 		return err
 	}
@@ -511,7 +412,7 @@ func (o hostOps) elementwise(op string, out, a, b backend.Buffer, f func(y, a, b
 
 func (o hostOps) WeightedSum(out, base, y, w backend.Buffer) error {
 	const op = "WeightedSum"
-	bs, err := o.be.ownAll(op, "out", out, "base", base, "y", y, "w", w)
+	bs, err := o.be.store.Mems(op, "out", out, "base", base, "y", y, "w", w)
 	if err != nil {
 		return err
 	}
@@ -541,7 +442,7 @@ func (o hostOps) WeightedSum(out, base, y, w backend.Buffer) error {
 
 func (o hostOps) CacheStore(cache, src, pos backend.Buffer) error {
 	const op = "CacheStore"
-	bs, err := o.be.ownAll(op, "cache", cache, "src", src, "pos", pos)
+	bs, err := o.be.store.Mems(op, "cache", cache, "src", src, "pos", pos)
 	if err != nil {
 		return err
 	}
@@ -556,7 +457,7 @@ func (o hostOps) CacheStore(cache, src, pos backend.Buffer) error {
 			continue
 		}
 		row := sv[t*w : (t+1)*w]
-		if c.dt == backend.F32 {
+		if cache.DType() == backend.F32 {
 			copy(c.f32()[p*width:p*width+w], row)
 			continue
 		}
@@ -567,7 +468,7 @@ func (o hostOps) CacheStore(cache, src, pos backend.Buffer) error {
 
 func (o hostOps) MLAAttention(out, q, cache, nkv backend.Buffer, scale float32) error {
 	const op = "MLAAttention"
-	bs, err := o.be.ownAll(op, "out", out, "q", q, "cache", cache, "nkv", nkv)
+	bs, err := o.be.store.Mems(op, "out", out, "q", q, "cache", cache, "nkv", nkv)
 	if err != nil {
 		return err
 	}
@@ -582,7 +483,7 @@ func (o hostOps) MLAAttention(out, q, cache, nkv backend.Buffer, scale float32) 
 	}
 	// The rows any token reads, as f32 (an F32 cache is used in place).
 	var kv []float32
-	if c.dt == backend.F32 {
+	if cache.DType() == backend.F32 {
 		kv = c.f32()
 	} else if maxL > 0 {
 		kv = make([]float32, maxL*d)
@@ -620,7 +521,7 @@ func (o hostOps) MLAAttention(out, q, cache, nkv backend.Buffer, scale float32) 
 
 func (o hostOps) Argmax(out, x backend.Buffer) error {
 	const op = "Argmax"
-	bs, err := o.be.ownAll(op, "out", out, "x", x)
+	bs, err := o.be.store.Mems(op, "out", out, "x", x)
 	if err != nil {
 		return err
 	}

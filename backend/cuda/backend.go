@@ -3,7 +3,6 @@ package cuda
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/glmrun/glmrun/backend"
 	"github.com/glmrun/glmrun/gguf"
@@ -30,10 +29,7 @@ const maxSlots = 65535
 type Backend struct {
 	dev     *Device
 	ownsDev bool // Close closes dev
-
-	mu     sync.Mutex
-	live   map[*devBuffer]struct{}
-	closed bool
+	store   *backend.Store[Buffer]
 
 	// Scratch (touched only on the owner goroutine, inside Do): Q8_1
 	// activations, f16 activations for GemmW, MLA partial results.
@@ -43,7 +39,7 @@ type Backend struct {
 // NewBackend returns the backend of an open device; Close frees the
 // backend's buffers but leaves the device open.
 func NewBackend(d *Device) *Backend {
-	return &Backend{dev: d, live: map[*devBuffer]struct{}{}}
+	return &Backend{dev: d, store: backend.NewStore("cuda", d.Free)}
 }
 
 // OpenBackend opens device ordinal (see Open) and returns its backend,
@@ -57,43 +53,6 @@ func OpenBackend(ordinal int) (*Backend, error) {
 	b := NewBackend(d)
 	b.ownsDev = true
 	return b, nil
-}
-
-// devBuffer is a backend.Buffer in device memory: buf is the whole
-// allocation, or for a View a slice of its parent's.
-type devBuffer struct {
-	be     *Backend
-	dt     backend.DType
-	shape  []int
-	buf    Buffer
-	parent *devBuffer
-	freed  bool
-}
-
-func (b *devBuffer) DType() backend.DType { return b.dt }
-func (b *devBuffer) Shape() []int         { return b.shape }
-
-func (b *devBuffer) Free() {
-	if b.parent != nil {
-		return
-	}
-	b.be.mu.Lock()
-	defer b.be.mu.Unlock()
-	if b.freed {
-		return
-	}
-	b.freed = true
-	delete(b.be.live, b)
-	_ = b.be.dev.Free(b.buf) // fails only after Close, which freed it
-}
-
-func (b *devBuffer) isFreed() bool {
-	if b.parent != nil {
-		return b.parent.isFreed()
-	}
-	b.be.mu.Lock()
-	defer b.be.mu.Unlock()
-	return b.freed
 }
 
 // Name returns "cuda".
@@ -130,93 +89,34 @@ func (be *Backend) Alloc(dt backend.DType, shape ...int) (backend.Buffer, error)
 	if err != nil {
 		return nil, fmt.Errorf("cuda: Alloc: %w", err)
 	}
-	be.mu.Lock()
-	defer be.mu.Unlock()
-	if be.closed {
-		return nil, fmt.Errorf("cuda: Alloc: %w", ErrClosed)
-	}
 	buf, err := be.dev.Alloc(int64(size))
 	if err != nil {
 		return nil, fmt.Errorf("cuda: Alloc(%s, %v): %w", dt, shape, err)
 	}
-	b := &devBuffer{be: be, dt: dt, shape: append([]int(nil), shape...), buf: buf}
-	be.live[b] = struct{}{}
+	b, err := be.store.Add(dt, shape, buf)
+	if err != nil {
+		_ = be.dev.Free(buf)
+		return nil, err
+	}
 	return b, nil
 }
 
 // View returns a buffer aliasing elements [offset, offset+prod(shape)) of
 // src (see backend.Backend.View).
 func (be *Backend) View(src backend.Buffer, offset int, shape ...int) (backend.Buffer, error) {
-	s, err := be.own("View", "src", src)
+	v, err := be.store.View(src, offset, shape, func(b Buffer, off, n int) (Buffer, error) {
+		return b.Slice(int64(off), int64(n))
+	})
 	if err != nil {
 		return nil, err
 	}
-	off, n, err := backend.CheckView(src, offset, shape)
-	if err != nil {
-		return nil, err
-	}
-	buf, err := s.buf.Slice(int64(off), int64(n))
-	if err != nil {
-		return nil, err
-	}
-	root := s
-	if s.parent != nil {
-		root = s.parent
-	}
-	return &devBuffer{be: be, dt: s.dt, shape: append([]int(nil), shape...), buf: buf, parent: root}, nil
-}
-
-// own returns b as this backend's live buffer; nil stays nil (the op's
-// shape check reports a missing required buffer).
-func (be *Backend) own(op, name string, b backend.Buffer) (*devBuffer, error) {
-	if b == nil {
-		return nil, nil
-	}
-	d, ok := b.(*devBuffer)
-	if !ok || d == nil || d.be != be {
-		return nil, fmt.Errorf("cuda: %s: %s: %w", op, name, backend.ErrForeignBuffer)
-	}
-	if d.isFreed() {
-		return nil, fmt.Errorf("cuda: %s: %s: %w", op, name, backend.ErrFreed)
-	}
-	return d, nil
-}
-
-// bufs checks the named buffers (name, buffer pairs) and returns their
-// device views in order (the zero Buffer for a nil one).
-func (be *Backend) bufs(op string, kv ...any) ([]Buffer, error) {
-	out := make([]Buffer, 0, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		b, _ := kv[i+1].(backend.Buffer)
-		d, err := be.own(op, kv[i].(string), b)
-		if err != nil {
-			return nil, err
-		}
-		var v Buffer
-		if d != nil {
-			v = d.buf
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-// transfer checks the buffer of an Upload or Download of n bytes.
-func (be *Backend) transfer(op string, b backend.Buffer, n int) (Buffer, error) {
-	d, err := be.own(op, "buffer", b)
-	if err != nil {
-		return Buffer{}, err
-	}
-	if err := backend.CheckTransfer(op, b, n); err != nil {
-		return Buffer{}, fmt.Errorf("cuda: %w", err)
-	}
-	return d.buf, nil
+	return v, nil
 }
 
 // Upload copies the raw tensor bytes src into dst (after the ops enqueued
 // before it) and waits for the copy.
 func (be *Backend) Upload(dst backend.Buffer, src []byte) error {
-	d, err := be.transfer("Upload", dst, len(src))
+	d, err := be.store.Transfer("Upload", dst, len(src))
 	if err != nil {
 		return err
 	}
@@ -225,7 +125,7 @@ func (be *Backend) Upload(dst backend.Buffer, src []byte) error {
 
 // Download copies src's bytes into dst after the ops enqueued before it.
 func (be *Backend) Download(dst []byte, src backend.Buffer) error {
-	s, err := be.transfer("Download", src, len(dst))
+	s, err := be.store.Transfer("Download", src, len(dst))
 	if err != nil {
 		return err
 	}
@@ -241,18 +141,9 @@ func (be *Backend) Sync() error { return be.dev.Sync() }
 // Close frees every buffer and the scratch, and closes the device if
 // OpenBackend opened it. It is idempotent.
 func (be *Backend) Close() error {
-	be.mu.Lock()
-	defer be.mu.Unlock()
-	if be.closed {
-		return nil
-	}
-	be.closed = true
-	err := be.dev.Do(func(c *Ctx) error {
+	err := be.store.Close()
+	err = errors.Join(err, be.dev.Do(func(c *Ctx) error {
 		var errs []error
-		for b := range be.live {
-			b.freed = true
-			errs = append(errs, c.Free(b.buf))
-		}
 		for _, s := range []*Buffer{&be.q81, &be.f16, &be.mla} {
 			if !isZero(*s) {
 				errs = append(errs, c.Free(*s))
@@ -260,10 +151,12 @@ func (be *Backend) Close() error {
 			}
 		}
 		return errors.Join(errs...)
-	})
-	be.live = map[*devBuffer]struct{}{}
+	}))
 	if be.ownsDev {
 		err = errors.Join(err, be.dev.Close())
+	}
+	if errors.Is(err, ErrClosed) {
+		return nil // a second Close
 	}
 	return err
 }
@@ -304,7 +197,7 @@ func (o devOps) do(fn func(c *Ctx) error) error { return o.be.dev.Do(fn) }
 
 func (o devOps) Embed(out, table, tokens backend.Buffer) error {
 	const op = "Embed"
-	b, err := o.be.bufs(op, "out", out, "table", table, "tokens", tokens)
+	b, err := o.be.store.Mems(op, "out", out, "table", table, "tokens", tokens)
 	if err != nil {
 		return err
 	}
@@ -323,7 +216,7 @@ func (o devOps) Embed(out, table, tokens backend.Buffer) error {
 
 func (o devOps) RMSNorm(out, x, w backend.Buffer, eps float32) error {
 	const op = "RMSNorm"
-	b, err := o.be.bufs(op, "out", out, "x", x, "w", w)
+	b, err := o.be.store.Mems(op, "out", out, "x", x, "w", w)
 	if err != nil {
 		return err
 	}
@@ -417,7 +310,7 @@ func weightType(op string, t gguf.TensorType, k, m int) error {
 
 func (o devOps) MatMul(out, w, x backend.Buffer) error {
 	const op = "MatMul"
-	b, err := o.be.bufs(op, "out", out, "w", w, "x", x)
+	b, err := o.be.store.Mems(op, "out", out, "w", w, "x", x)
 	if err != nil {
 		return err
 	}
@@ -441,7 +334,7 @@ func (o devOps) MatMul(out, w, x backend.Buffer) error {
 
 func (o devOps) MatMulID(out, w, x, ids backend.Buffer) error {
 	const op = "MatMulID"
-	b, err := o.be.bufs(op, "out", out, "w", w, "x", x, "ids", ids)
+	b, err := o.be.store.Mems(op, "out", out, "w", w, "x", x, "ids", ids)
 	if err != nil {
 		return err
 	}
@@ -465,7 +358,7 @@ func (o devOps) MatMulID(out, w, x, ids backend.Buffer) error {
 
 func (o devOps) RoPE(x, pos backend.Buffer, offset, dims int, base float32) error {
 	const op = "RoPE"
-	b, err := o.be.bufs(op, "x", x, "pos", pos)
+	b, err := o.be.store.Mems(op, "x", x, "pos", pos)
 	if err != nil {
 		return err
 	}
@@ -481,7 +374,7 @@ func (o devOps) RoPE(x, pos backend.Buffer, offset, dims int, base float32) erro
 
 func (o devOps) Router(ids, weights, logits, bias backend.Buffer, k int, norm bool, scale float32) error {
 	const op = "Router"
-	b, err := o.be.bufs(op, "ids", ids, "weights", weights, "logits", logits, "bias", bias)
+	b, err := o.be.store.Mems(op, "ids", ids, "weights", weights, "logits", logits, "bias", bias)
 	if err != nil {
 		return err
 	}
@@ -506,7 +399,7 @@ func (o devOps) Add(out, a, b backend.Buffer) error {
 // elementwise validates the three same-shaped F32 buffers of op and
 // enqueues f on them.
 func (o devOps) elementwise(op string, out, a, b backend.Buffer, f func(c *Ctx, y, a, b Buffer, n int) error) error {
-	v, err := o.be.bufs(op, "out", out, "a", a, "b", b)
+	v, err := o.be.store.Mems(op, "out", out, "a", a, "b", b)
 	if err != nil {
 		return err
 	}
@@ -519,7 +412,7 @@ func (o devOps) elementwise(op string, out, a, b backend.Buffer, f func(c *Ctx, 
 
 func (o devOps) WeightedSum(out, base, y, w backend.Buffer) error {
 	const op = "WeightedSum"
-	b, err := o.be.bufs(op, "out", out, "base", base, "y", y, "w", w)
+	b, err := o.be.store.Mems(op, "out", out, "base", base, "y", y, "w", w)
 	if err != nil {
 		return err
 	}
@@ -535,7 +428,7 @@ func (o devOps) WeightedSum(out, base, y, w backend.Buffer) error {
 
 func (o devOps) CacheStore(cache, src, pos backend.Buffer) error {
 	const op = "CacheStore"
-	b, err := o.be.bufs(op, "cache", cache, "src", src, "pos", pos)
+	b, err := o.be.store.Mems(op, "cache", cache, "src", src, "pos", pos)
 	if err != nil {
 		return err
 	}
@@ -552,7 +445,7 @@ func (o devOps) CacheStore(cache, src, pos backend.Buffer) error {
 
 func (o devOps) MLAAttention(out, q, cache, nkv backend.Buffer, scale float32) error {
 	const op = "MLAAttention"
-	b, err := o.be.bufs(op, "out", out, "q", q, "cache", cache, "nkv", nkv)
+	b, err := o.be.store.Mems(op, "out", out, "q", q, "cache", cache, "nkv", nkv)
 	if err != nil {
 		return err
 	}
@@ -582,7 +475,7 @@ func (o devOps) MLAAttention(out, q, cache, nkv backend.Buffer, scale float32) e
 
 func (o devOps) Argmax(out, x backend.Buffer) error {
 	const op = "Argmax"
-	b, err := o.be.bufs(op, "out", out, "x", x)
+	b, err := o.be.store.Mems(op, "out", out, "x", x)
 	if err != nil {
 		return err
 	}
