@@ -238,6 +238,13 @@ type Ops interface {
 	// values of row j. Causality is the caller's choice of nkv.
 	MLAAttention(out, q, cache, nkv Buffer, scale float32) error
 
+	// CopyCols copies columns: for every row r (src [ws, r], dst [wd, r],
+	// both F32 with the same row count), dst[dstCol+i, r] = src[srcCol+i, r]
+	// for i < cols. It cuts and joins per-row pieces: the q_nope part of
+	// each head's query, the latent part of the kv_a output, [q_abs ; q_pe]
+	// into the absorbed query. dst and src must not overlap.
+	CopyCols(dst, src Buffer, dstCol, srcCol, cols int) error
+
 	// Argmax sets out[t] (I32 [n]) to the index of the largest of x[:, t]
 	// (x [v, n]): lowest index on ties, NaN ignored, -1 when all are NaN.
 	Argmax(out, x Buffer) error

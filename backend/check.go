@@ -291,6 +291,28 @@ func CheckMLAAttention(out, q, cache, nkv Buffer, scale float32) (d, dv, h, n, c
 	return
 }
 
+// CheckCopyCols validates CopyCols and returns the row widths wd (dst) and
+// ws (src) and the row count.
+func CheckCopyCols(dst, src Buffer, dstCol, srcCol, cols int) (wd, ws, rows int, err error) {
+	const op = "CopyCols"
+	if err = want(op, "src", src, F32); err != nil {
+		return
+	}
+	ws, rows = Dims2(src)
+	if err = want(op, "dst", dst, F32); err != nil {
+		return
+	}
+	wd, rd := Dims2(dst)
+	if rd != rows {
+		err = shapeErr(op, "dst %v and src %v have %d and %d rows", dst.Shape(), src.Shape(), rd, rows)
+		return
+	}
+	if cols < 1 || srcCol < 0 || dstCol < 0 || srcCol+cols > ws || dstCol+cols > wd {
+		err = shapeErr(op, "%d columns from %d of rows of %d into %d of rows of %d", cols, srcCol, ws, dstCol, wd)
+	}
+	return
+}
+
 // CheckArgmax validates Argmax and returns the row length v and rows n.
 func CheckArgmax(out, x Buffer) (v, n int, err error) {
 	const op = "Argmax"

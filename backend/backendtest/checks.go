@@ -16,6 +16,7 @@ var checks = []check{
 	{"Router", checkRouter},
 	{"WeightedSum", checkWeightedSum},
 	{"Argmax", checkArgmax},
+	{"CopyCols", checkCopyCols},
 	{"Embed", checkEmbed},
 	{"MatMul", checkMatMul},
 	{"MatMulID", checkMatMulID},
@@ -303,5 +304,32 @@ func checkArgmax(h *harness) {
 			gf[i] = float32(g)
 		}
 		h.near("Argmax", gf, ref, nil)
+	}
+}
+
+// checkCopyCols: a copy is exact; columns of dst outside the copied range
+// keep their values. Shapes: the q_nope cut (192 of each 256-value head),
+// the latent cut of kv_a's output, joining [q_abs ; q_pe], odd sizes.
+func checkCopyCols(h *harness) {
+	for _, c := range []struct{ wd, ws, rows, dstCol, srcCol, cols int }{
+		{192, 256, 20 * 3, 0, 0, 192},
+		{512, 576, 2, 0, 0, 512},
+		{576, 256, 20, 512, 192, 64},
+		{7, 5, 9, 3, 1, 4},
+		{1, 1, 70000, 0, 0, 1},
+	} {
+		src, dst := h.gauss(c.ws*c.rows, 1), h.gauss(c.wd*c.rows, 1)
+		ref := make([]float64, len(dst))
+		for i, v := range dst {
+			ref[i] = float64(v)
+		}
+		for r := 0; r < c.rows; r++ {
+			for i := 0; i < c.cols; i++ {
+				ref[r*c.wd+c.dstCol+i] = float64(src[r*c.ws+c.srcCol+i])
+			}
+		}
+		sb, db := h.f32(src, c.ws, c.rows), h.f32(dst, c.wd, c.rows)
+		h.must(h.o.CopyCols(db, sb, c.dstCol, c.srcCol, c.cols), "CopyCols")
+		h.near("CopyCols", h.read(db), ref, nil)
 	}
 }

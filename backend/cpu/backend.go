@@ -519,6 +519,23 @@ func (o hostOps) MLAAttention(out, q, cache, nkv backend.Buffer, scale float32) 
 	return nil
 }
 
+func (o hostOps) CopyCols(dst, src backend.Buffer, dstCol, srcCol, cols int) error {
+	const op = "CopyCols"
+	bs, err := o.be.store.Mems(op, "dst", dst, "src", src)
+	if err != nil {
+		return err
+	}
+	wd, ws, rows, err := backend.CheckCopyCols(dst, src, dstCol, srcCol, cols)
+	if err != nil {
+		return err
+	}
+	d, s := bs[0].f32(), bs[1].f32()
+	for r := 0; r < rows; r++ {
+		copy(d[r*wd+dstCol:r*wd+dstCol+cols], s[r*ws+srcCol:r*ws+srcCol+cols])
+	}
+	return nil
+}
+
 func (o hostOps) Argmax(out, x backend.Buffer) error {
 	const op = "Argmax"
 	bs, err := o.be.store.Mems(op, "out", out, "x", x)

@@ -473,6 +473,37 @@ func (o devOps) MLAAttention(out, q, cache, nkv backend.Buffer, scale float32) e
 	})
 }
 
+func (o devOps) CopyCols(dst, src backend.Buffer, dstCol, srcCol, cols int) error {
+	const op = "CopyCols"
+	b, err := o.be.store.Mems(op, "dst", dst, "src", src)
+	if err != nil {
+		return err
+	}
+	wd, ws, rows, err := backend.CheckCopyCols(dst, src, dstCol, srcCol, cols)
+	if err != nil {
+		return err
+	}
+	return o.do(func(c *Ctx) error {
+		// A strided row gather: GatherRows without ids, in launches of at
+		// most maxSlots rows.
+		for r0 := 0; r0 < rows; r0 += maxSlots {
+			n := min(maxSlots, rows-r0)
+			s, err := b[1].Slice(f32Bytes(r0*ws+srcCol), f32Bytes((n-1)*ws+cols))
+			if err != nil {
+				return err
+			}
+			d, err := b[0].Slice(f32Bytes(r0*wd+dstCol), f32Bytes((n-1)*wd+cols))
+			if err != nil {
+				return err
+			}
+			if err := c.GatherRows(s, ws, n, Buffer{}, d, wd, n, cols); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func (o devOps) Argmax(out, x backend.Buffer) error {
 	const op = "Argmax"
 	b, err := o.be.store.Mems(op, "out", out, "x", x)
