@@ -22,6 +22,7 @@ var checks = []check{
 	{"MatMulID", checkMatMulID},
 	{"CacheStore", checkCacheStore},
 	{"MLAAttention", checkMLAAttention},
+	{"GLMLayer", checkGLMLayer},
 	{"Order", checkOrder},
 	{"View", checkView},
 	{"Errors", checkErrors},

@@ -124,6 +124,13 @@ func (o ropeNextPosition) RoPE(x, pos backend.Buffer, offset, dims int, base flo
 	return o.Ops.RoPE(x, one, offset, dims, base)
 }
 
+// ropeNoop rotates nothing. (A RoPE one position off for every token is
+// invisible to attention, which sees only relative positions; RoPE's own
+// check catches that one.)
+type ropeNoop struct{ bugOps }
+
+func (o ropeNoop) RoPE(x, pos backend.Buffer, offset, dims int, base float32) error { return nil }
+
 // mlaWrongScale uses 1/sqrt(576) instead of the given 1/sqrt(256) (the bug
 // ollama shipped).
 type mlaWrongScale struct{ bugOps }
@@ -179,6 +186,9 @@ func TestSuiteCatchesBugs(t *testing.T) {
 			{"RoPE", ropeNextPosition{base}},
 			{"MLAAttention", mlaWrongScale{base}},
 			{"SwiGLU", swigluSigmoid{base}},
+			{"GLMLayer", mlaWrongScale{base}},
+			{"GLMLayer", routerNoRenorm{base}},
+			{"GLMLayer", ropeNoop{base}},
 		} {
 			chk := findCheck(t, c.check)
 			if rec := runRecorded(chk, wrong{be, base}, 1); rec.failed {
