@@ -247,10 +247,21 @@ func (o devOps) matvec(c *Ctx, p product) error {
 		if err != nil {
 			return err
 		}
-		if err := c.QuantizeQ81(p.x, p.k, xRows, p.k, q); err != nil {
-			return err
-		}
 		x, xRowBytes = q, Q81Bytes(1, p.k)
+		for r0 := 0; r0 < xRows; r0 += maxSlots { // grid.y holds the rows
+			r := min(maxSlots, xRows-r0)
+			xs, err := p.x.Slice(f32Bytes(r0*p.k), f32Bytes(r*p.k))
+			if err != nil {
+				return err
+			}
+			qs, err := q.Slice(int64(r0)*xRowBytes, int64(r)*xRowBytes)
+			if err != nil {
+				return err
+			}
+			if err := c.QuantizeQ81(xs, p.k, r, p.k, qs); err != nil {
+				return err
+			}
+		}
 	}
 	chunk := maxSlots / p.xdiv * p.xdiv
 	for j0 := 0; j0 < p.slots; j0 += chunk {
