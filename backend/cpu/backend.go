@@ -477,45 +477,78 @@ func (o hostOps) MLAAttention(out, q, cache, nkv backend.Buffer, scale float32) 
 		return err
 	}
 	ov, qv, c, lens := bs[0].f32(), bs[1].f32(), bs[2], bs[3].i32()
-	maxL := 0
+	f32Cache := cache.DType() == backend.F32
+	// span returns columns [c0, c1) of cache rows [j0, j1) as f32, row
+	// after row: an F32 cache in place (rows of d, so the caller strides
+	// by d), an F16 one converted into buf (rows of c1-c0).
+	span := func(j0, j1, c0, c1 int, buf []float32) (v []float32, stride int) {
+		if f32Cache {
+			return c.f32()[j0*d+c0:], d
+		}
+		w := c1 - c0
+		for j := j0; j < j1; j++ {
+			quant.DequantizeRowF16(c.data[2*(j*d+c0):2*(j*d+c1)], buf[(j-j0)*w:(j-j0+1)*w])
+		}
+		return buf, w
+	}
+	const rowBlock, colBlock = 64, 64
 	for t := 0; t < n; t++ {
-		maxL = max(maxL, min(max(int(lens[t]), 0), capacity))
-	}
-	// The rows any token reads, as f32 (an F32 cache is used in place).
-	var kv []float32
-	if cache.DType() == backend.F32 {
-		kv = c.f32()
-	} else if maxL > 0 {
-		kv = make([]float32, maxL*d)
-		quant.DequantizeRowF16(c.data[:2*maxL*d], kv)
-	}
-	o.be.pool.For(n*h, 1, func(_, lo, hi int) {
-		p := make([]float32, maxL)
-		for th := lo; th < hi; th++ {
-			t := th / h
-			L := min(max(int(lens[t]), 0), capacity)
-			qh := qv[th*d : (th+1)*d]
-			oh := ov[th*dv : (th+1)*dv]
-			clear(oh)
-			if L == 0 {
-				continue
+		L := min(max(int(lens[t]), 0), capacity)
+		ot := ov[t*h*dv : (t+1)*h*dv]
+		clear(ot)
+		if L == 0 {
+			continue
+		}
+		// Scores of all heads, key blocks in parallel (each cache row is
+		// converted once for all heads).
+		p := make([]float32, h*L)
+		qt := qv[t*h*d : (t+1)*h*d]
+		o.be.pool.For((L+rowBlock-1)/rowBlock, 1, func(_, lo, hi int) {
+			buf := make([]float32, rowBlock*d)
+			for blk := lo; blk < hi; blk++ {
+				j0, j1 := blk*rowBlock, min(L, (blk+1)*rowBlock)
+				kv, stride := span(j0, j1, 0, d, buf)
+				for hh := 0; hh < h; hh++ {
+					for j := j0; j < j1; j++ {
+						p[hh*L+j] = scale * DotF32(qt[hh*d:(hh+1)*d], kv[(j-j0)*stride:])
+					}
+				}
 			}
+		})
+		for hh := 0; hh < h; hh++ {
+			ph := p[hh*L : (hh+1)*L]
 			mx := float32(math.Inf(-1))
-			for j := 0; j < L; j++ {
-				p[j] = scale * DotF32(qh, kv[j*d:(j+1)*d])
-				mx = max(mx, p[j])
+			for _, v := range ph {
+				mx = max(mx, v)
 			}
 			var sum float64
-			for j := 0; j < L; j++ {
-				p[j] = Exp32(p[j] - mx)
-				sum += float64(p[j])
+			for j, v := range ph {
+				ph[j] = Exp32(v - mx)
+				sum += float64(ph[j])
 			}
 			inv := float32(1 / sum)
-			for j := 0; j < L; j++ {
-				AXPY(oh, p[j]*inv, kv[j*d:j*d+dv])
+			for j := range ph {
+				ph[j] *= inv
 			}
 		}
-	})
+		// out_h = Σ_j p_hj·V_j, value columns in parallel.
+		o.be.pool.For((dv+colBlock-1)/colBlock, 1, func(_, lo, hi int) {
+			buf := make([]float32, rowBlock*colBlock)
+			for cb := lo; cb < hi; cb++ {
+				c0, c1 := cb*colBlock, min(dv, (cb+1)*colBlock)
+				for j0 := 0; j0 < L; j0 += rowBlock {
+					j1 := min(L, j0+rowBlock)
+					v, stride := span(j0, j1, c0, c1, buf)
+					for hh := 0; hh < h; hh++ {
+						oh := ot[hh*dv+c0 : hh*dv+c1]
+						for j := j0; j < j1; j++ {
+							AXPY(oh, p[hh*L+j], v[(j-j0)*stride:])
+						}
+					}
+				}
+			}
+		})
+	}
 	return nil
 }
 
