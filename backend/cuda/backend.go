@@ -113,14 +113,15 @@ func (be *Backend) View(src backend.Buffer, offset int, shape ...int) (backend.B
 	return v, nil
 }
 
-// Upload copies the raw tensor bytes src into dst (after the ops enqueued
-// before it) and waits for the copy.
+// Upload enqueues the copy of the raw tensor bytes src into dst after the
+// ops enqueued before it, without waiting (UploadAsync: the driver stages
+// pageable memory, so src may be reused on return).
 func (be *Backend) Upload(dst backend.Buffer, src []byte) error {
 	d, err := be.store.Transfer("Upload", dst, len(src))
 	if err != nil {
 		return err
 	}
-	return be.dev.Upload(d, src)
+	return be.dev.Do(func(c *Ctx) error { return c.UploadAsync(d, src) })
 }
 
 // Download copies src's bytes into dst after the ops enqueued before it.
