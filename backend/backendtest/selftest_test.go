@@ -158,6 +158,28 @@ func (o swigluSigmoid) SwiGLU(out, gate, up backend.Buffer) error {
 	return nil
 }
 
+// matMulRefuses claims every product is not implemented (a listed dtype
+// must run the shapes of real models).
+type matMulRefuses struct{ bugOps }
+
+func (o matMulRefuses) MatMul(out, w, x backend.Buffer) error { return backend.ErrNotImplemented }
+
+// hidesQ4K lists no Q4_K weights while its ops still run them: the
+// capabilities are then wrong, which the suite must notice.
+type hidesQ4K struct{ wrong }
+
+func (w hidesQ4K) Capabilities() backend.Capabilities {
+	c := w.wrong.Capabilities()
+	var keep []backend.DType
+	for _, t := range c.WeightTypes {
+		if t != backend.Q4_K {
+			keep = append(keep, t)
+		}
+	}
+	c.WeightTypes = keep
+	return c
+}
+
 func findCheck(t *testing.T, name string) check {
 	for _, c := range checks {
 		if c.name == name {
@@ -200,6 +222,14 @@ func TestSuiteCatchesBugs(t *testing.T) {
 			} else {
 				t.Logf("%s mode %s: %T caught: %s", c.check, mode, c.ops, rec)
 			}
+		}
+		for _, name := range []string{"MatMul", "MatMulID"} {
+			if rec := runRecorded(findCheck(t, name), hidesQ4K{wrong{be, base}}, 1); !rec.failed {
+				t.Errorf("%s mode %s: capabilities without q4_K passed while q4_K products run", name, mode)
+			}
+		}
+		if rec := runRecorded(findCheck(t, "MatMul"), wrong{be, matMulRefuses{base}}, 1); !rec.failed {
+			t.Errorf("mode %s: a MatMul refusing every shape passed", mode)
 		}
 		be.Close()
 	}
