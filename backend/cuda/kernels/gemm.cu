@@ -99,16 +99,13 @@ static __device__ __forceinline__ void deq8(const unsigned char *__restrict__ ro
 	}
 }
 
-// deq8_fp4(codes, scales, k, v): values k..k+7 (k % 8 == 0) of one MMFP4
-// row whose cols/2 code bytes start at `codes` (8-byte aligned) and whose
-// fp16 group scales start at `scales` (matvec.cu describes the layout).
-static __device__ __forceinline__ void deq8_fp4(const unsigned char *__restrict__ codes, const unsigned char *__restrict__ scales,
-                                                long long k, float *v) {
-	const int g = (int)(k / 128), kk = (int)(k % 128), s = kk / 32, j = kk % 32;
-	const uint2 c = *(const uint2 *)(codes + 64 * g + 16 * s + (j & 15));
-	const float half = 0.5f * ld_f16(scales + 2 * g);
+// fp4_deq8: the 8 MMFP4 values held by 8 code bytes c (one half of a
+// 16-byte sub-block: the low nibbles, or with hi the high nibbles; see
+// matvec.cu for the layout) with fp16 group scale sc (raw bits).
+static __device__ __forceinline__ void fp4_deq8(uint2 c, unsigned short sc, bool hi, float *v) {
+	const float half = 0.5f * __half2float(__ushort_as_half(sc));
 	const int2 wa = fp4_kv2x8((int)c.x), wb = fp4_kv2x8((int)c.y);
-	const int a = j < 16 ? wa.x : wa.y, b = j < 16 ? wb.x : wb.y;  // low nibbles: elements 0..15 of the sub-block
+	const int a = hi ? wa.y : wa.x, b = hi ? wb.y : wb.x;
 #pragma unroll
 	for (int l = 0; l < 4; l++) {
 		v[l] = half * (float)(signed char)(a >> (8 * l));
@@ -241,8 +238,12 @@ static __device__ __forceinline__ void gemm_body(const __half *__restrict__ A, l
 #pragma unroll
 		for (int j = 0; j < 4; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
 
-	// Each thread moves 2 x 16 bytes of A and of W per K step.
+	// Each thread moves 2 x 16 bytes of A and of W per K step. MMFP4 keeps
+	// its raw codes and scale in registers (rc, rs) through the mma and
+	// decodes them in stash, so the loads are in flight during the mma.
 	uint4 ra[2], rw[2];
+	uint2 rc[2];
+	unsigned short rs[2];
 	auto fetch = [&](int k0) {
 #pragma unroll
 		for (int it = 0; it < 2; it++) {
@@ -253,10 +254,13 @@ static __device__ __forceinline__ void gemm_body(const __half *__restrict__ A, l
 				if constexpr (WT == WT_F16) {
 					rw[it] = *(const uint4 *)(W + (size_t)wr * w_row_bytes + 2 * (size_t)(k0 + c8));
 				} else if constexpr (WT == WT_MMFP4) {
-					// w_row_bytes = K/2 code bytes; the group's scales follow its M code rows.
-					float v[8];
-					deq8_fp4(W + (size_t)wr * w_row_bytes, W + (size_t)M * w_row_bytes + (size_t)wr * (K / 64), k0 + c8, v);
-					rw[it] = pack8(v);
+					// GM_BK = 32 = one sub-block (16 code bytes) per row and step:
+					// c8 0/8 take code bytes 0-7/8-15 (low nibbles), c8 16/24 the
+					// same bytes' high nibbles. w_row_bytes = K/2; the group's
+					// scales follow its M code rows.
+					const int k = k0 + c8;
+					rc[it] = *(const uint2 *)(W + (size_t)wr * w_row_bytes + (k / 32) * 16 + (c8 & 8));
+					rs[it] = *(const unsigned short *)(W + (size_t)M * w_row_bytes + (size_t)wr * (K / 64) + 2 * (k / 128));
 				} else {
 					float v[8];
 					deq8<WT>(W + (size_t)wr * w_row_bytes, k0 + c8, v);
@@ -264,6 +268,7 @@ static __device__ __forceinline__ void gemm_body(const __half *__restrict__ A, l
 				}
 			} else {
 				rw[it] = make_uint4(0, 0, 0, 0);
+				if constexpr (WT == WT_MMFP4) rc[it] = make_uint2(0, 0), rs[it] = 0;
 			}
 		}
 	};
@@ -271,6 +276,11 @@ static __device__ __forceinline__ void gemm_body(const __half *__restrict__ A, l
 #pragma unroll
 		for (int it = 0; it < 2; it++) {
 			const int idx = tid + it * 128, row = idx >> 2, c8 = (idx & 3) * 8;
+			if constexpr (WT == WT_MMFP4) {
+				float v[8];
+				fp4_deq8(rc[it], rs[it], c8 >= 16, v);
+				rw[it] = pack8(v);
+			}
 			*(uint4 *)(As[buf] + row * GM_LD + c8) = ra[it];
 			*(uint4 *)(Ws[buf] + row * GM_LD + c8) = rw[it];
 		}
