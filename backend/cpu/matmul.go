@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 	"unsafe"
 
 	"github.com/glmrun/glmrun/backend/cpu/kernels"
@@ -86,8 +87,9 @@ type Job struct {
 type job struct {
 	Job
 	g    grouping
-	xq   []byte // activations quantized to the vec-dot type (fast mode)
-	qb   int    // bytes per quantized activation row
+	xq   []byte          // activations quantized to the vec-dot type (fast mode)
+	qb   int             // bytes per quantized activation row
+	vt   gguf.TensorType // the vec-dot type of xq
 	dot  DotFunc
 	tile TileFunc  // nil: row by row
 	rows RowsFunc  // nil: row by row (used when N == 1)
@@ -99,13 +101,9 @@ type job struct {
 // and KV projections of the same input) share one dispatch. Jobs whose X is
 // the same slice share one quantization of it.
 func MatMulBatch(p *Pool, mode Mode, jobs []Job) error {
-	js := make([]job, 0, len(jobs))
-	type qkey struct {
-		x  *float32
-		n  int
-		vt gguf.TensorType
-	}
-	quantized := map[qkey]job{}
+	b := batchPool.Get().(*batch)
+	defer b.release()
+	js := b.js[:0]
 	total, maxCols := 0, 0
 	for k, jb := range jobs {
 		if jb.Groups == 0 {
@@ -128,17 +126,16 @@ func MatMulBatch(p *Pool, mode Mode, jobs []Job) error {
 		case mode == Fast:
 			vt := quant.VecDotType(w.Type)
 			nx := jb.Groups * jb.N
-			key := qkey{&jb.X[0], nx * w.Cols, vt}
-			if prev, ok := quantized[key]; ok {
+			if prev := quantizedBefore(js, &jb.X[0], nx*w.Cols, vt); prev != nil {
 				j.xq, j.qb = prev.xq, prev.qb
 			} else {
-				xq, qb, err := QuantizeRows(p, vt, jb.X, nx, w.Cols)
+				xq, qb, err := b.quantize(p, vt, jb.X, nx, w.Cols)
 				if err != nil {
 					return fmt.Errorf("cpu: quantize activations to %s for %s weight: %w", vt, w.Type, err)
 				}
 				j.xq, j.qb = xq, qb
-				quantized[key] = j
 			}
+			j.vt = vt
 			dot, err := DotKernel(w.Type)
 			if err != nil {
 				return err
@@ -155,10 +152,12 @@ func MatMulBatch(p *Pool, mode Mode, jobs []Job) error {
 		maxCols = max(maxCols, w.Cols)
 		js = append(js, j)
 	}
+	b.js = js
 	if total == 0 {
 		return nil
 	}
-	errs := make([]error, p.Threads())
+	b.errs = append(b.errs[:0], make([]error, p.Threads())...)
+	errs := b.errs
 	p.For(total, rowsPerTask, func(worker, lo, hi int) {
 		var scratch []float32
 		// Find the job holding row lo.
@@ -198,6 +197,61 @@ func MatMulBatch(p *Pool, mode Mode, jobs []Job) error {
 		}
 	})
 	return firstErr(errs)
+}
+
+// quantizedBefore returns the earlier job of js whose activations are the
+// same n elements at x quantized to vt, or nil.
+func quantizedBefore(js []job, x *float32, n int, vt gguf.TensorType) *job {
+	for i := range js {
+		j := &js[i]
+		if j.xq != nil && j.vt == vt && &j.X[0] == x && j.Groups*j.N*j.W.Cols == n {
+			return j
+		}
+	}
+	return nil
+}
+
+// batch is the reusable workspace of one MatMulBatch call: its validated
+// jobs, the quantized activations of all of them (one buffer, carved per
+// product) and the per-worker errors. Decode makes a few hundred products
+// per token; taking these from a pool keeps them off the garbage-collected
+// heap.
+type batch struct {
+	js   []job
+	xq   []byte // quantized activations, in use up to off
+	off  int
+	errs []error
+}
+
+var batchPool = sync.Pool{New: func() any { return new(batch) }}
+
+// release drops the references to the caller's slices and returns b to the
+// pool.
+func (b *batch) release() {
+	clear(b.js)
+	b.js = b.js[:0]
+	clear(b.errs)
+	b.off = 0
+	batchPool.Put(b)
+}
+
+// quantize quantizes the n rows of x ([n][cols]) to type t into b's buffer
+// (see QuantizeRows).
+func (b *batch) quantize(p *Pool, t gguf.TensorType, x []float32, n, cols int) ([]byte, int, error) {
+	rb64, err := t.RowBytes(uint64(cols))
+	if err != nil {
+		return nil, 0, err
+	}
+	rb := int(rb64)
+	need := n * rb
+	if b.off+need > len(b.xq) {
+		// Earlier products of this call keep the old buffer.
+		b.xq = make([]byte, max(2*len(b.xq), need))
+		b.off = 0
+	}
+	xq := b.xq[b.off : b.off+need : b.off+need]
+	b.off += need
+	return xq, rb, quantizeRowsInto(p, t, x, n, cols, xq, rb)
 }
 
 // row computes the outputs of weight row r of j for all its tokens.
@@ -300,12 +354,22 @@ func QuantizeRows(p *Pool, t gguf.TensorType, x []float32, n, cols int) ([]byte,
 	}
 	rb := int(rb64)
 	xq := make([]byte, n*rb)
-	errs := make([]error, p.Threads())
-	grain := 1
+	return xq, rb, quantizeRowsInto(p, t, x, n, cols, xq, rb)
+}
+
+// quantizeRowsInto quantizes the n rows of x ([n][cols]) to type t into xq
+// (n rows of rb bytes), in parallel when there is enough work.
+func quantizeRowsInto(p *Pool, t gguf.TensorType, x []float32, n, cols int, xq []byte, rb int) error {
 	if n*cols < 1<<14 {
-		grain = n
+		for i := 0; i < n; i++ {
+			if err := quantizeRow(t, x[i*cols:(i+1)*cols], xq[i*rb:(i+1)*rb]); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	p.For(n, grain, func(worker, lo, hi int) {
+	errs := make([]error, p.Threads())
+	p.For(n, 1, func(worker, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			if err := quantizeRow(t, x[i*cols:(i+1)*cols], xq[i*rb:(i+1)*rb]); err != nil {
 				errs[worker] = err
@@ -313,7 +377,7 @@ func QuantizeRows(p *Pool, t gguf.TensorType, x []float32, n, cols int) ([]byte,
 			}
 		}
 	})
-	return xq, rb, firstErr(errs)
+	return firstErr(errs)
 }
 
 func firstErr(errs []error) error {

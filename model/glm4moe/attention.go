@@ -43,15 +43,18 @@ func (m *Model) attendCached(l int, rows []rowRef, s *scratch) {
 	}
 	chunkLen := (maxLen + chunks - 1) / chunks
 	// Per (token, chunk, head): max score, exp-sum, unnormalised output.
-	pm := make([]float32, n*chunks*H)
-	ps := make([]float64, n*chunks*H)
+	pm := s.floats(n * chunks * H)
+	ps := s.float64s(n * chunks * H)
 	var po []float32
 	if chunks > 1 {
-		po = make([]float32, n*chunks*H*kvl)
+		po = s.floats(n * chunks * H * kvl)
 	}
-	scores := make([][]float32, threads)
+	for len(s.scores) < threads {
+		s.scores = append(s.scores, nil)
+	}
+	scores := s.scores
 	m.pool.For(n*chunks, 1, func(worker, lo, hi int) {
-		if scores[worker] == nil {
+		if cap(scores[worker]) < H*chunkLen {
 			scores[worker] = make([]float32, H*chunkLen)
 		}
 		for it := lo; it < hi; it++ {

@@ -13,6 +13,7 @@ type Cache struct {
 	width  int
 	n, cap int
 	gpu    *gpuCache // device rows when the model runs on CUDA (layers is nil)
+	logits []float32 // last-token logits of the latest Forward (CPU), reused
 }
 
 // NewCache allocates a cache for up to maxTokens tokens. The memory is

@@ -2,7 +2,7 @@ package glm4moe
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 
 	"github.com/glmrun/glmrun/backend/cpu"
@@ -10,10 +10,12 @@ import (
 )
 
 // Forward appends tokens to c and returns logits: if all, one row of
-// VocabSize logits per token ([len(tokens)][vocab], row-major); otherwise
-// only the last token's [vocab]. Tokens are processed in micro-batches of
-// Options.UBatch tokens. It returns an error, leaving c unchanged, if a
-// token id is out of range or the cache would overflow.
+// VocabSize logits per token ([len(tokens)][vocab], row-major, a new
+// slice); otherwise only the last token's [vocab], in a buffer that c owns
+// and the next Forward on c overwrites (copy it to keep it; decode then
+// allocates no logits per token). Tokens are processed in
+// micro-batches of Options.UBatch tokens. It returns an error, leaving c
+// unchanged, if a token id is out of range or the cache would overflow.
 func (m *Model) Forward(c *Cache, tokens []int32, all bool) ([]float32, error) {
 	if c == nil || c.m != m {
 		return nil, fmt.Errorf("glm4moe: cache does not belong to this model")
@@ -41,7 +43,11 @@ func (m *Model) Forward(c *Cache, tokens []int32, all bool) ([]float32, error) {
 				want = append(want, k)
 			}
 		}
-		out, err := m.run(rows, tokens[i:j], want)
+		var dst []float32
+		if !all {
+			dst = c.logits
+		}
+		out, err := m.run(rows, tokens[i:j], want, dst)
 		if err != nil {
 			c.n = start
 			return nil, err
@@ -51,6 +57,9 @@ func (m *Model) Forward(c *Cache, tokens []int32, all bool) ([]float32, error) {
 			logits = append(logits, out...)
 		} else if j == len(tokens) {
 			logits = out
+			if m.gpu == nil {
+				c.logits = out
+			}
 		}
 	}
 	return logits, nil
@@ -58,10 +67,20 @@ func (m *Model) Forward(c *Cache, tokens []int32, all bool) ([]float32, error) {
 
 // ForwardBatch runs one step for several independent sequences in one
 // batched pass: tokens[i] (at least one token) are appended to caches[i],
-// and the last-token logits ([vocab]) of each sequence are returned. Weight
-// rows are read once per pass for all sequences. Passes hold at most
-// Options.UBatch tokens in total. The caches must be distinct.
+// and the last-token logits ([vocab]) of each sequence are returned (rows
+// of one new slice). Weight rows are read once per pass for all sequences.
+// Passes hold at most Options.UBatch tokens in total. The caches must be
+// distinct.
 func (m *Model) ForwardBatch(caches []*Cache, tokens [][]int32) ([][]float32, error) {
+	return m.ForwardBatchInto(nil, caches, tokens)
+}
+
+// ForwardBatchInto is ForwardBatch writing the logits into buf
+// ([len(caches)][vocab], reused when its capacity suffices, else replaced
+// by a new slice): the returned rows alias it, so a caller stepping many
+// times reuses one buffer instead of allocating len(caches)·vocab floats
+// per step.
+func (m *Model) ForwardBatchInto(buf []float32, caches []*Cache, tokens [][]int32) ([][]float32, error) {
 	if len(caches) != len(tokens) {
 		return nil, fmt.Errorf("glm4moe: %d caches for %d token lists", len(caches), len(tokens))
 	}
@@ -95,6 +114,9 @@ func (m *Model) ForwardBatch(caches []*Cache, tokens [][]int32) ([][]float32, er
 	}
 	out := make([][]float32, len(caches))
 	vocab := m.cfg.VocabSize
+	if buf != nil && cap(buf) < len(caches)*vocab {
+		buf = make([]float32, len(caches)*vocab)
+	}
 	ub := m.opt.UBatch
 	seq := 0
 	for i := 0; i < len(rows); i += ub {
@@ -105,7 +127,11 @@ func (m *Model) ForwardBatch(caches []*Cache, tokens [][]int32) ([][]float32, er
 			want = append(want, last[s]-i)
 			wantSeq = append(wantSeq, s)
 		}
-		logits, err := m.run(rows[i:j], toks[i:j], want)
+		var dst []float32
+		if buf != nil {
+			dst = buf[seq*vocab : len(caches)*vocab]
+		}
+		logits, err := m.run(rows[i:j], toks[i:j], want, dst)
 		if err != nil {
 			for s, c := range caches {
 				c.n = start[s]
@@ -143,26 +169,26 @@ type rowRef struct {
 
 // run computes one pass over n = len(rows) tokens: it writes each token's
 // cache row and returns the logits of the rows listed in want
-// ([len(want)][vocab]). The caller advances the caches' lengths.
-func (m *Model) run(rows []rowRef, tokens []int32, want []int) ([]float32, error) {
+// ([len(want)][vocab]), written into dst when its capacity suffices (CPU
+// path), else into a new slice. The caller advances the caches' lengths.
+func (m *Model) run(rows []rowRef, tokens []int32, want []int, dst []float32) ([]float32, error) {
 	if m.gpu != nil {
 		return m.gpu.run(rows, tokens, want)
 	}
 	c := m.cfg
 	n := len(rows)
 	d := c.NEmbd
-	x := make([]float32, n*d)
+	s := getScratch(c, n)
+	defer s.put()
+	x := s.floats(n * d)
 	for i, t := range tokens {
 		if err := quant.Dequantize(m.embd.Type, m.embd.Row(int(t)), x[i*d:(i+1)*d]); err != nil {
 			return nil, fmt.Errorf("glm4moe: embedding: %w", err)
 		}
 	}
-	s := getScratch(c, n)
-	defer scratchPool.Put(s)
 	// One rotation table per token, shared by all layers and heads.
-	s.rope = make([]cpu.RoPETable, n)
-	for i, r := range rows {
-		s.rope[i] = cpu.NewRoPETable(r.pos, c.RopeDim, c.RopeFreqBase)
+	for _, r := range rows {
+		s.rope = append(s.rope, cpu.NewRoPETable(r.pos, c.RopeDim, c.RopeFreqBase))
 	}
 	last := len(m.layers) - 1
 	for l := range m.layers {
@@ -176,7 +202,7 @@ func (m *Model) run(rows []rowRef, tokens []int32, want []int) ([]float32, error
 			if len(want) == 0 {
 				return nil, nil
 			}
-			xo := make([]float32, len(want)*d)
+			xo := s.floats(len(want) * d)
 			for k, r := range want {
 				copy(xo[k*d:(k+1)*d], x[r*d:(r+1)*d])
 			}
@@ -196,11 +222,16 @@ func (m *Model) run(rows []rowRef, tokens []int32, want []int) ([]float32, error
 	if len(want) == 0 {
 		return nil, nil
 	}
-	h := make([]float32, len(want)*d)
+	h := s.floats(len(want) * d)
 	for k, r := range want {
 		cpu.RMSNorm(h[k*d:(k+1)*d], x[r*d:(r+1)*d], m.outNrm, c.RMSEps)
 	}
-	logits := make([]float32, len(want)*c.VocabSize)
+	var logits []float32
+	if need := len(want) * c.VocabSize; cap(dst) >= need {
+		logits = dst[:need]
+	} else {
+		logits = make([]float32, need)
+	}
 	if err := m.matmul(logits, m.output, h, len(want)); err != nil {
 		return nil, fmt.Errorf("glm4moe: output: %w", err)
 	}
@@ -228,6 +259,46 @@ type scratch struct {
 	rope  []cpu.RoPETable // [n] rotation of each token's position
 	n     int             // tokens the buffers were allocated for
 	shape shape           // model shapes they were allocated for
+
+	// Buffers whose sizes vary within a pass (routed experts, router,
+	// attention partials), handed out by floats/float64s and reused by the
+	// next pass.
+	arena   []float32
+	off     int
+	arena64 []float64
+	scores  [][]float32 // per worker: attention scores
+	ffn     ffnScratch
+}
+
+// floats returns n zeroed float32s valid until the scratch is put back.
+func (s *scratch) floats(n int) []float32 {
+	if s.off+n > len(s.arena) {
+		// Slices handed out earlier in this pass keep the old array.
+		s.arena = make([]float32, max(2*len(s.arena), n, 1<<12))
+		s.off = 0
+	}
+	b := s.arena[s.off : s.off+n : s.off+n]
+	s.off += n
+	clear(b)
+	return b
+}
+
+// float64s returns n zeroed float64s; one user per pass (attention).
+func (s *scratch) float64s(n int) []float64 {
+	if cap(s.arena64) < n {
+		s.arena64 = make([]float64, n)
+	}
+	b := s.arena64[:n]
+	clear(b)
+	return b
+}
+
+// put drops the references the scratch holds into the caller's data and
+// returns it to the pool.
+func (s *scratch) put() {
+	s.ffn.reset()
+	s.off = 0
+	scratchPool.Put(s)
 }
 
 // scratchPool keeps the activation buffers of finished passes for reuse:
@@ -268,7 +339,7 @@ func (s *scratch) resize(c Config, n int) *scratch {
 	s.oh = s.oh[:n*c.NHead*c.ValueLengthMLA]
 	s.o = s.o[:n*c.NHead*c.ValueLengthMLA]
 	s.proj = s.proj[:n*c.NEmbd]
-	s.rope = nil
+	s.rope = s.rope[:0]
 	return s
 }
 
@@ -374,7 +445,7 @@ func (m *Model) ffn(l int, x []float32, n int, s *scratch) error {
 	h := s.a
 	cpu.RMSNorm(h, x, ly.ffnNorm, c.RMSEps)
 	if !ly.moe {
-		if err := m.swiglu(s.proj, ly.gate, ly.up, ly.down, h, n); err != nil {
+		if err := m.swiglu(s.proj, ly.gate, ly.up, ly.down, h, n, s); err != nil {
 			return err
 		}
 		cpu.Add(x[:n*d], s.proj)
@@ -382,18 +453,17 @@ func (m *Model) ffn(l int, x []float32, n int, s *scratch) error {
 	}
 	// Router in f32 (the router weight is f32 in every real file).
 	ne, k := c.NExpert, c.NExpertUsed
-	logits := make([]float32, n*ne)
+	logits := s.floats(n * ne)
 	if err := m.matmul(logits, ly.gateInp, h, n); err != nil {
 		return err
 	}
-	type route struct {
-		row int
-		w   float32
+	f := &s.ffn
+	f.routes = slices.Grow(f.routes[:0], ne)[:ne]
+	for e := range f.routes {
+		f.routes[e] = f.routes[e][:0]
 	}
-	routes := make([][]route, ne)
-	probs := make([]float32, ne)
-	sel := make([]float32, ne)
-	idx := make([]int, ne)
+	probs, sel := s.floats(ne), s.floats(ne)
+	f.top = slices.Grow(f.top[:0], k)
 	for i := 0; i < n; i++ {
 		lg := logits[i*ne : (i+1)*ne]
 		if c.GatingSigmoid {
@@ -409,10 +479,8 @@ func (m *Model) ffn(l int, x []float32, n int, s *scratch) error {
 			if ly.expBias != nil {
 				sel[e] += ly.expBias[e]
 			}
-			idx[e] = e
 		}
-		sort.SliceStable(idx, func(a, b int) bool { return sel[idx[a]] > sel[idx[b]] })
-		top := idx[:k]
+		top := topK(f.top[:0], sel, k)
 		var sum float32
 		for _, e := range top {
 			sum += probs[e]
@@ -422,7 +490,7 @@ func (m *Model) ffn(l int, x []float32, n int, s *scratch) error {
 			norm = 1 / max(sum, 6.103515625e-5)
 		}
 		for _, e := range top {
-			routes[e] = append(routes[e], route{row: i, w: probs[e] * norm * c.ExpertWeightsScale})
+			f.routes[e] = append(f.routes[e], route{row: i, w: probs[e] * norm * c.ExpertWeightsScale})
 		}
 	}
 	// Routed experts, grouped: each selected expert's weights are read once
@@ -431,24 +499,19 @@ func (m *Model) ffn(l int, x []float32, n int, s *scratch) error {
 	out := s.proj
 	clear(out[:n*d])
 	ff := c.NFFExp
-	type expert struct {
-		e          int
-		rs         []route
-		x, g, u, y []float32
-	}
-	var exps []expert
-	for e, rs := range routes {
+	exps := f.exps[:0]
+	for e, rs := range f.routes {
 		if len(rs) == 0 {
 			continue
 		}
-		ex := expert{e: e, rs: rs, x: make([]float32, len(rs)*d), g: make([]float32, len(rs)*ff), u: make([]float32, len(rs)*ff), y: make([]float32, len(rs)*d)}
+		ex := expert{e: e, rs: rs, x: s.floats(len(rs) * d), g: s.floats(len(rs) * ff), u: s.floats(len(rs) * ff), y: s.floats(len(rs) * d)}
 		for j, r := range rs {
 			copy(ex.x[j*d:(j+1)*d], h[r.row*d:(r.row+1)*d])
 		}
 		exps = append(exps, ex)
 	}
-	up := make([]cpu.Job, 0, 2*len(exps)+2)
-	down := make([]cpu.Job, 0, len(exps)+1)
+	f.exps = exps
+	up, down := f.up[:0], f.down[:0]
 	for _, ex := range exps {
 		e, k := ex.e, len(ex.rs)
 		var gw, uw cpu.Weight
@@ -465,10 +528,11 @@ func (m *Model) ffn(l int, x []float32, n int, s *scratch) error {
 	var shG, shU, shY []float32
 	if ly.hasSh {
 		fs := ly.gateSh.Rows
-		shG, shU, shY = make([]float32, n*fs), make([]float32, n*fs), make([]float32, n*d)
+		shG, shU, shY = s.floats(n*fs), s.floats(n*fs), s.floats(n*d)
 		up = append(up, cpu.Job{Out: shG, W: ly.gateSh, X: h, N: n}, cpu.Job{Out: shU, W: ly.upSh, X: h, N: n})
 		down = append(down, cpu.Job{Out: shY, W: ly.downSh, X: shG, N: n})
 	}
+	f.up, f.down = up, down
 	if err := m.batch(up...); err != nil {
 		return err
 	}
@@ -493,10 +557,64 @@ func (m *Model) ffn(l int, x []float32, n int, s *scratch) error {
 	return nil
 }
 
+// route is one token's share of a routed expert: its row in the pass and
+// its gate weight.
+type route struct {
+	row int
+	w   float32
+}
+
+// expert is one routed expert's work in a pass: the tokens routed to it and
+// their gathered inputs, gate, up and down outputs ([len(rs)][·]).
+type expert struct {
+	e          int
+	rs         []route
+	x, g, u, y []float32
+}
+
+// ffnScratch holds the routing state of an MoE block, reused across layers
+// and passes.
+type ffnScratch struct {
+	routes   [][]route // [NExpert] tokens routed to each expert
+	top      []int
+	exps     []expert
+	up, down []cpu.Job
+}
+
+// reset drops the references into the pass's buffers and weights.
+func (f *ffnScratch) reset() {
+	clear(f.exps[:cap(f.exps)])
+	clear(f.up[:cap(f.up)])
+	clear(f.down[:cap(f.down)])
+}
+
+// topK returns the indices of the k largest values of v in descending
+// order (ties: lower index first, as a stable sort would), appended to
+// dst[:0].
+func topK(dst []int, v []float32, k int) []int {
+	dst = dst[:0]
+	for e, x := range v {
+		if len(dst) == k && x <= v[dst[k-1]] {
+			continue
+		}
+		// Insert after every kept index whose value is >= x.
+		p := len(dst)
+		for p > 0 && v[dst[p-1]] < x {
+			p--
+		}
+		if len(dst) < k {
+			dst = append(dst, 0)
+		}
+		copy(dst[p+1:], dst[p:len(dst)-1])
+		dst[p] = e
+	}
+	return dst
+}
+
 // swiglu computes out = down·(silu(gate·x) ⊙ up·x) for the n rows of x.
-func (m *Model) swiglu(out []float32, gate, up, down cpu.Weight, x []float32, n int) error {
-	g := make([]float32, n*gate.Rows)
-	u := make([]float32, n*up.Rows)
+func (m *Model) swiglu(out []float32, gate, up, down cpu.Weight, x []float32, n int, s *scratch) error {
+	g := s.floats(n * gate.Rows)
+	u := s.floats(n * up.Rows)
 	if err := m.batch(cpu.Job{Out: g, W: gate, X: x, N: n}, cpu.Job{Out: u, W: up, X: x, N: n}); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/glmrun/glmrun/bench"
 	"github.com/glmrun/glmrun/chat"
@@ -49,6 +50,9 @@ type Engine struct {
 	tokSize int // the tokenizer's vocabulary (ids >= tokSize are masked)
 	printed map[int32]string
 	info    server.ModelInfo
+
+	mu     sync.Mutex
+	logits []float32 // ForwardBatch's reused logits buffer
 }
 
 // Open maps the GGUF at path and loads its tokenizer and model.
@@ -214,6 +218,9 @@ func (e *Engine) NewCache(maxTokens int) (server.Cache, error) {
 var errForeignCache = errors.New("glm: cache was not created by this engine")
 
 // ForwardBatch runs one batched pass of the model over several sequences.
+// The logits rows live in a buffer the engine reuses from step to step (as
+// server.Engine allows: valid until the next call), so a step does not
+// allocate len(caches)·vocab floats.
 func (e *Engine) ForwardBatch(caches []server.Cache, tokens [][]int32) ([][]float32, error) {
 	cs := make([]*glm4moe.Cache, len(caches))
 	for i, c := range caches {
@@ -223,7 +230,19 @@ func (e *Engine) ForwardBatch(caches []server.Cache, tokens [][]int32) ([][]floa
 		}
 		cs[i] = gc
 	}
-	return e.model.ForwardBatch(cs, tokens)
+	// Overlapping calls (not made by the scheduler) get their own buffer.
+	e.mu.Lock()
+	buf := e.logits
+	e.logits = nil
+	e.mu.Unlock()
+	if need := len(cs) * e.vocab; cap(buf) < need {
+		buf = make([]float32, need)
+	}
+	out, err := e.model.ForwardBatchInto(buf, cs, tokens)
+	e.mu.Lock()
+	e.logits = buf
+	e.mu.Unlock()
+	return out, err
 }
 
 // sampler wraps sample.Sampler with logit bias and vocabulary masking and

@@ -4710,7 +4710,7 @@ done34:
 	RET
 
 // func dotQ4KQ8KAVX512(nb int, w *byte, x *byte) float32
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C, SSE
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C, MMX+, SSE
 TEXT ·dotQ4KQ8KAVX512(SB), NOSPLIT, $0-28
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
@@ -4719,16 +4719,21 @@ TEXT ·dotQ4KQ8KAVX512(SB), NOSPLIT, $0-28
 	MOVL         $0x0f0f0f0f, BX
 	VMOVD        BX, X1
 	VPBROADCASTD X1, Z1
-	MOVL         $0x80000000, BX
+	MOVL         $0x0000ffff, BX
 	VMOVD        BX, X2
-	VMOVDQU64    q4kidx0<>+0(SB), Z3
-	VMOVDQU64    q4kidx1<>+0(SB), Z4
-	VMOVDQU64    q4kidx2<>+0(SB), Z5
-	VMOVDQU64    q4kidx3<>+0(SB), Z6
+	VPBROADCASTD X2, Z2
+	MOVL         $0x80000000, BX
+	VMOVD        BX, X3
+	VMOVDQU64    q4kvnni0<>+0(SB), Z4
+	VMOVDQU64    q4kvnni1<>+0(SB), Z5
+	VMOVDQU16    q4kminidx<>+0(SB), Y6
 
 loop35:
 	TESTQ        AX, AX
 	JZ           done35
+	PREFETCHT0   1024(CX)
+	PREFETCHT0   1088(CX)
+	PREFETCHT0   1152(CX)
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -4750,52 +4755,55 @@ loop35:
 	VPINSRD      $0x01, R8, X7, X7
 	VPINSRD      $0x02, SI, X7, X7
 	VPINSRD      $0x03, DI, X7, X7
-	VPMOVZXBW    X7, Y7
-	VMOVD        (CX), X8
-	VCVTPH2PS    X8, X8
-	VMOVDQU16    q4kminidx<>+0(SB), Y9
-	VPERMW       Y7, Y9, Y9
-	VPMADDWD     260(DX), Y9, Y9
-	VCVTDQ2PS    Y9, Y9
-	VMOVSHDUP    X8, X10
+	VPMOVZXBW    X7, Y8
+	VMOVD        (CX), X9
+	VCVTPH2PS    X9, X9
+	VPERMW       Y8, Y6, Y8
+	VPMADDWD     260(DX), Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VMOVSHDUP    X9, X10
 	VMULSS       (DX), X10, X10
-	VXORPS       X2, X10, X10
+	VXORPS       X3, X10, X10
 	VBROADCASTSS X10, Z10
-	VFMADD231PS  Z9, Z10, Z0
+	VFMADD231PS  Z8, Z10, Z0
+	VPBROADCASTQ X7, Z7
 	VPXORD       Z10, Z10, Z10
-	VMOVDQA64    Z7, Z15
-	VMOVDQU64    16(CX), Y11
-	VPSRLW       $0x04, Y11, Y7
-	VINSERTI64X4 $0x01, Y7, Z11, Z11
+	VMOVDQU64    16(CX), Z11
+	VPANDD       Z1, Z11, Z12
+	VPSRLW       $0x04, Z11, Z11
 	VPANDD       Z1, Z11, Z11
-	VPERMW       Z15, Z3, Z16
-	VPMADDUBSW   4(DX), Z11, Z17
-	VPDPWSSD     Z16, Z17, Z10
-	VMOVDQU64    48(CX), Y12
-	VPSRLW       $0x04, Y12, Y7
-	VINSERTI64X4 $0x01, Y7, Z12, Z12
-	VPANDD       Z1, Z12, Z12
-	VPERMW       Z15, Z4, Z16
-	VPMADDUBSW   68(DX), Z12, Z17
-	VPDPWSSD     Z16, Z17, Z10
-	VMOVDQU64    80(CX), Y13
-	VPSRLW       $0x04, Y13, Y7
-	VINSERTI64X4 $0x01, Y7, Z13, Z13
-	VPANDD       Z1, Z13, Z13
-	VPERMW       Z15, Z5, Z16
-	VPMADDUBSW   132(DX), Z13, Z17
-	VPDPWSSD     Z16, Z17, Z10
-	VMOVDQU64    112(CX), Y14
-	VPSRLW       $0x04, Y14, Y7
-	VINSERTI64X4 $0x01, Y7, Z14, Z14
-	VPANDD       Z1, Z14, Z14
-	VPERMW       Z15, Z6, Z15
-	VPMADDUBSW   196(DX), Z14, Z16
-	VPDPWSSD     Z15, Z16, Z10
-	VMULSS       (DX), X8, X7
-	VBROADCASTSS X7, Z8
+	VSHUFI64X2   $0x44, Z11, Z12, Z13
+	VMOVDQU64    4(DX), Z14
+	VPXORD       Z15, Z15, Z15
+	VPDPBUSD     Z14, Z13, Z15
+	VSHUFI64X2   $0xee, Z11, Z12, Z11
+	VMOVDQU64    68(DX), Z12
+	VPXORD       Z13, Z13, Z13
+	VPDPBUSD     Z12, Z11, Z13
+	VMOVDQU64    80(CX), Z11
+	VPANDD       Z1, Z11, Z12
+	VPSRLW       $0x04, Z11, Z11
+	VPANDD       Z1, Z11, Z11
+	VSHUFI64X2   $0x44, Z11, Z12, Z14
+	VMOVDQU64    132(DX), Z16
+	VPXORD       Z17, Z17, Z17
+	VPDPBUSD     Z16, Z14, Z17
+	VSHUFI64X2   $0xee, Z11, Z12, Z11
+	VMOVDQU64    196(DX), Z12
+	VPXORD       Z14, Z14, Z14
+	VPDPBUSD     Z12, Z11, Z14
+	VPSLLD       $0x10, Z13, Z11
+	VPTERNLOGD   $0xf8, Z2, Z15, Z11
+	VPSHUFB      Z4, Z7, Z12
+	VPDPWSSD     Z12, Z11, Z10
+	VPSLLD       $0x10, Z14, Z11
+	VPTERNLOGD   $0xf8, Z2, Z17, Z11
+	VPSHUFB      Z5, Z7, Z7
+	VPDPWSSD     Z7, Z11, Z10
+	VMULSS       (DX), X9, X7
+	VBROADCASTSS X7, Z7
 	VCVTDQ2PS    Z10, Z10
-	VFMADD231PS  Z10, Z8, Z0
+	VFMADD231PS  Z10, Z7, Z0
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
@@ -4811,6 +4819,375 @@ done35:
 	VPSHUFD       $0x01, X0, X1
 	VADDSS        X1, X0, X0
 	MOVSS         X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+DATA q4kvnni0<>+0(SB)/1, $0x00
+DATA q4kvnni0<>+1(SB)/1, $0x80
+DATA q4kvnni0<>+2(SB)/1, $0x02
+DATA q4kvnni0<>+3(SB)/1, $0x80
+DATA q4kvnni0<>+4(SB)/1, $0x00
+DATA q4kvnni0<>+5(SB)/1, $0x80
+DATA q4kvnni0<>+6(SB)/1, $0x02
+DATA q4kvnni0<>+7(SB)/1, $0x80
+DATA q4kvnni0<>+8(SB)/1, $0x00
+DATA q4kvnni0<>+9(SB)/1, $0x80
+DATA q4kvnni0<>+10(SB)/1, $0x02
+DATA q4kvnni0<>+11(SB)/1, $0x80
+DATA q4kvnni0<>+12(SB)/1, $0x00
+DATA q4kvnni0<>+13(SB)/1, $0x80
+DATA q4kvnni0<>+14(SB)/1, $0x02
+DATA q4kvnni0<>+15(SB)/1, $0x80
+DATA q4kvnni0<>+16(SB)/1, $0x00
+DATA q4kvnni0<>+17(SB)/1, $0x80
+DATA q4kvnni0<>+18(SB)/1, $0x02
+DATA q4kvnni0<>+19(SB)/1, $0x80
+DATA q4kvnni0<>+20(SB)/1, $0x00
+DATA q4kvnni0<>+21(SB)/1, $0x80
+DATA q4kvnni0<>+22(SB)/1, $0x02
+DATA q4kvnni0<>+23(SB)/1, $0x80
+DATA q4kvnni0<>+24(SB)/1, $0x00
+DATA q4kvnni0<>+25(SB)/1, $0x80
+DATA q4kvnni0<>+26(SB)/1, $0x02
+DATA q4kvnni0<>+27(SB)/1, $0x80
+DATA q4kvnni0<>+28(SB)/1, $0x00
+DATA q4kvnni0<>+29(SB)/1, $0x80
+DATA q4kvnni0<>+30(SB)/1, $0x02
+DATA q4kvnni0<>+31(SB)/1, $0x80
+DATA q4kvnni0<>+32(SB)/1, $0x01
+DATA q4kvnni0<>+33(SB)/1, $0x80
+DATA q4kvnni0<>+34(SB)/1, $0x03
+DATA q4kvnni0<>+35(SB)/1, $0x80
+DATA q4kvnni0<>+36(SB)/1, $0x01
+DATA q4kvnni0<>+37(SB)/1, $0x80
+DATA q4kvnni0<>+38(SB)/1, $0x03
+DATA q4kvnni0<>+39(SB)/1, $0x80
+DATA q4kvnni0<>+40(SB)/1, $0x01
+DATA q4kvnni0<>+41(SB)/1, $0x80
+DATA q4kvnni0<>+42(SB)/1, $0x03
+DATA q4kvnni0<>+43(SB)/1, $0x80
+DATA q4kvnni0<>+44(SB)/1, $0x01
+DATA q4kvnni0<>+45(SB)/1, $0x80
+DATA q4kvnni0<>+46(SB)/1, $0x03
+DATA q4kvnni0<>+47(SB)/1, $0x80
+DATA q4kvnni0<>+48(SB)/1, $0x01
+DATA q4kvnni0<>+49(SB)/1, $0x80
+DATA q4kvnni0<>+50(SB)/1, $0x03
+DATA q4kvnni0<>+51(SB)/1, $0x80
+DATA q4kvnni0<>+52(SB)/1, $0x01
+DATA q4kvnni0<>+53(SB)/1, $0x80
+DATA q4kvnni0<>+54(SB)/1, $0x03
+DATA q4kvnni0<>+55(SB)/1, $0x80
+DATA q4kvnni0<>+56(SB)/1, $0x01
+DATA q4kvnni0<>+57(SB)/1, $0x80
+DATA q4kvnni0<>+58(SB)/1, $0x03
+DATA q4kvnni0<>+59(SB)/1, $0x80
+DATA q4kvnni0<>+60(SB)/1, $0x01
+DATA q4kvnni0<>+61(SB)/1, $0x80
+DATA q4kvnni0<>+62(SB)/1, $0x03
+DATA q4kvnni0<>+63(SB)/1, $0x80
+GLOBL q4kvnni0<>(SB), RODATA|NOPTR, $64
+
+DATA q4kvnni1<>+0(SB)/1, $0x04
+DATA q4kvnni1<>+1(SB)/1, $0x80
+DATA q4kvnni1<>+2(SB)/1, $0x06
+DATA q4kvnni1<>+3(SB)/1, $0x80
+DATA q4kvnni1<>+4(SB)/1, $0x04
+DATA q4kvnni1<>+5(SB)/1, $0x80
+DATA q4kvnni1<>+6(SB)/1, $0x06
+DATA q4kvnni1<>+7(SB)/1, $0x80
+DATA q4kvnni1<>+8(SB)/1, $0x04
+DATA q4kvnni1<>+9(SB)/1, $0x80
+DATA q4kvnni1<>+10(SB)/1, $0x06
+DATA q4kvnni1<>+11(SB)/1, $0x80
+DATA q4kvnni1<>+12(SB)/1, $0x04
+DATA q4kvnni1<>+13(SB)/1, $0x80
+DATA q4kvnni1<>+14(SB)/1, $0x06
+DATA q4kvnni1<>+15(SB)/1, $0x80
+DATA q4kvnni1<>+16(SB)/1, $0x04
+DATA q4kvnni1<>+17(SB)/1, $0x80
+DATA q4kvnni1<>+18(SB)/1, $0x06
+DATA q4kvnni1<>+19(SB)/1, $0x80
+DATA q4kvnni1<>+20(SB)/1, $0x04
+DATA q4kvnni1<>+21(SB)/1, $0x80
+DATA q4kvnni1<>+22(SB)/1, $0x06
+DATA q4kvnni1<>+23(SB)/1, $0x80
+DATA q4kvnni1<>+24(SB)/1, $0x04
+DATA q4kvnni1<>+25(SB)/1, $0x80
+DATA q4kvnni1<>+26(SB)/1, $0x06
+DATA q4kvnni1<>+27(SB)/1, $0x80
+DATA q4kvnni1<>+28(SB)/1, $0x04
+DATA q4kvnni1<>+29(SB)/1, $0x80
+DATA q4kvnni1<>+30(SB)/1, $0x06
+DATA q4kvnni1<>+31(SB)/1, $0x80
+DATA q4kvnni1<>+32(SB)/1, $0x05
+DATA q4kvnni1<>+33(SB)/1, $0x80
+DATA q4kvnni1<>+34(SB)/1, $0x07
+DATA q4kvnni1<>+35(SB)/1, $0x80
+DATA q4kvnni1<>+36(SB)/1, $0x05
+DATA q4kvnni1<>+37(SB)/1, $0x80
+DATA q4kvnni1<>+38(SB)/1, $0x07
+DATA q4kvnni1<>+39(SB)/1, $0x80
+DATA q4kvnni1<>+40(SB)/1, $0x05
+DATA q4kvnni1<>+41(SB)/1, $0x80
+DATA q4kvnni1<>+42(SB)/1, $0x07
+DATA q4kvnni1<>+43(SB)/1, $0x80
+DATA q4kvnni1<>+44(SB)/1, $0x05
+DATA q4kvnni1<>+45(SB)/1, $0x80
+DATA q4kvnni1<>+46(SB)/1, $0x07
+DATA q4kvnni1<>+47(SB)/1, $0x80
+DATA q4kvnni1<>+48(SB)/1, $0x05
+DATA q4kvnni1<>+49(SB)/1, $0x80
+DATA q4kvnni1<>+50(SB)/1, $0x07
+DATA q4kvnni1<>+51(SB)/1, $0x80
+DATA q4kvnni1<>+52(SB)/1, $0x05
+DATA q4kvnni1<>+53(SB)/1, $0x80
+DATA q4kvnni1<>+54(SB)/1, $0x07
+DATA q4kvnni1<>+55(SB)/1, $0x80
+DATA q4kvnni1<>+56(SB)/1, $0x05
+DATA q4kvnni1<>+57(SB)/1, $0x80
+DATA q4kvnni1<>+58(SB)/1, $0x07
+DATA q4kvnni1<>+59(SB)/1, $0x80
+DATA q4kvnni1<>+60(SB)/1, $0x05
+DATA q4kvnni1<>+61(SB)/1, $0x80
+DATA q4kvnni1<>+62(SB)/1, $0x07
+DATA q4kvnni1<>+63(SB)/1, $0x80
+GLOBL q4kvnni1<>(SB), RODATA|NOPTR, $64
+
+DATA q4kminidx<>+0(SB)/1, $0x08
+DATA q4kminidx<>+1(SB)/1, $0x00
+DATA q4kminidx<>+2(SB)/1, $0x08
+DATA q4kminidx<>+3(SB)/1, $0x00
+DATA q4kminidx<>+4(SB)/1, $0x09
+DATA q4kminidx<>+5(SB)/1, $0x00
+DATA q4kminidx<>+6(SB)/1, $0x09
+DATA q4kminidx<>+7(SB)/1, $0x00
+DATA q4kminidx<>+8(SB)/1, $0x0a
+DATA q4kminidx<>+9(SB)/1, $0x00
+DATA q4kminidx<>+10(SB)/1, $0x0a
+DATA q4kminidx<>+11(SB)/1, $0x00
+DATA q4kminidx<>+12(SB)/1, $0x0b
+DATA q4kminidx<>+13(SB)/1, $0x00
+DATA q4kminidx<>+14(SB)/1, $0x0b
+DATA q4kminidx<>+15(SB)/1, $0x00
+DATA q4kminidx<>+16(SB)/1, $0x0c
+DATA q4kminidx<>+17(SB)/1, $0x00
+DATA q4kminidx<>+18(SB)/1, $0x0c
+DATA q4kminidx<>+19(SB)/1, $0x00
+DATA q4kminidx<>+20(SB)/1, $0x0d
+DATA q4kminidx<>+21(SB)/1, $0x00
+DATA q4kminidx<>+22(SB)/1, $0x0d
+DATA q4kminidx<>+23(SB)/1, $0x00
+DATA q4kminidx<>+24(SB)/1, $0x0e
+DATA q4kminidx<>+25(SB)/1, $0x00
+DATA q4kminidx<>+26(SB)/1, $0x0e
+DATA q4kminidx<>+27(SB)/1, $0x00
+DATA q4kminidx<>+28(SB)/1, $0x0f
+DATA q4kminidx<>+29(SB)/1, $0x00
+DATA q4kminidx<>+30(SB)/1, $0x0f
+DATA q4kminidx<>+31(SB)/1, $0x00
+GLOBL q4kminidx<>(SB), RODATA|NOPTR, $32
+
+// func dotQ4KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
+TEXT ·dotQ4KQ8Kx4AVX512(SB), NOSPLIT, $0-48
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         xstride+24(FP), BX
+	LEAQ         (BX)(BX*1), SI
+	LEAQ         (SI)(BX*1), DI
+	VXORPS       Z0, Z0, Z0
+	VXORPS       Z1, Z1, Z1
+	VXORPS       Z2, Z2, Z2
+	VXORPS       Z3, Z3, Z3
+	MOVL         $0x0f0f0f0f, R8
+	VMOVD        R8, X4
+	VPBROADCASTD X4, Z4
+	MOVL         $0x80000000, R8
+	VMOVD        R8, X5
+	VMOVDQU64    q4kidx0<>+0(SB), Z6
+	VMOVDQU64    q4kidx1<>+0(SB), Z7
+	VMOVDQU64    q4kidx2<>+0(SB), Z8
+	VMOVDQU64    q4kidx3<>+0(SB), Z9
+
+loop36:
+	TESTQ        AX, AX
+	JZ           done36
+	MOVL         4(CX), R8
+	MOVL         8(CX), R9
+	MOVL         12(CX), R10
+	MOVL         R10, R11
+	ANDL         $0x0f0f0f0f, R11
+	MOVL         R8, R12
+	SHRL         $0x02, R12
+	ANDL         $0x30303030, R12
+	ORL          R12, R11
+	SHRL         $0x04, R10
+	ANDL         $0x0f0f0f0f, R10
+	MOVL         R9, R12
+	SHRL         $0x02, R12
+	ANDL         $0x30303030, R12
+	ORL          R12, R10
+	ANDL         $0x3f3f3f3f, R8
+	ANDL         $0x3f3f3f3f, R9
+	VMOVD        R8, X10
+	VPINSRD      $0x01, R11, X10, X10
+	VPINSRD      $0x02, R9, X10, X10
+	VPINSRD      $0x03, R10, X10, X10
+	VPMOVZXBW    X10, Y10
+	VMOVD        (CX), X11
+	VCVTPH2PS    X11, X11
+	VMOVDQU16    q4kminidx<>+0(SB), Y12
+	VPERMW       Y10, Y12, Y12
+	VPMADDWD     260(DX), Y12, Y13
+	VCVTDQ2PS    Y13, Y13
+	VMOVSHDUP    X11, X14
+	VMULSS       (DX), X14, X14
+	VXORPS       X5, X14, X14
+	VBROADCASTSS X14, Z14
+	VFMADD231PS  Z13, Z14, Z0
+	VPMADDWD     260(DX)(BX*1), Y12, Y13
+	VCVTDQ2PS    Y13, Y13
+	VMOVSHDUP    X11, X14
+	VMULSS       (DX)(BX*1), X14, X14
+	VXORPS       X5, X14, X14
+	VBROADCASTSS X14, Z14
+	VFMADD231PS  Z13, Z14, Z1
+	VPMADDWD     260(DX)(SI*1), Y12, Y13
+	VCVTDQ2PS    Y13, Y13
+	VMOVSHDUP    X11, X14
+	VMULSS       (DX)(SI*1), X14, X14
+	VXORPS       X5, X14, X14
+	VBROADCASTSS X14, Z14
+	VFMADD231PS  Z13, Z14, Z2
+	VPMADDWD     260(DX)(DI*1), Y12, Y13
+	VCVTDQ2PS    Y13, Y13
+	VMOVSHDUP    X11, X12
+	VMULSS       (DX)(DI*1), X12, X12
+	VXORPS       X5, X12, X12
+	VBROADCASTSS X12, Z14
+	VFMADD231PS  Z13, Z14, Z3
+	VPXORD       Z14, Z14, Z14
+	VPXORD       Z18, Z18, Z18
+	VPXORD       Z19, Z19, Z19
+	VPXORD       Z20, Z20, Z20
+	VMOVDQA64    Z10, Z21
+	VMOVDQU64    16(CX), Y12
+	VPSRLW       $0x04, Y12, Y10
+	VINSERTI64X4 $0x01, Y10, Z12, Z12
+	VPANDD       Z4, Z12, Z12
+	VPERMW       Z21, Z6, Z22
+	VPMADDUBSW   4(DX), Z12, Z23
+	VPDPWSSD     Z22, Z23, Z14
+	VPMADDUBSW   4(DX)(BX*1), Z12, Z23
+	VPDPWSSD     Z22, Z23, Z18
+	VPMADDUBSW   4(DX)(SI*1), Z12, Z23
+	VPDPWSSD     Z22, Z23, Z19
+	VPMADDUBSW   4(DX)(DI*1), Z12, Z23
+	VPDPWSSD     Z22, Z23, Z20
+	VMOVDQU64    48(CX), Y15
+	VPSRLW       $0x04, Y15, Y10
+	VINSERTI64X4 $0x01, Y10, Z15, Z15
+	VPANDD       Z4, Z15, Z15
+	VPERMW       Z21, Z7, Z22
+	VPMADDUBSW   68(DX), Z15, Z23
+	VPDPWSSD     Z22, Z23, Z14
+	VPMADDUBSW   68(DX)(BX*1), Z15, Z23
+	VPDPWSSD     Z22, Z23, Z18
+	VPMADDUBSW   68(DX)(SI*1), Z15, Z23
+	VPDPWSSD     Z22, Z23, Z19
+	VPMADDUBSW   68(DX)(DI*1), Z15, Z23
+	VPDPWSSD     Z22, Z23, Z20
+	VMOVDQU64    80(CX), Y16
+	VPSRLW       $0x04, Y16, Y10
+	VINSERTI64X4 $0x01, Y10, Z16, Z16
+	VPANDD       Z4, Z16, Z16
+	VPERMW       Z21, Z8, Z22
+	VPMADDUBSW   132(DX), Z16, Z23
+	VPDPWSSD     Z22, Z23, Z14
+	VPMADDUBSW   132(DX)(BX*1), Z16, Z23
+	VPDPWSSD     Z22, Z23, Z18
+	VPMADDUBSW   132(DX)(SI*1), Z16, Z23
+	VPDPWSSD     Z22, Z23, Z19
+	VPMADDUBSW   132(DX)(DI*1), Z16, Z23
+	VPDPWSSD     Z22, Z23, Z20
+	VMOVDQU64    112(CX), Y17
+	VPSRLW       $0x04, Y17, Y10
+	VINSERTI64X4 $0x01, Y10, Z17, Z17
+	VPANDD       Z4, Z17, Z17
+	VPERMW       Z21, Z9, Z21
+	VPMADDUBSW   196(DX), Z17, Z22
+	VPDPWSSD     Z21, Z22, Z14
+	VPMADDUBSW   196(DX)(BX*1), Z17, Z22
+	VPDPWSSD     Z21, Z22, Z18
+	VPMADDUBSW   196(DX)(SI*1), Z17, Z22
+	VPDPWSSD     Z21, Z22, Z19
+	VPMADDUBSW   196(DX)(DI*1), Z17, Z22
+	VPDPWSSD     Z21, Z22, Z20
+	VMULSS       (DX), X11, X10
+	VBROADCASTSS X10, Z21
+	VCVTDQ2PS    Z14, Z14
+	VFMADD231PS  Z14, Z21, Z0
+	VMULSS       (DX)(BX*1), X11, X10
+	VBROADCASTSS X10, Z14
+	VCVTDQ2PS    Z18, Z18
+	VFMADD231PS  Z18, Z14, Z1
+	VMULSS       (DX)(SI*1), X11, X10
+	VBROADCASTSS X10, Z14
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z14, Z2
+	VMULSS       (DX)(DI*1), X11, X10
+	VBROADCASTSS X10, Z11
+	VCVTDQ2PS    Z20, Z20
+	VFMADD231PS  Z20, Z11, Z3
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          loop36
+
+done36:
+	MOVQ          dst+32(FP), AX
+	MOVQ          dstride+40(FP), CX
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVHLPS      X0, X0, X4
+	VADDPS        X4, X0, X0
+	VPSHUFD       $0x01, X0, X4
+	VADDSS        X4, X0, X0
+	VMOVSS        X0, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
 	VZEROUPPER
 	RET
 
@@ -5077,243 +5454,6 @@ DATA q4kidx3<>+61(SB)/1, $0x00
 DATA q4kidx3<>+62(SB)/1, $0x07
 DATA q4kidx3<>+63(SB)/1, $0x00
 GLOBL q4kidx3<>(SB), RODATA|NOPTR, $64
-
-DATA q4kminidx<>+0(SB)/1, $0x08
-DATA q4kminidx<>+1(SB)/1, $0x00
-DATA q4kminidx<>+2(SB)/1, $0x08
-DATA q4kminidx<>+3(SB)/1, $0x00
-DATA q4kminidx<>+4(SB)/1, $0x09
-DATA q4kminidx<>+5(SB)/1, $0x00
-DATA q4kminidx<>+6(SB)/1, $0x09
-DATA q4kminidx<>+7(SB)/1, $0x00
-DATA q4kminidx<>+8(SB)/1, $0x0a
-DATA q4kminidx<>+9(SB)/1, $0x00
-DATA q4kminidx<>+10(SB)/1, $0x0a
-DATA q4kminidx<>+11(SB)/1, $0x00
-DATA q4kminidx<>+12(SB)/1, $0x0b
-DATA q4kminidx<>+13(SB)/1, $0x00
-DATA q4kminidx<>+14(SB)/1, $0x0b
-DATA q4kminidx<>+15(SB)/1, $0x00
-DATA q4kminidx<>+16(SB)/1, $0x0c
-DATA q4kminidx<>+17(SB)/1, $0x00
-DATA q4kminidx<>+18(SB)/1, $0x0c
-DATA q4kminidx<>+19(SB)/1, $0x00
-DATA q4kminidx<>+20(SB)/1, $0x0d
-DATA q4kminidx<>+21(SB)/1, $0x00
-DATA q4kminidx<>+22(SB)/1, $0x0d
-DATA q4kminidx<>+23(SB)/1, $0x00
-DATA q4kminidx<>+24(SB)/1, $0x0e
-DATA q4kminidx<>+25(SB)/1, $0x00
-DATA q4kminidx<>+26(SB)/1, $0x0e
-DATA q4kminidx<>+27(SB)/1, $0x00
-DATA q4kminidx<>+28(SB)/1, $0x0f
-DATA q4kminidx<>+29(SB)/1, $0x00
-DATA q4kminidx<>+30(SB)/1, $0x0f
-DATA q4kminidx<>+31(SB)/1, $0x00
-GLOBL q4kminidx<>(SB), RODATA|NOPTR, $32
-
-// func dotQ4KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
-TEXT ·dotQ4KQ8Kx4AVX512(SB), NOSPLIT, $0-48
-	MOVQ         nb+0(FP), AX
-	MOVQ         w+8(FP), CX
-	MOVQ         x+16(FP), DX
-	MOVQ         xstride+24(FP), BX
-	LEAQ         (BX)(BX*1), SI
-	LEAQ         (SI)(BX*1), DI
-	VXORPS       Z0, Z0, Z0
-	VXORPS       Z1, Z1, Z1
-	VXORPS       Z2, Z2, Z2
-	VXORPS       Z3, Z3, Z3
-	MOVL         $0x0f0f0f0f, R8
-	VMOVD        R8, X4
-	VPBROADCASTD X4, Z4
-	MOVL         $0x80000000, R8
-	VMOVD        R8, X5
-	VMOVDQU64    q4kidx0<>+0(SB), Z6
-	VMOVDQU64    q4kidx1<>+0(SB), Z7
-	VMOVDQU64    q4kidx2<>+0(SB), Z8
-	VMOVDQU64    q4kidx3<>+0(SB), Z9
-
-loop36:
-	TESTQ        AX, AX
-	JZ           done36
-	MOVL         4(CX), R8
-	MOVL         8(CX), R9
-	MOVL         12(CX), R10
-	MOVL         R10, R11
-	ANDL         $0x0f0f0f0f, R11
-	MOVL         R8, R12
-	SHRL         $0x02, R12
-	ANDL         $0x30303030, R12
-	ORL          R12, R11
-	SHRL         $0x04, R10
-	ANDL         $0x0f0f0f0f, R10
-	MOVL         R9, R12
-	SHRL         $0x02, R12
-	ANDL         $0x30303030, R12
-	ORL          R12, R10
-	ANDL         $0x3f3f3f3f, R8
-	ANDL         $0x3f3f3f3f, R9
-	VMOVD        R8, X10
-	VPINSRD      $0x01, R11, X10, X10
-	VPINSRD      $0x02, R9, X10, X10
-	VPINSRD      $0x03, R10, X10, X10
-	VPMOVZXBW    X10, Y10
-	VMOVD        (CX), X11
-	VCVTPH2PS    X11, X11
-	VMOVDQU16    q4kminidx<>+0(SB), Y12
-	VPERMW       Y10, Y12, Y12
-	VPMADDWD     260(DX), Y12, Y13
-	VCVTDQ2PS    Y13, Y13
-	VMOVSHDUP    X11, X14
-	VMULSS       (DX), X14, X14
-	VXORPS       X5, X14, X14
-	VBROADCASTSS X14, Z14
-	VFMADD231PS  Z13, Z14, Z0
-	VPMADDWD     260(DX)(BX*1), Y12, Y13
-	VCVTDQ2PS    Y13, Y13
-	VMOVSHDUP    X11, X14
-	VMULSS       (DX)(BX*1), X14, X14
-	VXORPS       X5, X14, X14
-	VBROADCASTSS X14, Z14
-	VFMADD231PS  Z13, Z14, Z1
-	VPMADDWD     260(DX)(SI*1), Y12, Y13
-	VCVTDQ2PS    Y13, Y13
-	VMOVSHDUP    X11, X14
-	VMULSS       (DX)(SI*1), X14, X14
-	VXORPS       X5, X14, X14
-	VBROADCASTSS X14, Z14
-	VFMADD231PS  Z13, Z14, Z2
-	VPMADDWD     260(DX)(DI*1), Y12, Y13
-	VCVTDQ2PS    Y13, Y13
-	VMOVSHDUP    X11, X12
-	VMULSS       (DX)(DI*1), X12, X12
-	VXORPS       X5, X12, X12
-	VBROADCASTSS X12, Z14
-	VFMADD231PS  Z13, Z14, Z3
-	VPXORD       Z14, Z14, Z14
-	VPXORD       Z18, Z18, Z18
-	VPXORD       Z19, Z19, Z19
-	VPXORD       Z20, Z20, Z20
-	VMOVDQA64    Z10, Z21
-	VMOVDQU64    16(CX), Y12
-	VPSRLW       $0x04, Y12, Y10
-	VINSERTI64X4 $0x01, Y10, Z12, Z12
-	VPANDD       Z4, Z12, Z12
-	VPERMW       Z21, Z6, Z22
-	VPMADDUBSW   4(DX), Z12, Z23
-	VPDPWSSD     Z22, Z23, Z14
-	VPMADDUBSW   4(DX)(BX*1), Z12, Z23
-	VPDPWSSD     Z22, Z23, Z18
-	VPMADDUBSW   4(DX)(SI*1), Z12, Z23
-	VPDPWSSD     Z22, Z23, Z19
-	VPMADDUBSW   4(DX)(DI*1), Z12, Z23
-	VPDPWSSD     Z22, Z23, Z20
-	VMOVDQU64    48(CX), Y15
-	VPSRLW       $0x04, Y15, Y10
-	VINSERTI64X4 $0x01, Y10, Z15, Z15
-	VPANDD       Z4, Z15, Z15
-	VPERMW       Z21, Z7, Z22
-	VPMADDUBSW   68(DX), Z15, Z23
-	VPDPWSSD     Z22, Z23, Z14
-	VPMADDUBSW   68(DX)(BX*1), Z15, Z23
-	VPDPWSSD     Z22, Z23, Z18
-	VPMADDUBSW   68(DX)(SI*1), Z15, Z23
-	VPDPWSSD     Z22, Z23, Z19
-	VPMADDUBSW   68(DX)(DI*1), Z15, Z23
-	VPDPWSSD     Z22, Z23, Z20
-	VMOVDQU64    80(CX), Y16
-	VPSRLW       $0x04, Y16, Y10
-	VINSERTI64X4 $0x01, Y10, Z16, Z16
-	VPANDD       Z4, Z16, Z16
-	VPERMW       Z21, Z8, Z22
-	VPMADDUBSW   132(DX), Z16, Z23
-	VPDPWSSD     Z22, Z23, Z14
-	VPMADDUBSW   132(DX)(BX*1), Z16, Z23
-	VPDPWSSD     Z22, Z23, Z18
-	VPMADDUBSW   132(DX)(SI*1), Z16, Z23
-	VPDPWSSD     Z22, Z23, Z19
-	VPMADDUBSW   132(DX)(DI*1), Z16, Z23
-	VPDPWSSD     Z22, Z23, Z20
-	VMOVDQU64    112(CX), Y17
-	VPSRLW       $0x04, Y17, Y10
-	VINSERTI64X4 $0x01, Y10, Z17, Z17
-	VPANDD       Z4, Z17, Z17
-	VPERMW       Z21, Z9, Z21
-	VPMADDUBSW   196(DX), Z17, Z22
-	VPDPWSSD     Z21, Z22, Z14
-	VPMADDUBSW   196(DX)(BX*1), Z17, Z22
-	VPDPWSSD     Z21, Z22, Z18
-	VPMADDUBSW   196(DX)(SI*1), Z17, Z22
-	VPDPWSSD     Z21, Z22, Z19
-	VPMADDUBSW   196(DX)(DI*1), Z17, Z22
-	VPDPWSSD     Z21, Z22, Z20
-	VMULSS       (DX), X11, X10
-	VBROADCASTSS X10, Z21
-	VCVTDQ2PS    Z14, Z14
-	VFMADD231PS  Z14, Z21, Z0
-	VMULSS       (DX)(BX*1), X11, X10
-	VBROADCASTSS X10, Z14
-	VCVTDQ2PS    Z18, Z18
-	VFMADD231PS  Z18, Z14, Z1
-	VMULSS       (DX)(SI*1), X11, X10
-	VBROADCASTSS X10, Z14
-	VCVTDQ2PS    Z19, Z19
-	VFMADD231PS  Z19, Z14, Z2
-	VMULSS       (DX)(DI*1), X11, X10
-	VBROADCASTSS X10, Z11
-	VCVTDQ2PS    Z20, Z20
-	VFMADD231PS  Z20, Z11, Z3
-	ADDQ         $0x00000090, CX
-	ADDQ         $0x00000124, DX
-	DECQ         AX
-	JMP          loop36
-
-done36:
-	MOVQ          dst+32(FP), AX
-	MOVQ          dstride+40(FP), CX
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y4
-	VEXTRACTF32X4 $0x01, Y4, X0
-	VADDPS        X0, X4, X0
-	VMOVHLPS      X0, X0, X4
-	VADDPS        X4, X0, X0
-	VPSHUFD       $0x01, X0, X4
-	VADDSS        X4, X0, X0
-	VMOVSS        X0, (AX)
-	LEAQ          (AX)(CX*4), AX
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X1
-	VPSHUFD       $0x01, X1, X0
-	VADDSS        X0, X1, X1
-	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X1
-	VPSHUFD       $0x01, X1, X0
-	VADDSS        X0, X1, X1
-	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X1
-	VPSHUFD       $0x01, X1, X0
-	VADDSS        X0, X1, X1
-	VMOVSS        X1, (AX)
-	VZEROUPPER
-	RET
 
 // func dotQ4KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
 // Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
@@ -7516,71 +7656,86 @@ done44:
 	RET
 
 // func dotQ6KQ8KAVX512(nb int, w *byte, x *byte) float32
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C, SSE
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C, MMX+, SSE
 TEXT ·dotQ6KQ8KAVX512(SB), NOSPLIT, $0-28
-	MOVQ      nb+0(FP), AX
-	MOVQ      w+8(FP), CX
-	MOVQ      x+16(FP), DX
-	VXORPS    Z0, Z0, Z0
-	VMOVDQU64 q6kidx0<>+0(SB), Z1
-	VMOVDQU64 q6kidx1<>+0(SB), Z2
-	VMOVDQU64 q6kidx2<>+0(SB), Z3
-	VMOVDQU64 q6kidx3<>+0(SB), Z4
-	VMOVDQU64 q6kshl<>+0(SB), Z5
-	VMOVDQU64 q6kshr<>+0(SB), Z6
-	VMOVDQU64 c0f64<>+0(SB), Z7
-	VMOVDQU64 c3064<>+0(SB), Z8
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	VXORPS       Z0, Z0, Z0
+	MOVL         $0x0f0f0f0f, BX
+	VMOVD        BX, X1
+	VPBROADCASTD X1, Z1
+	MOVL         $0x30303030, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Z2
+	MOVL         $0x0000ffff, BX
+	VMOVD        BX, X3
+	VPBROADCASTD X3, Z3
+	VMOVDQU64    q6kvnni0<>+0(SB), Z4
+	VMOVDQU64    q6kvnni1<>+0(SB), Z5
 
 loop45:
 	TESTQ           AX, AX
 	JZ              done45
-	VPMOVSXBW       192(CX), Y9
-	VPSLLW          $0x05, Y9, Y10
-	VPXORD          Y11, Y11, Y11
-	VPSUBW          Y10, Y11, Y10
-	VPMADDWD        260(DX), Y10, Y10
-	VMOVDQA64       Z9, Z11
-	VMOVDQU64       (CX), Z12
-	VBROADCASTI64X4 128(CX), Z13
-	VPANDD          Z7, Z12, Z14
-	VPSLLVW         Z5, Z13, Z15
-	VPANDD          Z8, Z15, Z15
-	VPORD           Z15, Z14, Z14
-	VPERMW          Z11, Z1, Z15
-	VPMADDUBSW      4(DX), Z14, Z14
-	VPDPWSSD        Z15, Z14, Z10
-	VPSRLW          $0x04, Z12, Z12
-	VPANDD          Z7, Z12, Z12
-	VPSRLVW         Z6, Z13, Z13
-	VPANDD          Z8, Z13, Z13
-	VPORD           Z13, Z12, Z12
-	VPERMW          Z11, Z2, Z13
-	VPMADDUBSW      68(DX), Z12, Z12
-	VPDPWSSD        Z13, Z12, Z10
-	VMOVDQU64       64(CX), Z12
-	VBROADCASTI64X4 160(CX), Z13
-	VPANDD          Z7, Z12, Z14
-	VPSLLVW         Z5, Z13, Z15
-	VPANDD          Z8, Z15, Z15
-	VPORD           Z15, Z14, Z14
-	VPERMW          Z11, Z3, Z15
-	VPMADDUBSW      132(DX), Z14, Z14
-	VPDPWSSD        Z15, Z14, Z10
-	VPSRLW          $0x04, Z12, Z12
-	VPANDD          Z7, Z12, Z12
-	VPSRLVW         Z6, Z13, Z13
-	VPANDD          Z8, Z13, Z13
-	VPORD           Z13, Z12, Z12
-	VPERMW          Z11, Z4, Z11
-	VPMADDUBSW      196(DX), Z12, Z12
-	VPDPWSSD        Z11, Z12, Z10
+	PREFETCHT0      1024(CX)
+	PREFETCHT0      1088(CX)
+	PREFETCHT0      1152(CX)
+	PREFETCHT0      1216(CX)
+	VPMOVSXBW       192(CX), Y6
+	VPSLLW          $0x05, Y6, Y6
+	VPXORD          Y7, Y7, Y7
+	VPSUBW          Y6, Y7, Y6
+	VPMADDWD        260(DX), Y6, Y6
+	VBROADCASTI32X4 192(CX), Z7
+	VMOVDQU64       (CX), Z8
+	VMOVDQU         128(CX), Y9
+	VPSRLW          $0x02, Y9, Y10
+	VINSERTI64X4    $0x01, Y10, Z9, Z10
+	VPANDD          Z1, Z8, Z11
+	VPSLLW          $0x04, Z10, Z12
+	VPTERNLOGD      $0xf8, Z2, Z12, Z11
+	VMOVDQU64       4(DX), Z12
+	VPXORD          Z13, Z13, Z13
+	VPDPBUSD        Z12, Z11, Z13
+	VPSRLW          $0x04, Z8, Z8
+	VPANDD          Z1, Z8, Z8
+	VPTERNLOGD      $0xf8, Z2, Z10, Z8
+	VMOVDQU64       68(DX), Z10
+	VPXORD          Z11, Z11, Z11
+	VPDPBUSD        Z10, Z8, Z11
+	VPSLLD          $0x10, Z11, Z8
+	VPTERNLOGD      $0xf8, Z3, Z13, Z8
+	VPSHUFB         Z4, Z7, Z10
+	VPSRAW          $0x08, Z10, Z10
+	VPDPWSSD        Z10, Z8, Z6
+	VMOVDQU64       64(CX), Z8
+	VMOVDQU         160(CX), Y9
+	VPSRLW          $0x02, Y9, Y10
+	VINSERTI64X4    $0x01, Y10, Z9, Z10
+	VPANDD          Z1, Z8, Z11
+	VPSLLW          $0x04, Z10, Z12
+	VPTERNLOGD      $0xf8, Z2, Z12, Z11
+	VMOVDQU64       132(DX), Z12
+	VPXORD          Z13, Z13, Z13
+	VPDPBUSD        Z12, Z11, Z13
+	VPSRLW          $0x04, Z8, Z8
+	VPANDD          Z1, Z8, Z8
+	VPTERNLOGD      $0xf8, Z2, Z10, Z8
+	VMOVDQU64       196(DX), Z10
+	VPXORD          Z11, Z11, Z11
+	VPDPBUSD        Z10, Z8, Z11
+	VPSLLD          $0x10, Z11, Z8
+	VPTERNLOGD      $0xf8, Z3, Z13, Z8
+	VPSHUFB         Z5, Z7, Z7
+	VPSRAW          $0x08, Z7, Z7
+	VPDPWSSD        Z7, Z8, Z6
 	MOVWLZX         208(CX), BX
-	VMOVD           BX, X9
-	VCVTPH2PS       X9, X9
-	VMULSS          (DX), X9, X9
-	VBROADCASTSS    X9, Z11
-	VCVTDQ2PS       Z10, Z10
-	VFMADD231PS     Z10, Z11, Z0
+	VMOVD           BX, X7
+	VCVTPH2PS       X7, X7
+	VMULSS          (DX), X7, X7
+	VBROADCASTSS    X7, Z7
+	VCVTDQ2PS       Z6, Z6
+	VFMADD231PS     Z6, Z7, Z0
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
@@ -7596,6 +7751,299 @@ done45:
 	VPSHUFD       $0x01, X0, X1
 	VADDSS        X1, X0, X0
 	MOVSS         X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+DATA q6kvnni0<>+0(SB)/1, $0x80
+DATA q6kvnni0<>+1(SB)/1, $0x00
+DATA q6kvnni0<>+2(SB)/1, $0x80
+DATA q6kvnni0<>+3(SB)/1, $0x04
+DATA q6kvnni0<>+4(SB)/1, $0x80
+DATA q6kvnni0<>+5(SB)/1, $0x00
+DATA q6kvnni0<>+6(SB)/1, $0x80
+DATA q6kvnni0<>+7(SB)/1, $0x04
+DATA q6kvnni0<>+8(SB)/1, $0x80
+DATA q6kvnni0<>+9(SB)/1, $0x00
+DATA q6kvnni0<>+10(SB)/1, $0x80
+DATA q6kvnni0<>+11(SB)/1, $0x04
+DATA q6kvnni0<>+12(SB)/1, $0x80
+DATA q6kvnni0<>+13(SB)/1, $0x00
+DATA q6kvnni0<>+14(SB)/1, $0x80
+DATA q6kvnni0<>+15(SB)/1, $0x04
+DATA q6kvnni0<>+16(SB)/1, $0x80
+DATA q6kvnni0<>+17(SB)/1, $0x01
+DATA q6kvnni0<>+18(SB)/1, $0x80
+DATA q6kvnni0<>+19(SB)/1, $0x05
+DATA q6kvnni0<>+20(SB)/1, $0x80
+DATA q6kvnni0<>+21(SB)/1, $0x01
+DATA q6kvnni0<>+22(SB)/1, $0x80
+DATA q6kvnni0<>+23(SB)/1, $0x05
+DATA q6kvnni0<>+24(SB)/1, $0x80
+DATA q6kvnni0<>+25(SB)/1, $0x01
+DATA q6kvnni0<>+26(SB)/1, $0x80
+DATA q6kvnni0<>+27(SB)/1, $0x05
+DATA q6kvnni0<>+28(SB)/1, $0x80
+DATA q6kvnni0<>+29(SB)/1, $0x01
+DATA q6kvnni0<>+30(SB)/1, $0x80
+DATA q6kvnni0<>+31(SB)/1, $0x05
+DATA q6kvnni0<>+32(SB)/1, $0x80
+DATA q6kvnni0<>+33(SB)/1, $0x02
+DATA q6kvnni0<>+34(SB)/1, $0x80
+DATA q6kvnni0<>+35(SB)/1, $0x06
+DATA q6kvnni0<>+36(SB)/1, $0x80
+DATA q6kvnni0<>+37(SB)/1, $0x02
+DATA q6kvnni0<>+38(SB)/1, $0x80
+DATA q6kvnni0<>+39(SB)/1, $0x06
+DATA q6kvnni0<>+40(SB)/1, $0x80
+DATA q6kvnni0<>+41(SB)/1, $0x02
+DATA q6kvnni0<>+42(SB)/1, $0x80
+DATA q6kvnni0<>+43(SB)/1, $0x06
+DATA q6kvnni0<>+44(SB)/1, $0x80
+DATA q6kvnni0<>+45(SB)/1, $0x02
+DATA q6kvnni0<>+46(SB)/1, $0x80
+DATA q6kvnni0<>+47(SB)/1, $0x06
+DATA q6kvnni0<>+48(SB)/1, $0x80
+DATA q6kvnni0<>+49(SB)/1, $0x03
+DATA q6kvnni0<>+50(SB)/1, $0x80
+DATA q6kvnni0<>+51(SB)/1, $0x07
+DATA q6kvnni0<>+52(SB)/1, $0x80
+DATA q6kvnni0<>+53(SB)/1, $0x03
+DATA q6kvnni0<>+54(SB)/1, $0x80
+DATA q6kvnni0<>+55(SB)/1, $0x07
+DATA q6kvnni0<>+56(SB)/1, $0x80
+DATA q6kvnni0<>+57(SB)/1, $0x03
+DATA q6kvnni0<>+58(SB)/1, $0x80
+DATA q6kvnni0<>+59(SB)/1, $0x07
+DATA q6kvnni0<>+60(SB)/1, $0x80
+DATA q6kvnni0<>+61(SB)/1, $0x03
+DATA q6kvnni0<>+62(SB)/1, $0x80
+DATA q6kvnni0<>+63(SB)/1, $0x07
+GLOBL q6kvnni0<>(SB), RODATA|NOPTR, $64
+
+DATA q6kvnni1<>+0(SB)/1, $0x80
+DATA q6kvnni1<>+1(SB)/1, $0x08
+DATA q6kvnni1<>+2(SB)/1, $0x80
+DATA q6kvnni1<>+3(SB)/1, $0x0c
+DATA q6kvnni1<>+4(SB)/1, $0x80
+DATA q6kvnni1<>+5(SB)/1, $0x08
+DATA q6kvnni1<>+6(SB)/1, $0x80
+DATA q6kvnni1<>+7(SB)/1, $0x0c
+DATA q6kvnni1<>+8(SB)/1, $0x80
+DATA q6kvnni1<>+9(SB)/1, $0x08
+DATA q6kvnni1<>+10(SB)/1, $0x80
+DATA q6kvnni1<>+11(SB)/1, $0x0c
+DATA q6kvnni1<>+12(SB)/1, $0x80
+DATA q6kvnni1<>+13(SB)/1, $0x08
+DATA q6kvnni1<>+14(SB)/1, $0x80
+DATA q6kvnni1<>+15(SB)/1, $0x0c
+DATA q6kvnni1<>+16(SB)/1, $0x80
+DATA q6kvnni1<>+17(SB)/1, $0x09
+DATA q6kvnni1<>+18(SB)/1, $0x80
+DATA q6kvnni1<>+19(SB)/1, $0x0d
+DATA q6kvnni1<>+20(SB)/1, $0x80
+DATA q6kvnni1<>+21(SB)/1, $0x09
+DATA q6kvnni1<>+22(SB)/1, $0x80
+DATA q6kvnni1<>+23(SB)/1, $0x0d
+DATA q6kvnni1<>+24(SB)/1, $0x80
+DATA q6kvnni1<>+25(SB)/1, $0x09
+DATA q6kvnni1<>+26(SB)/1, $0x80
+DATA q6kvnni1<>+27(SB)/1, $0x0d
+DATA q6kvnni1<>+28(SB)/1, $0x80
+DATA q6kvnni1<>+29(SB)/1, $0x09
+DATA q6kvnni1<>+30(SB)/1, $0x80
+DATA q6kvnni1<>+31(SB)/1, $0x0d
+DATA q6kvnni1<>+32(SB)/1, $0x80
+DATA q6kvnni1<>+33(SB)/1, $0x0a
+DATA q6kvnni1<>+34(SB)/1, $0x80
+DATA q6kvnni1<>+35(SB)/1, $0x0e
+DATA q6kvnni1<>+36(SB)/1, $0x80
+DATA q6kvnni1<>+37(SB)/1, $0x0a
+DATA q6kvnni1<>+38(SB)/1, $0x80
+DATA q6kvnni1<>+39(SB)/1, $0x0e
+DATA q6kvnni1<>+40(SB)/1, $0x80
+DATA q6kvnni1<>+41(SB)/1, $0x0a
+DATA q6kvnni1<>+42(SB)/1, $0x80
+DATA q6kvnni1<>+43(SB)/1, $0x0e
+DATA q6kvnni1<>+44(SB)/1, $0x80
+DATA q6kvnni1<>+45(SB)/1, $0x0a
+DATA q6kvnni1<>+46(SB)/1, $0x80
+DATA q6kvnni1<>+47(SB)/1, $0x0e
+DATA q6kvnni1<>+48(SB)/1, $0x80
+DATA q6kvnni1<>+49(SB)/1, $0x0b
+DATA q6kvnni1<>+50(SB)/1, $0x80
+DATA q6kvnni1<>+51(SB)/1, $0x0f
+DATA q6kvnni1<>+52(SB)/1, $0x80
+DATA q6kvnni1<>+53(SB)/1, $0x0b
+DATA q6kvnni1<>+54(SB)/1, $0x80
+DATA q6kvnni1<>+55(SB)/1, $0x0f
+DATA q6kvnni1<>+56(SB)/1, $0x80
+DATA q6kvnni1<>+57(SB)/1, $0x0b
+DATA q6kvnni1<>+58(SB)/1, $0x80
+DATA q6kvnni1<>+59(SB)/1, $0x0f
+DATA q6kvnni1<>+60(SB)/1, $0x80
+DATA q6kvnni1<>+61(SB)/1, $0x0b
+DATA q6kvnni1<>+62(SB)/1, $0x80
+DATA q6kvnni1<>+63(SB)/1, $0x0f
+GLOBL q6kvnni1<>(SB), RODATA|NOPTR, $64
+
+// func dotQ6KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
+TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-48
+	MOVQ      nb+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      x+16(FP), DX
+	MOVQ      xstride+24(FP), BX
+	LEAQ      (BX)(BX*1), SI
+	LEAQ      (SI)(BX*1), DI
+	VXORPS    Z0, Z0, Z0
+	VXORPS    Z1, Z1, Z1
+	VXORPS    Z2, Z2, Z2
+	VXORPS    Z3, Z3, Z3
+	VMOVDQU64 q6kidx0<>+0(SB), Z4
+	VMOVDQU64 q6kidx1<>+0(SB), Z5
+	VMOVDQU64 q6kidx2<>+0(SB), Z6
+	VMOVDQU64 q6kidx3<>+0(SB), Z7
+	VMOVDQU64 q6kshl<>+0(SB), Z8
+	VMOVDQU64 q6kshr<>+0(SB), Z9
+	VMOVDQU64 c0f64<>+0(SB), Z10
+	VMOVDQU64 c3064<>+0(SB), Z11
+
+loop46:
+	TESTQ           AX, AX
+	JZ              done46
+	VPMOVSXBW       192(CX), Y12
+	VPSLLW          $0x05, Y12, Y13
+	VPXORD          Y14, Y14, Y14
+	VPSUBW          Y13, Y14, Y13
+	VPMADDWD        260(DX), Y13, Y14
+	VPMADDWD        260(DX)(BX*1), Y13, Y15
+	VPMADDWD        260(DX)(SI*1), Y13, Y16
+	VPMADDWD        260(DX)(DI*1), Y13, Y13
+	VMOVDQA64       Z12, Z17
+	VMOVDQU64       (CX), Z18
+	VBROADCASTI64X4 128(CX), Z19
+	VPANDD          Z10, Z18, Z20
+	VPSLLVW         Z8, Z19, Z21
+	VPANDD          Z11, Z21, Z21
+	VPORD           Z21, Z20, Z20
+	VPERMW          Z17, Z4, Z21
+	VPMADDUBSW      4(DX), Z20, Z22
+	VPDPWSSD        Z21, Z22, Z14
+	VPMADDUBSW      4(DX)(BX*1), Z20, Z22
+	VPDPWSSD        Z21, Z22, Z15
+	VPMADDUBSW      4(DX)(SI*1), Z20, Z22
+	VPDPWSSD        Z21, Z22, Z16
+	VPMADDUBSW      4(DX)(DI*1), Z20, Z20
+	VPDPWSSD        Z21, Z20, Z13
+	VPSRLW          $0x04, Z18, Z18
+	VPANDD          Z10, Z18, Z18
+	VPSRLVW         Z9, Z19, Z19
+	VPANDD          Z11, Z19, Z19
+	VPORD           Z19, Z18, Z18
+	VPERMW          Z17, Z5, Z19
+	VPMADDUBSW      68(DX), Z18, Z20
+	VPDPWSSD        Z19, Z20, Z14
+	VPMADDUBSW      68(DX)(BX*1), Z18, Z20
+	VPDPWSSD        Z19, Z20, Z15
+	VPMADDUBSW      68(DX)(SI*1), Z18, Z20
+	VPDPWSSD        Z19, Z20, Z16
+	VPMADDUBSW      68(DX)(DI*1), Z18, Z18
+	VPDPWSSD        Z19, Z18, Z13
+	VMOVDQU64       64(CX), Z18
+	VBROADCASTI64X4 160(CX), Z19
+	VPANDD          Z10, Z18, Z20
+	VPSLLVW         Z8, Z19, Z21
+	VPANDD          Z11, Z21, Z21
+	VPORD           Z21, Z20, Z20
+	VPERMW          Z17, Z6, Z21
+	VPMADDUBSW      132(DX), Z20, Z22
+	VPDPWSSD        Z21, Z22, Z14
+	VPMADDUBSW      132(DX)(BX*1), Z20, Z22
+	VPDPWSSD        Z21, Z22, Z15
+	VPMADDUBSW      132(DX)(SI*1), Z20, Z22
+	VPDPWSSD        Z21, Z22, Z16
+	VPMADDUBSW      132(DX)(DI*1), Z20, Z20
+	VPDPWSSD        Z21, Z20, Z13
+	VPSRLW          $0x04, Z18, Z18
+	VPANDD          Z10, Z18, Z18
+	VPSRLVW         Z9, Z19, Z19
+	VPANDD          Z11, Z19, Z19
+	VPORD           Z19, Z18, Z18
+	VPERMW          Z17, Z7, Z17
+	VPMADDUBSW      196(DX), Z18, Z19
+	VPDPWSSD        Z17, Z19, Z14
+	VPMADDUBSW      196(DX)(BX*1), Z18, Z19
+	VPDPWSSD        Z17, Z19, Z15
+	VPMADDUBSW      196(DX)(SI*1), Z18, Z19
+	VPDPWSSD        Z17, Z19, Z16
+	VPMADDUBSW      196(DX)(DI*1), Z18, Z18
+	VPDPWSSD        Z17, Z18, Z13
+	MOVWLZX         208(CX), R8
+	VMOVD           R8, X12
+	VCVTPH2PS       X12, X12
+	VMULSS          (DX), X12, X17
+	VBROADCASTSS    X17, Z17
+	VCVTDQ2PS       Z14, Z14
+	VFMADD231PS     Z14, Z17, Z0
+	VMULSS          (DX)(BX*1), X12, X14
+	VBROADCASTSS    X14, Z17
+	VCVTDQ2PS       Z15, Z15
+	VFMADD231PS     Z15, Z17, Z1
+	VMULSS          (DX)(SI*1), X12, X14
+	VBROADCASTSS    X14, Z17
+	VCVTDQ2PS       Z16, Z16
+	VFMADD231PS     Z16, Z17, Z2
+	VMULSS          (DX)(DI*1), X12, X12
+	VBROADCASTSS    X12, Z17
+	VCVTDQ2PS       Z13, Z13
+	VFMADD231PS     Z13, Z17, Z3
+	ADDQ            $0x000000d2, CX
+	ADDQ            $0x00000124, DX
+	DECQ            AX
+	JMP             loop46
+
+done46:
+	MOVQ          dst+32(FP), AX
+	MOVQ          dstride+40(FP), CX
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVHLPS      X0, X0, X4
+	VADDPS        X4, X0, X0
+	VPSHUFD       $0x01, X0, X4
+	VADDSS        X4, X0, X0
+	VMOVSS        X0, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
 	VZEROUPPER
 	RET
 
@@ -8060,167 +8508,6 @@ DATA c3064<>+61(SB)/1, $0x30
 DATA c3064<>+62(SB)/1, $0x30
 DATA c3064<>+63(SB)/1, $0x30
 GLOBL c3064<>(SB), RODATA|NOPTR, $64
-
-// func dotQ6KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
-TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-48
-	MOVQ      nb+0(FP), AX
-	MOVQ      w+8(FP), CX
-	MOVQ      x+16(FP), DX
-	MOVQ      xstride+24(FP), BX
-	LEAQ      (BX)(BX*1), SI
-	LEAQ      (SI)(BX*1), DI
-	VXORPS    Z0, Z0, Z0
-	VXORPS    Z1, Z1, Z1
-	VXORPS    Z2, Z2, Z2
-	VXORPS    Z3, Z3, Z3
-	VMOVDQU64 q6kidx0<>+0(SB), Z4
-	VMOVDQU64 q6kidx1<>+0(SB), Z5
-	VMOVDQU64 q6kidx2<>+0(SB), Z6
-	VMOVDQU64 q6kidx3<>+0(SB), Z7
-	VMOVDQU64 q6kshl<>+0(SB), Z8
-	VMOVDQU64 q6kshr<>+0(SB), Z9
-	VMOVDQU64 c0f64<>+0(SB), Z10
-	VMOVDQU64 c3064<>+0(SB), Z11
-
-loop46:
-	TESTQ           AX, AX
-	JZ              done46
-	VPMOVSXBW       192(CX), Y12
-	VPSLLW          $0x05, Y12, Y13
-	VPXORD          Y14, Y14, Y14
-	VPSUBW          Y13, Y14, Y13
-	VPMADDWD        260(DX), Y13, Y14
-	VPMADDWD        260(DX)(BX*1), Y13, Y15
-	VPMADDWD        260(DX)(SI*1), Y13, Y16
-	VPMADDWD        260(DX)(DI*1), Y13, Y13
-	VMOVDQA64       Z12, Z17
-	VMOVDQU64       (CX), Z18
-	VBROADCASTI64X4 128(CX), Z19
-	VPANDD          Z10, Z18, Z20
-	VPSLLVW         Z8, Z19, Z21
-	VPANDD          Z11, Z21, Z21
-	VPORD           Z21, Z20, Z20
-	VPERMW          Z17, Z4, Z21
-	VPMADDUBSW      4(DX), Z20, Z22
-	VPDPWSSD        Z21, Z22, Z14
-	VPMADDUBSW      4(DX)(BX*1), Z20, Z22
-	VPDPWSSD        Z21, Z22, Z15
-	VPMADDUBSW      4(DX)(SI*1), Z20, Z22
-	VPDPWSSD        Z21, Z22, Z16
-	VPMADDUBSW      4(DX)(DI*1), Z20, Z20
-	VPDPWSSD        Z21, Z20, Z13
-	VPSRLW          $0x04, Z18, Z18
-	VPANDD          Z10, Z18, Z18
-	VPSRLVW         Z9, Z19, Z19
-	VPANDD          Z11, Z19, Z19
-	VPORD           Z19, Z18, Z18
-	VPERMW          Z17, Z5, Z19
-	VPMADDUBSW      68(DX), Z18, Z20
-	VPDPWSSD        Z19, Z20, Z14
-	VPMADDUBSW      68(DX)(BX*1), Z18, Z20
-	VPDPWSSD        Z19, Z20, Z15
-	VPMADDUBSW      68(DX)(SI*1), Z18, Z20
-	VPDPWSSD        Z19, Z20, Z16
-	VPMADDUBSW      68(DX)(DI*1), Z18, Z18
-	VPDPWSSD        Z19, Z18, Z13
-	VMOVDQU64       64(CX), Z18
-	VBROADCASTI64X4 160(CX), Z19
-	VPANDD          Z10, Z18, Z20
-	VPSLLVW         Z8, Z19, Z21
-	VPANDD          Z11, Z21, Z21
-	VPORD           Z21, Z20, Z20
-	VPERMW          Z17, Z6, Z21
-	VPMADDUBSW      132(DX), Z20, Z22
-	VPDPWSSD        Z21, Z22, Z14
-	VPMADDUBSW      132(DX)(BX*1), Z20, Z22
-	VPDPWSSD        Z21, Z22, Z15
-	VPMADDUBSW      132(DX)(SI*1), Z20, Z22
-	VPDPWSSD        Z21, Z22, Z16
-	VPMADDUBSW      132(DX)(DI*1), Z20, Z20
-	VPDPWSSD        Z21, Z20, Z13
-	VPSRLW          $0x04, Z18, Z18
-	VPANDD          Z10, Z18, Z18
-	VPSRLVW         Z9, Z19, Z19
-	VPANDD          Z11, Z19, Z19
-	VPORD           Z19, Z18, Z18
-	VPERMW          Z17, Z7, Z17
-	VPMADDUBSW      196(DX), Z18, Z19
-	VPDPWSSD        Z17, Z19, Z14
-	VPMADDUBSW      196(DX)(BX*1), Z18, Z19
-	VPDPWSSD        Z17, Z19, Z15
-	VPMADDUBSW      196(DX)(SI*1), Z18, Z19
-	VPDPWSSD        Z17, Z19, Z16
-	VPMADDUBSW      196(DX)(DI*1), Z18, Z18
-	VPDPWSSD        Z17, Z18, Z13
-	MOVWLZX         208(CX), R8
-	VMOVD           R8, X12
-	VCVTPH2PS       X12, X12
-	VMULSS          (DX), X12, X17
-	VBROADCASTSS    X17, Z17
-	VCVTDQ2PS       Z14, Z14
-	VFMADD231PS     Z14, Z17, Z0
-	VMULSS          (DX)(BX*1), X12, X14
-	VBROADCASTSS    X14, Z17
-	VCVTDQ2PS       Z15, Z15
-	VFMADD231PS     Z15, Z17, Z1
-	VMULSS          (DX)(SI*1), X12, X14
-	VBROADCASTSS    X14, Z17
-	VCVTDQ2PS       Z16, Z16
-	VFMADD231PS     Z16, Z17, Z2
-	VMULSS          (DX)(DI*1), X12, X12
-	VBROADCASTSS    X12, Z17
-	VCVTDQ2PS       Z13, Z13
-	VFMADD231PS     Z13, Z17, Z3
-	ADDQ            $0x000000d2, CX
-	ADDQ            $0x00000124, DX
-	DECQ            AX
-	JMP             loop46
-
-done46:
-	MOVQ          dst+32(FP), AX
-	MOVQ          dstride+40(FP), CX
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y4
-	VEXTRACTF32X4 $0x01, Y4, X0
-	VADDPS        X0, X4, X0
-	VMOVHLPS      X0, X0, X4
-	VADDPS        X4, X0, X0
-	VPSHUFD       $0x01, X0, X4
-	VADDSS        X4, X0, X0
-	VMOVSS        X0, (AX)
-	LEAQ          (AX)(CX*4), AX
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X1
-	VPSHUFD       $0x01, X1, X0
-	VADDSS        X0, X1, X1
-	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X1
-	VPSHUFD       $0x01, X1, X0
-	VADDSS        X0, X1, X1
-	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X1
-	VPSHUFD       $0x01, X1, X0
-	VADDSS        X0, X1, X1
-	VMOVSS        X1, (AX)
-	VZEROUPPER
-	RET
 
 // func dotQ6KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
 // Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C

@@ -208,7 +208,7 @@ func dotQ4KQ8KAVX2(nb int, w *byte, x *byte) float32
 func dotQ4KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
 
 // dotQ4KQ8KAVX512 returns the dot product of nb Q4_K blocks at w with nb Q8_K blocks at x.
-// Per block: Σ_j sc_j·(Σ q·a) in int32 (maddubs, then vpdpwssd with the scale),
+// Per block: Σ_j sc_j·(Σ q·a) in int32 (vpdpbusd, then vpdpwssd with the scales),
 // times d_w·d_x, minus dmin_w·d_x·Σ_j m_j·(bsums[2j]+bsums[2j+1]).
 //
 //go:noescape
@@ -271,7 +271,8 @@ func dotQ6KQ8KAVX2(nb int, w *byte, x *byte) float32
 func dotQ6KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
 
 // dotQ6KQ8KAVX512 returns the dot product of nb Q6_K blocks at w with nb Q8_K blocks at x.
-// Per block: Σ_i sc_i·(Σ q·a) − 32·Σ_i sc_i·bsums_i in int32, times d_w·d_x.
+// Per block: Σ_i sc_i·(Σ q·a) − 32·Σ_i sc_i·bsums_i in int32 (vpdpbusd, then
+// vpdpwssd with the scales), times d_w·d_x.
 //
 //go:noescape
 func dotQ6KQ8KAVX512(nb int, w *byte, x *byte) float32

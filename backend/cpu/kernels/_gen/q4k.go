@@ -20,6 +20,14 @@ const (
 // unpackQ4KScales decodes the 12 packed scale bytes at w+4 into 16 words
 // (sc0..7, m0..7) in a YMM register (get_scale_min_k4, word-wise form).
 func unpackQ4KScales(w Mem) VecVirtual {
+	s16 := YMM()
+	VPMOVZXBW(unpackQ4KScaleBytes(w), s16)
+	return s16
+}
+
+// unpackQ4KScaleBytes decodes the 12 packed scale bytes at w+4 into 16
+// bytes (sc0..7, m0..7) in an XMM register.
+func unpackQ4KScaleBytes(w Mem) VecVirtual {
 	u0, u1, u2 := GP32(), GP32(), GP32()
 	MOVL(w.Offset(4), u0)
 	MOVL(w.Offset(8), u1)
@@ -48,9 +56,7 @@ func unpackQ4KScales(w Mem) VecVirtual {
 	VPINSRD(U8(1), schi, x, x)
 	VPINSRD(U8(2), u1, x, x)
 	VPINSRD(U8(3), mhi, x, x)
-	s16 := YMM()
-	VPMOVZXBW(x, s16)
-	return s16
+	return x
 }
 
 // q4kMinsDup returns the 8 mins (words 8..15 of s16) each duplicated, as
@@ -79,7 +85,11 @@ func q4kMinsDup(l level, s16 VecVirtual) VecVirtual {
 func genQ4K() {
 	for _, q5 := range []bool{false, true} {
 		for _, l := range []level{avx2, avx512} {
-			genQ4KCols(l, 1, q5)
+			if l.z && !q5 {
+				genQ4KDotVNNI()
+			} else {
+				genQ4KCols(l, 1, q5)
+			}
 			genQ4KCols(l, 4, q5)
 		}
 		genQ4KCols(avx512, 8, q5)

@@ -11,7 +11,11 @@ import (
 // block as 32·Σ_i scales[i]·bsums[i] (the int32 sums start from that value).
 func genQ6K() {
 	for _, l := range []level{avx2, avx512} {
-		genQ6KCols(l, 1)
+		if l.z {
+			genQ6KDotVNNI()
+		} else {
+			genQ6KCols(l, 1)
+		}
 		genQ6KCols(l, 4)
 	}
 	genQ6KCols(avx512, 8)
