@@ -184,17 +184,18 @@ func NewOpsRunner(m *Model, b backend.Backend, maxTokens int) (*OpsRunner, error
 	if backend.Supports(caps.CacheTypes, backend.F16) && (caps.QuantizedActivations || !backend.Supports(caps.CacheTypes, backend.F32)) {
 		r.kvdt = backend.F16
 	}
-	if err := r.upload(m, caps); err != nil {
-		r.free()
-		return nil, err
+	err := r.upload(m, caps)
+	if err == nil {
+		err = r.allocScratch()
 	}
-	if err := r.allocScratch(); err != nil {
-		r.free()
-		return nil, err
+	if err == nil {
+		if err = b.Sync(); err != nil {
+			err = fmt.Errorf("glm4moe: NewOpsRunner: %w", err)
+		}
 	}
-	if err := b.Sync(); err != nil {
-		r.free()
-		return nil, fmt.Errorf("glm4moe: NewOpsRunner: %w", err)
+	if err != nil {
+		_ = r.free() // err already says what failed
+		return nil, err
 	}
 	return r, nil
 }
@@ -243,7 +244,7 @@ func (r *OpsRunner) upload(m *Model, caps backend.Capabilities) error {
 	r.embd = matrix(nameTokenEmbd, m.embd, caps.EmbedTypes, d, c.VocabSize)
 	r.outNorm = vector(nameOutputNorm, m.outNrm)
 	name := nameOutput
-	if m.output.Data == nil || (len(m.output.Data) > 0 && len(m.embd.Data) > 0 && &m.output.Data[0] == &m.embd.Data[0]) {
+	if len(m.output.Data) > 0 && len(m.embd.Data) > 0 && &m.output.Data[0] == &m.embd.Data[0] {
 		name = nameTokenEmbd + " (tied output)"
 	}
 	r.output = matrix(name, m.output, caps.WeightTypes, d, c.VocabSize)
@@ -444,18 +445,20 @@ func (r *OpsRunner) Close() error {
 	if r.closed {
 		return nil
 	}
-	err := r.b.Sync()
-	r.free()
-	return err
+	return r.free()
 }
 
-func (r *OpsRunner) free() {
-	_ = r.b.Sync() // ops that read the buffers must have run before Free
+// free waits for the ops that may still read the runner's buffers (Free
+// requires it), frees them and marks the runner closed; it returns the
+// wait's error.
+func (r *OpsRunner) free() error {
+	err := r.b.Sync()
 	for _, buf := range r.allocs {
 		buf.Free()
 	}
 	r.allocs, r.layers = nil, nil
 	r.closed = true
+	return err
 }
 
 // Forward appends tokens at positions Len().. (a prefill of many tokens or
