@@ -267,3 +267,40 @@ func TestOpsErrors(t *testing.T) {
 		t.Error("NewOpsRunner with a cache of 0 tokens succeeded")
 	}
 }
+
+// f32Only is a CPU backend that lists only F32 weights and embedding tables
+// and only an F16 cache, as a backend without quantized kernels would.
+type f32Only struct{ *cpu.Backend }
+
+func (b f32Only) Capabilities() backend.Capabilities {
+	c := b.Backend.Capabilities()
+	c.WeightTypes, c.EmbedTypes = []backend.DType{backend.F32}, []backend.DType{backend.F32}
+	c.CacheTypes = []backend.DType{backend.F16}
+	return c
+}
+
+// TestOpsDequantized checks the upload path for weight types a backend does
+// not list: every quantized tensor of the Q4_K_M file is dequantized to F32
+// on the host, the cache falls back to F16, and the exact path still holds
+// the exact bounds against the Q4_K_M reference.
+func TestOpsDequantized(t *testing.T) {
+	toks := readTokens(t)
+	ref := readF32(t, opsQ4KM.ref)
+	b := f32Only{cpu.NewBackend(2, cpu.Exact)}
+	t.Cleanup(func() { b.Close() })
+	r := newOpsRunner(t, b, opsQ4KM.file, 512, len(toks))
+	logPlacement(t, r)
+	for _, ti := range r.Tensors() {
+		if ti.Backend != backend.F32 {
+			t.Errorf("%s: held as %s on an f32-only backend", ti.Name, ti.Backend)
+		}
+	}
+	if r.CacheType() != backend.F16 {
+		t.Errorf("cache %s, want f16 (the only one listed)", r.CacheType())
+	}
+	got, err := r.ForwardAll(toks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOpsLogits(t, "f32-only "+opsQ4KM.file, got, ref, true)
+}
