@@ -227,6 +227,8 @@ type Ops interface {
 	// CacheStore writes the token rows of src [w, n] into rows pos[t] of a
 	// latent cache [W, capacity] (F16, rounded, or F32), columns [0, w),
 	// w <= W. pos I32 [n]; a position outside [0, capacity) is skipped.
+	// Two tokens of one call with the same position leave that row
+	// undefined (a parallel backend stores them in any order).
 	CacheStore(cache, src, pos Buffer) error
 
 	// MLAAttention is absorbed-MLA attention over a latent cache (model

@@ -243,59 +243,89 @@ func (c *Ctx) MatVec(m MatVec) error {
 		ptrArg(m.X), i64Arg(xStride), ptrArg(m.Y), i64Arg(yStride), i32Arg(m.Rows), i32Arg(m.Cols), i32Arg(xdiv))
 }
 
+// Norm describes a (fused) RMSNorm over Rows rows of Cols f32 values (row r
+// at element r*XStride of X, r*ResStride of Res, r*YStride of Y):
+//
+//	X[r] += Res[r]          when Res is not the zero Buffer (stored in X;
+//	                        Y must then not be X: the residual add of the
+//	                        previous block fused into the next norm)
+//	Y[r] = X[r] / sqrt(mean(X[r]²) + Eps) ⊙ W   (W: Cols f32, or zero: no weight)
+//	Q    = Q8_1 of every Y row (row r at block r*Cols/32, as QuantizeQ81
+//	       lays it out) when Q is not the zero Buffer; Cols % 32 == 0 then.
+//
+// Y may equal X when Res is zero.
+type Norm struct {
+	X         Buffer
+	XStride   int
+	Res       Buffer
+	ResStride int
+	W         Buffer
+	Y         Buffer
+	YStride   int
+	Rows      int
+	Cols      int
+	Eps       float32
+	Q         Buffer
+}
+
 // RMSNorm enqueues y[r] = x[r] / sqrt(mean(x[r]²) + eps) ⊙ w for rows r
 // (row r at element r*xStride of x and r*yStride of y; cols values each).
 // w (cols f32) may be the zero Buffer for no weight; y may equal x.
 func (c *Ctx) RMSNorm(x Buffer, xStride int, w Buffer, y Buffer, yStride, rows, cols int, eps float32) error {
-	const op = "RMSNorm"
-	if err := positive(op, "rows", rows, "cols", cols); err != nil {
-		return err
-	}
-	if xStride < cols || yStride < cols {
-		return errArg(op, "strides %d, %d smaller than cols %d", xStride, yStride, cols)
-	}
-	if err := need(op, "x", x, f32Bytes((rows-1)*xStride+cols)); err != nil {
-		return err
-	}
-	if err := need(op, "y", y, f32Bytes((rows-1)*yStride+cols)); err != nil {
-		return err
-	}
-	if !isZero(w) {
-		if err := need(op, "w", w, f32Bytes(cols)); err != nil {
-			return err
-		}
-	}
-	return c.launch("rmsnorm_f32", grid1(rows), grid1(min(1024, max(256, ceilDiv(cols, 2*32)*32))), 0,
-		ptrArg(x), i64Arg(xStride), optPtr(w), ptrArg(y), i64Arg(yStride), i32Arg(cols), f32Arg(eps))
+	return c.NormFused(Norm{X: x, XStride: xStride, W: w, Y: y, YStride: yStride, Rows: rows, Cols: cols, Eps: eps})
 }
 
 // RMSNormQ81 is RMSNorm that also writes the Q8_1 quantisation of each
 // output row into q (row r at block r*cols/32, as QuantizeQ81 lays it out).
 // cols must be a multiple of 32.
 func (c *Ctx) RMSNormQ81(x Buffer, xStride int, w Buffer, y Buffer, yStride, rows, cols int, eps float32, q Buffer) error {
-	const op = "RMSNormQ81"
-	if err := positive(op, "rows", rows, "cols", cols); err != nil {
+	return c.NormFused(Norm{X: x, XStride: xStride, W: w, Y: y, YStride: yStride, Rows: rows, Cols: cols, Eps: eps, Q: q})
+}
+
+// NormFused enqueues the norm n describes (see Norm).
+func (c *Ctx) NormFused(n Norm) error {
+	const op = "RMSNorm"
+	if err := positive(op, "rows", n.Rows, "cols", n.Cols); err != nil {
 		return err
 	}
-	if cols%32 != 0 || xStride < cols || yStride < cols {
-		return errArg(op, "cols %d (multiple of 32), strides %d, %d", cols, xStride, yStride)
+	if n.XStride < n.Cols || n.YStride < n.Cols {
+		return errArg(op, "strides %d, %d smaller than cols %d", n.XStride, n.YStride, n.Cols)
 	}
-	if err := need(op, "x", x, f32Bytes((rows-1)*xStride+cols)); err != nil {
+	if err := need(op, "x", n.X, f32Bytes((n.Rows-1)*n.XStride+n.Cols)); err != nil {
 		return err
 	}
-	if err := need(op, "y", y, f32Bytes((rows-1)*yStride+cols)); err != nil {
+	if err := need(op, "y", n.Y, f32Bytes((n.Rows-1)*n.YStride+n.Cols)); err != nil {
 		return err
 	}
-	if err := need(op, "q", q, Q81Bytes(rows, cols)); err != nil {
-		return err
-	}
-	if !isZero(w) {
-		if err := need(op, "w", w, f32Bytes(cols)); err != nil {
+	if !isZero(n.W) {
+		if err := need(op, "w", n.W, f32Bytes(n.Cols)); err != nil {
 			return err
 		}
 	}
-	return c.launch("rmsnorm_q8_1", grid1(rows), grid1(min(1024, max(256, ceilDiv(cols, 2*32)*32))), 0,
-		ptrArg(x), i64Arg(xStride), optPtr(w), ptrArg(y), i64Arg(yStride), i32Arg(cols), f32Arg(eps), ptrArg(q))
+	if !isZero(n.Res) {
+		if n.ResStride < n.Cols {
+			return errArg(op, "residual stride %d smaller than cols %d", n.ResStride, n.Cols)
+		}
+		if err := need(op, "res", n.Res, f32Bytes((n.Rows-1)*n.ResStride+n.Cols)); err != nil {
+			return err
+		}
+		if n.Y.ptr == n.X.ptr {
+			return errArg(op, "y must not alias x when a residual is added")
+		}
+	}
+	grid, block := grid1(n.Rows), grid1(min(1024, max(256, ceilDiv(n.Cols, 2*32)*32)))
+	if isZero(n.Q) {
+		return c.launch("rmsnorm_f32", grid, block, 0, ptrArg(n.X), i64Arg(n.XStride), optPtr(n.W), ptrArg(n.Y),
+			i64Arg(n.YStride), i32Arg(n.Cols), f32Arg(n.Eps), optPtr(n.Res), i64Arg(n.ResStride))
+	}
+	if n.Cols%32 != 0 {
+		return errArg(op, "cols %d must be a multiple of 32 for the Q8_1 output", n.Cols)
+	}
+	if err := need(op, "q", n.Q, Q81Bytes(n.Rows, n.Cols)); err != nil {
+		return err
+	}
+	return c.launch("rmsnorm_q8_1", grid, block, 0, ptrArg(n.X), i64Arg(n.XStride), optPtr(n.W), ptrArg(n.Y),
+		i64Arg(n.YStride), i32Arg(n.Cols), f32Arg(n.Eps), ptrArg(n.Q), optPtr(n.Res), i64Arg(n.ResStride))
 }
 
 // SwiGLUQ81 enqueues out = silu(gate) ⊙ up over rows x cols contiguous
@@ -331,22 +361,36 @@ func (c *Ctx) SwiGLUQ81(gate, up, out Buffer, rows, cols int, q Buffer) error {
 // h*headStride of x. Pair i of token t is rotated by pos[t]·base^(-2i/nDims)
 // (pos: nTokens int32 on the device).
 func (c *Ctx) RoPE(x Buffer, tokStride, headStride, nHeads, nTokens, offset, nDims int, pos Buffer, base float32) error {
+	return c.RoPEInto(x, tokStride, headStride, nHeads, nTokens, offset, nDims, pos, base, Buffer{}, 0, 0)
+}
+
+// RoPEInto is RoPE that writes the rotated values of head h of token t to
+// dst at element t*dstTokStride + h*dstHeadStride (nDims values) and leaves
+// x unchanged; with dst the zero Buffer it is RoPE (in place).
+func (c *Ctx) RoPEInto(x Buffer, tokStride, headStride, nHeads, nTokens, offset, nDims int, pos Buffer, base float32,
+	dst Buffer, dstTokStride, dstHeadStride int) error {
 	const op = "RoPE"
 	if err := positive(op, "nHeads", nHeads, "nTokens", nTokens, "nDims", nDims); err != nil {
 		return err
 	}
-	if nDims%2 != 0 || offset < 0 || tokStride < 0 || headStride < 0 {
+	if nDims%2 != 0 || offset < 0 || tokStride < 0 || headStride < 0 || dstTokStride < 0 || dstHeadStride < 0 {
 		return errArg(op, "nDims %d must be even, offset and strides >= 0", nDims)
 	}
 	last := (nTokens-1)*tokStride + (nHeads-1)*headStride + offset + nDims
 	if err := need(op, "x", x, f32Bytes(last)); err != nil {
 		return err
 	}
+	if !isZero(dst) {
+		if err := need(op, "dst", dst, f32Bytes((nTokens-1)*dstTokStride+(nHeads-1)*dstHeadStride+nDims)); err != nil {
+			return err
+		}
+	}
 	if err := need(op, "pos", pos, 4*int64(nTokens)); err != nil {
 		return err
 	}
 	return c.launch("rope_norm_f32", grid2(nHeads, nTokens), grid1(min(256, max(32, ceilDiv(nDims/2, 32)*32))), 0,
-		ptrArg(x), i64Arg(tokStride), i64Arg(headStride), i32Arg(offset), i32Arg(nDims), ptrArg(pos), f32Arg(base))
+		ptrArg(x), i64Arg(tokStride), i64Arg(headStride), i32Arg(offset), i32Arg(nDims), ptrArg(pos), f32Arg(base),
+		optPtr(dst), i64Arg(dstTokStride), i64Arg(dstHeadStride))
 }
 
 func elementwiseGrid(n int) [3]uint32 { return grid1(min(ceilDiv(n, 256), 4096)) }
@@ -428,37 +472,79 @@ func (c *Ctx) WeightedSumTokens(base, y Buffer, yStride int, w Buffer, nSlots in
 // the device). The cache holds cache.Bytes()/(2*cacheStride) rows; a
 // position outside that range is skipped by the kernel.
 func (c *Ctx) CacheStoreF16(src Buffer, srcStride int, cache Buffer, cacheStride, width int, pos Buffer, nTokens int) error {
-	return c.cacheStore("CacheStoreF16", "cache_store_f16", 2, src, srcStride, cache, cacheStride, width, pos, nTokens)
+	return c.LatentStore(LatentStore{Src: src, SrcStride: srcStride, Cache: cache, CacheStride: cacheStride, Width: width,
+		Pos: pos, Tokens: nTokens})
 }
 
 // CacheStoreF32 is CacheStoreF16 for an f32 cache (no rounding; row p at
 // element p*cacheStride of cache, which holds cache.Bytes()/(4*cacheStride)
 // rows).
 func (c *Ctx) CacheStoreF32(src Buffer, srcStride int, cache Buffer, cacheStride, width int, pos Buffer, nTokens int) error {
-	return c.cacheStore("CacheStoreF32", "cache_store_f32", 4, src, srcStride, cache, cacheStride, width, pos, nTokens)
+	return c.LatentStore(LatentStore{Src: src, SrcStride: srcStride, Cache: cache, CacheStride: cacheStride, Width: width,
+		Pos: pos, Tokens: nTokens, F32: true})
 }
 
-// cacheStore checks and launches one of the cache-store kernels, whose cache
-// elements are elemBytes wide.
-func (c *Ctx) cacheStore(op, kernel string, elemBytes int64, src Buffer, srcStride int, cache Buffer, cacheStride, width int, pos Buffer, nTokens int) error {
-	if err := positive(op, "width", width, "nTokens", nTokens); err != nil {
+// LatentStore describes the store of Tokens rows of Width f32 values (row t
+// at element t*SrcStride of Src) into rows Pos[t] of a latent cache (f16, or
+// f32 when F32; row p at element p*CacheStride; Pos int32 on the device, a
+// position outside the cache's rows skipped), optionally finishing each row
+// on the way, which is MLA's cache row [RMSNorm(latent) ; RoPE(k_pe)]:
+//   - NormW (NNorm f32) not zero: values [0, NNorm) are RMS-normalised with
+//     weight NormW and Eps;
+//   - RopeDims > 0: values [NNorm, NNorm+RopeDims) are rotated as RoPE does,
+//     by position Pos[t] and Base.
+//
+// Src is not modified.
+type LatentStore struct {
+	Src         Buffer
+	SrcStride   int
+	Cache       Buffer
+	CacheStride int
+	Width       int
+	Pos         Buffer
+	Tokens      int
+	F32         bool
+	NormW       Buffer
+	NNorm       int
+	Eps         float32
+	RopeDims    int
+	Base        float32
+}
+
+// LatentStore enqueues the store s describes.
+func (c *Ctx) LatentStore(s LatentStore) error {
+	op, kernel, elemBytes := "CacheStoreF16", "cache_store_f16", int64(2)
+	if s.F32 {
+		op, kernel, elemBytes = "CacheStoreF32", "cache_store_f32", 4
+	}
+	if err := positive(op, "width", s.Width, "nTokens", s.Tokens); err != nil {
 		return err
 	}
-	if srcStride < width || cacheStride < width {
-		return errArg(op, "strides %d, %d smaller than width %d", srcStride, cacheStride, width)
+	if s.SrcStride < s.Width || s.CacheStride < s.Width {
+		return errArg(op, "strides %d, %d smaller than width %d", s.SrcStride, s.CacheStride, s.Width)
 	}
-	if err := need(op, "src", src, f32Bytes((nTokens-1)*srcStride+width)); err != nil {
+	if s.NNorm < 0 || s.RopeDims < 0 || s.RopeDims%2 != 0 || s.NNorm+s.RopeDims > s.Width ||
+		(!isZero(s.NormW) && s.NNorm == 0) || (s.RopeDims > 0 && isZero(s.NormW) && s.NNorm != 0) {
+		return errArg(op, "norm of %d and rope of %d values (even) within a width of %d", s.NNorm, s.RopeDims, s.Width)
+	}
+	if !isZero(s.NormW) {
+		if err := need(op, "norm weight", s.NormW, f32Bytes(s.NNorm)); err != nil {
+			return err
+		}
+	}
+	if err := need(op, "src", s.Src, f32Bytes((s.Tokens-1)*s.SrcStride+s.Width)); err != nil {
 		return err
 	}
-	if err := need(op, "pos", pos, 4*int64(nTokens)); err != nil {
+	if err := need(op, "pos", s.Pos, 4*int64(s.Tokens)); err != nil {
 		return err
 	}
-	capacity := cache.bytes / (elemBytes * int64(cacheStride))
-	if cache.ptr == 0 || capacity < 1 || capacity > math.MaxInt32 {
-		return errArg(op, "cache of %d bytes holds %d rows of stride %d", cache.bytes, capacity, cacheStride)
+	capacity := s.Cache.bytes / (elemBytes * int64(s.CacheStride))
+	if s.Cache.ptr == 0 || capacity < 1 || capacity > math.MaxInt32 {
+		return errArg(op, "cache of %d bytes holds %d rows of stride %d", s.Cache.bytes, capacity, s.CacheStride)
 	}
-	return c.launch(kernel, grid1(nTokens), grid1(256), 0,
-		ptrArg(src), i64Arg(srcStride), ptrArg(cache), i64Arg(cacheStride), i32Arg(width), ptrArg(pos), i32Arg(int(capacity)))
+	return c.launch(kernel, grid1(s.Tokens), grid1(256), 0,
+		ptrArg(s.Src), i64Arg(s.SrcStride), ptrArg(s.Cache), i64Arg(s.CacheStride), i32Arg(s.Width), ptrArg(s.Pos),
+		i32Arg(int(capacity)), optPtr(s.NormW), f32Arg(s.Eps), i32Arg(s.NNorm), i32Arg(s.RopeDims), f32Arg(s.Base))
 }
 
 // GatherRows enqueues, for r < rows, dst[r*dstStride : +cols] =

@@ -70,6 +70,10 @@ type gpuRunner struct {
 	logits                                cuda.Buffer // [ub][vocab]
 	xq                                    cuda.Buffer // Q8_1 scratch
 	xqOwner                               *act
+	// res, when not the zero Buffer, is a residual (n rows of NEmbd, like x)
+	// still to be added into x: the next norm of x adds it (cuda.Norm.Res),
+	// saving the separate add launch; enqueue adds what is left at the end.
+	res cuda.Buffer
 	mla                                   cuda.Buffer // MLA split scratch
 	// prefill GEMM (fast mode, passes of at least gemmMinTokens tokens)
 	gemm bool

@@ -169,21 +169,38 @@ func (g *gpuRunner) fuseQ(w gpuWeight, n int) bool {
 
 // norm enqueues RMSNorm of the n rows of x (stride xs) into a (rows of
 // a.cols at a.stride), fused with the Q8_1 quantisation of a when its first
-// consumer is `first` and fuseQ holds.
+// consumer is `first` and fuseQ holds. When x is the residual stream g.x,
+// the pending residual g.res is added into it first, in the same kernel.
 func (g *gpuRunner) norm(c *cuda.Ctx, x cuda.Buffer, xs int, w cuda.Buffer, a *act, first gpuWeight) error {
-	eps := g.cfg.RMSEps
-	if g.fuseQ(first, a.rows) && a.cols == first.cols {
-		if err := c.RMSNormQ81(x, xs, w, a.x, a.stride, a.rows, a.cols, eps, g.xq); err != nil {
-			return err
-		}
-		g.xqOwner = a
-		g.prof.mark(c, "rmsnorm+q8_1")
-		return nil
+	nm := cuda.Norm{X: x, XStride: xs, W: w, Y: a.x, YStride: a.stride, Rows: a.rows, Cols: a.cols, Eps: g.cfg.RMSEps}
+	kind := "rmsnorm"
+	if x == g.x && g.res != (cuda.Buffer{}) {
+		nm.Res, nm.ResStride = g.res, xs
+		g.res = cuda.Buffer{}
+		kind = "add+rmsnorm"
 	}
-	if err := c.RMSNorm(x, xs, w, a.x, a.stride, a.rows, a.cols, eps); err != nil {
+	if g.fuseQ(first, a.rows) && a.cols == first.cols {
+		nm.Q = g.xq
+		g.xqOwner = a
+		kind += "+q8_1"
+	}
+	if err := c.NormFused(nm); err != nil {
 		return err
 	}
-	g.prof.mark(c, "rmsnorm")
+	g.prof.mark(c, kind)
+	return nil
+}
+
+// addRes adds the pending residual g.res into g.x (n rows), if any.
+func (g *gpuRunner) addRes(c *cuda.Ctx, n int) error {
+	if g.res == (cuda.Buffer{}) {
+		return nil
+	}
+	if err := c.Add(g.x, g.res, g.x, n*g.cfg.NEmbd); err != nil {
+		return err
+	}
+	g.res = cuda.Buffer{}
+	g.prof.mark(c, "add")
 	return nil
 }
 
@@ -219,7 +236,7 @@ func (g *gpuRunner) down(c *cuda.Ctx, w gpuWeight, gate, up cuda.Buffer, rows, f
 func (g *gpuRunner) enqueue(c *cuda.Ctx, p pass) error {
 	cfg := g.cfg
 	n, d := p.n, cfg.NEmbd
-	g.xqOwner, g.a16Owner = nil, nil
+	g.xqOwner, g.a16Owner, g.res = nil, nil, cuda.Buffer{}
 	if err := c.GatherRows(g.embd, d, cfg.VocabSize, g.tok, g.x, d, n, d); err != nil {
 		return err
 	}
@@ -231,6 +248,9 @@ func (g *gpuRunner) enqueue(c *cuda.Ctx, p pass) error {
 		if err := g.ffn(c, l, p); err != nil {
 			return fmt.Errorf("glm4moe: layer %d ffn: %w", l, err)
 		}
+	}
+	if err := g.addRes(c, n); err != nil {
+		return err
 	}
 	if p.nWant == 0 {
 		return nil
@@ -285,34 +305,21 @@ func (g *gpuRunner) attention(c *cuda.Ctx, l int, p pass) error {
 	} else if err := g.mm(c, ly.q, A, n, g.q, H*qk); err != nil {
 		return err
 	}
-	// Cache rows [RMSNorm(kv_lat) ; RoPE(k_pe)].
-	if err := c.RMSNorm(g.ckv, w, ly.kvaNorm, g.ckv, w, n, kvl, eps); err != nil {
-		return err
-	}
-	g.prof.mark(c, "rmsnorm")
-	if err := c.RoPE(g.ckv, w, 0, 1, n, kvl, rd, g.pos, cfg.RopeFreqBase); err != nil {
-		return err
-	}
-	g.prof.mark(c, "rope")
+	// Cache rows [RMSNorm(kv_lat) ; RoPE(k_pe)], finished by the store kernel.
 	for _, s := range p.segs {
-		m := s.i1 - s.i0
-		var err error
-		if g.f32kv {
-			err = c.CacheStoreF32(tail(g.ckv, s.i0*w), w, s.c.layers[l], w, w, tail(g.pos, s.i0), m)
-		} else {
-			err = c.CacheStoreF16(tail(g.ckv, s.i0*w), w, s.c.layers[l], w, w, tail(g.pos, s.i0), m)
-		}
-		if err != nil {
+		if err := c.LatentStore(cuda.LatentStore{Src: tail(g.ckv, s.i0*w), SrcStride: w, Cache: s.c.layers[l], CacheStride: w,
+			Width: w, Pos: tail(g.pos, s.i0), Tokens: s.i1 - s.i0, F32: g.f32kv, NormW: ly.kvaNorm, NNorm: kvl, Eps: eps,
+			RopeDims: rd, Base: cfg.RopeFreqBase}); err != nil {
 			return err
 		}
 	}
-	g.prof.mark(c, "cache store")
-	// Query rope (in place), absorbed nope part straight into qf[.., 0:kvl],
-	// rope part copied to qf[.., kvl:w].
-	if err := c.RoPE(g.q, H*qk, qk, H, n, nope, rd, g.pos, cfg.RopeFreqBase); err != nil {
+	g.prof.mark(c, "norm+rope+cache store")
+	// Query: the absorbed nope part goes straight into qf[.., 0:kvl] below,
+	// the rope part is rotated into qf[.., kvl:w].
+	if err := c.RoPEInto(g.q, H*qk, qk, H, n, nope, rd, g.pos, cfg.RopeFreqBase, tail(g.qf, kvl), H*w, w); err != nil {
 		return err
 	}
-	g.prof.mark(c, "rope")
+	g.prof.mark(c, "rope q")
 	if g.useGemm(ly.kb, n) {
 		if err := g.headGemm(c, ly.kb, g.q, n, H*qk, qk, n, g.qf, H*w, w); err != nil {
 			return err
@@ -324,10 +331,6 @@ func (g *gpuRunner) attention(c *cuda.Ctx, l int, p pass) error {
 		}
 		g.prof.rename("attn_k_b")
 	}
-	if err := c.GatherRows(tail(g.q, nope), qk, n*H, cuda.Buffer{}, tail(g.qf, kvl), w, n*H, rd); err != nil {
-		return err
-	}
-	g.prof.mark(c, "copy")
 	scale := float32(1 / math.Sqrt(float64(qk)))
 	for _, s := range p.segs {
 		m := s.i1 - s.i0
@@ -356,10 +359,7 @@ func (g *gpuRunner) attention(c *cuda.Ctx, l int, p pass) error {
 	if err := g.mm(c, ly.out, o, n, g.proj, d); err != nil {
 		return err
 	}
-	if err := c.Add(g.x, g.proj, g.x, n*d); err != nil {
-		return err
-	}
-	g.prof.mark(c, "add")
+	g.res = g.proj // added by the FFN norm
 	return nil
 }
 
@@ -386,10 +386,7 @@ func (g *gpuRunner) ffn(c *cuda.Ctx, l int, p pass) error {
 		if err := g.down(c, ly.down, g.g, g.u, n, ff, cuda.Buffer{}, g.proj); err != nil {
 			return err
 		}
-		if err := c.Add(g.x, g.proj, g.x, n*d); err != nil {
-			return err
-		}
-		g.prof.mark(c, "add")
+		g.res = g.proj // added by the next norm of x
 		return nil
 	}
 	ne, k := cfg.NExpert, cfg.NExpertUsed
@@ -449,10 +446,7 @@ func (g *gpuRunner) ffn(c *cuda.Ctx, l int, p pass) error {
 		return err
 	}
 	g.prof.mark(c, "moe combine")
-	if err := c.Add(g.x, g.proj, g.x, n*d); err != nil {
-		return err
-	}
-	g.prof.mark(c, "add")
+	g.res = g.proj // added by the next norm of x
 	return nil
 }
 

@@ -13,7 +13,8 @@
 #     glm-tiny-q4_k_m.gguf,hf-logits-bf16.f32,ref-logits-q4_k_m.f32} .device-carry/shared/testdata/glm-tiny/
 # Knobs (environment): STEPS (default "build cuda model bench"; "profile"
 # adds TestGPUBench's per-kernel decode breakdown of both files), CUDA_RUN
-# (-test.run pattern for backend/cuda, default all), GLMBENCH_ARGS (default
+# (-test.run pattern for backend/cuda, default all), MODEL_RUN (the same for
+# model/glm4moe), GLMBENCH_ARGS (default
 # "-fa 1 -p 512 -n 128 -r 3").
 # Writes OUT/{kernels.fatbin,kernels.sum,ptxas.log,build.log,test.log,glmbench.log}.
 set -u
@@ -44,7 +45,7 @@ if has cuda; then
 	echo "backend/cuda tests rc=$?"; grep -E "^(--- FAIL|FAIL|ok|PASS)|mmfp4|panic" "$out/test.log" | head -30
 fi
 if has model; then
-	(cd "$root/model/glm4moe" && timeout 300 "$carry/glm4moe.test" -test.run 'TestGPUOracle|TestGPUDecodeGreedy|TestGPUMMFP4' -test.v -test.timeout 290s) >>"$out/test.log" 2>&1
+	(cd "$root/model/glm4moe" && timeout 300 "$carry/glm4moe.test" -test.run "${MODEL_RUN:-TestGPUOracle|TestGPUDecodeGreedy|TestGPUMMFP4|TestOps}" -test.v -test.timeout 290s) >>"$out/test.log" 2>&1
 	echo "glm4moe GPU tests rc=$?"; grep -E "CUDA |^(--- FAIL|FAIL|ok|PASS)|    --- FAIL|gpu.*go:[0-9]+:|panic" "$out/test.log" | head -40
 fi
 if has profile; then

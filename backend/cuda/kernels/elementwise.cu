@@ -3,42 +3,71 @@
 #include "common.cuh"
 #include <limits.h>
 
-// y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w   (w may be NULL: no weight)
-// Rows r = blockIdx.x at x + r*x_stride and y + r*y_stride; in place is fine.
+// add_rows: when res is not NULL, x[i] += res[i] for the row's cols values
+// (stored back into x) before the norm reads it: the residual add of the
+// previous block fused into the next norm. Returns the row's sum of squares
+// over the block (block_sum's barrier makes the stored x visible to every
+// thread of the block).
+static __device__ __forceinline__ float add_rows_ss(float *xr, const float *__restrict__ rr, int cols, float *scratch) {
+	float ss = 0.0f;
+	if (rr) {
+		for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+			const float v = xr[i] + rr[i];
+			xr[i] = v;
+			ss += v * v;
+		}
+	} else {
+#pragma unroll 4
+		for (int i = threadIdx.x; i < cols; i += blockDim.x) ss += xr[i] * xr[i];
+	}
+	return block_sum(ss, scratch);
+}
+
+// y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w   (w may be NULL: no weight),
+// after x[r] += res[r] when res is not NULL (then y must not alias x).
+// Rows r = blockIdx.x at x + r*x_stride, res + r*res_stride and y +
+// r*y_stride; in place (y == x, no res) is fine.
 // Block: 256..1024 threads (a multiple of 32).
 extern "C" __global__ void __launch_bounds__(1024)
-rmsnorm_f32(const float *x, long long x_stride, const float *__restrict__ w, float *y, long long y_stride, int cols, float eps) {
+rmsnorm_f32(float *x, long long x_stride, const float *__restrict__ w, float *y, long long y_stride, int cols, float eps,
+            const float *__restrict__ res, long long res_stride) {
 	__shared__ float scratch[32];
-	const float *xr = x + (size_t)blockIdx.x * x_stride;
+	float *xr = x + (size_t)blockIdx.x * x_stride;
 	float *yr = y + (size_t)blockIdx.x * y_stride;
-	float ss = 0.0f;
-#pragma unroll 4
-	for (int i = threadIdx.x; i < cols; i += blockDim.x) ss += xr[i] * xr[i];
-	ss = block_sum(ss, scratch);
+	const float ss = add_rows_ss(xr, res ? res + (size_t)blockIdx.x * res_stride : nullptr, cols, scratch);
 	const float scale = rsqrtf(ss / (float)cols + eps);
 #pragma unroll 4
 	for (int i = threadIdx.x; i < cols; i += blockDim.x) yr[i] = w ? xr[i] * scale * w[i] : xr[i] * scale;
 }
 
-// Interleaved ("NORM") RoPE, in place, on n_dims values starting at column
-// `offset` of every head: pairs (2i, 2i+1), theta_i = pos * base^(-2i/n_dims).
-// Head h of token t at x + t*tok_stride + h*head_stride. Positions are read
-// from pos[t] on the device. The angle and its sine/cosine are computed in
-// double precision (exact to f32 rounding at any position; llama.cpp uses
-// f32 angles, which differ by up to ~1e-2 rad at position 1e5).
+// rope_pair rotates pair i of n_dims rotary values at position ps:
+// theta_i = ps * base^(-2i/n_dims), angle and sine/cosine in double precision
+// (exact to f32 rounding at any position; llama.cpp uses f32 angles, which
+// differ by up to ~1e-2 rad at position 1e5).
+static __device__ __forceinline__ float2 rope_pair(float x0, float x1, double ps, int i, int n_dims, float freq_base) {
+	const double theta = ps * pow((double)freq_base, -2.0 * (double)i / (double)n_dims);
+	double s, c;
+	sincos(theta, &s, &c);
+	return make_float2((float)((double)x0 * c - (double)x1 * s), (float)((double)x0 * s + (double)x1 * c));
+}
+
+// Interleaved ("NORM") RoPE on n_dims values starting at column `offset` of
+// every head: pairs (2i, 2i+1) rotated by rope_pair. Head h of token t at
+// x + t*tok_stride + h*head_stride; the result goes to the same place, or,
+// when dst is not NULL, to dst + t*dst_tok_stride + h*dst_head_stride
+// (x unchanged). Positions are read from pos[t] on the device.
 // Grid: (n_heads, n_tokens); block: 32..256 threads.
 extern "C" __global__ void rope_norm_f32(float *x, long long tok_stride, long long head_stride, int offset, int n_dims,
-                                         const int *__restrict__ pos, float freq_base) {
+                                         const int *__restrict__ pos, float freq_base, float *dst, long long dst_tok_stride,
+                                         long long dst_head_stride) {
 	const int h = blockIdx.x, t = blockIdx.y;
-	float *p = x + (size_t)t * tok_stride + (size_t)h * head_stride + offset;
+	const float *p = x + (size_t)t * tok_stride + (size_t)h * head_stride + offset;
+	float *o = dst ? dst + (size_t)t * dst_tok_stride + (size_t)h * dst_head_stride : x + (size_t)t * tok_stride + (size_t)h * head_stride + offset;
 	const double ps = (double)pos[t];
 	for (int i = threadIdx.x; i < n_dims / 2; i += blockDim.x) {
-		const double theta = ps * pow((double)freq_base, -2.0 * (double)i / (double)n_dims);
-		double s, c;
-		sincos(theta, &s, &c);
-		const float x0 = p[2 * i], x1 = p[2 * i + 1];
-		p[2 * i] = (float)((double)x0 * c - (double)x1 * s);
-		p[2 * i + 1] = (float)((double)x0 * s + (double)x1 * c);
+		const float2 r = rope_pair(p[2 * i], p[2 * i + 1], ps, i, n_dims, freq_base);
+		o[2 * i] = r.x;
+		o[2 * i + 1] = r.y;
 	}
 }
 
@@ -74,19 +103,66 @@ extern "C" __global__ void weighted_sum_f32(const float *base, const float *__re
 	}
 }
 
-// Latent cache store: for token t = blockIdx.x, the `width` f32 values at
-// src + t*src_stride are rounded (to nearest even) to f16 and written to
-// cache row pos[t] (at cache + pos[t]*cache_stride). Rows outside
-// [0, capacity) are not written.
-extern "C" __global__ void cache_store_f16(const float *__restrict__ src, long long src_stride, __half *cache,
-                                           long long cache_stride, int width, const int *__restrict__ pos, int capacity) {
+// Latent cache store: for each token t = blockIdx.x, the width f32 values at
+// src + t*src_stride go to row pos[t] of the cache (row p at cache +
+// p*cache_stride; a position outside [0, capacity) is skipped), rounded to
+// f16 for the f16 cache. Optionally the row is finished on the way (MLA's
+// [RMSNorm(latent) ; RoPE(k_pe)]): when norm_w is not NULL, values
+// [0, n_norm) are RMS-normalised with weight norm_w and eps; when rope_dims
+// > 0, values [n_norm, n_norm+rope_dims) are rotated as rope_norm_f32 does
+// (freq_base). src itself is not modified. Block: 256 threads.
+template <typename T>
+static __device__ __forceinline__ void latent_store(const float *__restrict__ src, long long src_stride, T *cache,
+                                                    long long cache_stride, int width, const int *__restrict__ pos,
+                                                    int capacity, const float *__restrict__ norm_w, float eps, int n_norm,
+                                                    int rope_dims, float freq_base) {
+	__shared__ float scratch[32];
 	const int t = blockIdx.x;
 	const int p = pos[t];
-	if (p < 0 || p >= capacity) return;
+	if (p < 0 || p >= capacity) return;  // uniform per block
 	const float *s = src + (size_t)t * src_stride;
-	__half *d = cache + (size_t)p * cache_stride;
-	for (int i = threadIdx.x; i < width; i += blockDim.x) d[i] = __float2half_rn(s[i]);
+	T *d = cache + (size_t)p * cache_stride;
+	float scale = 1.0f;
+	if (norm_w) {
+		float ss = 0.0f;
+		for (int i = threadIdx.x; i < n_norm; i += blockDim.x) ss += s[i] * s[i];
+		scale = rsqrtf(block_sum(ss, scratch) / (float)n_norm + eps);
+	}
+	const int r0 = rope_dims > 0 ? n_norm : width, r1 = rope_dims > 0 ? n_norm + rope_dims : width;
+	for (int i = threadIdx.x; i < width; i += blockDim.x) {
+		if (i >= r0 && i < r1) continue;
+		float v = s[i];
+		if (norm_w && i < n_norm) v = v * scale * norm_w[i];
+		if constexpr (sizeof(T) == 2) {
+			d[i] = __float2half_rn(v);
+		} else {
+			d[i] = v;
+		}
+	}
+	const double ps = (double)p;
+	for (int i = threadIdx.x; i < rope_dims / 2; i += blockDim.x) {
+		const float2 r = rope_pair(s[r0 + 2 * i], s[r0 + 2 * i + 1], ps, i, rope_dims, freq_base);
+		if constexpr (sizeof(T) == 2) {
+			d[r0 + 2 * i] = __float2half_rn(r.x);
+			d[r0 + 2 * i + 1] = __float2half_rn(r.y);
+		} else {
+			d[r0 + 2 * i] = r.x;
+			d[r0 + 2 * i + 1] = r.y;
+		}
+	}
 }
+
+#define LATENT_STORE_KERNEL(name, T)                                                                                     \
+	extern "C" __global__ void __launch_bounds__(256)                                                                  \
+	name(const float *__restrict__ src, long long src_stride, T *cache, long long cache_stride, int width,              \
+	     const int *__restrict__ pos, int capacity, const float *__restrict__ norm_w, float eps, int n_norm,             \
+	     int rope_dims, float freq_base) {                                                                             \
+		latent_store<T>(src, src_stride, cache, cache_stride, width, pos, capacity, norm_w, eps, n_norm, rope_dims,     \
+		                freq_base);                                                                                     \
+	}
+
+LATENT_STORE_KERNEL(cache_store_f16, __half)
+LATENT_STORE_KERNEL(cache_store_f32, float)
 
 // out[r] = index of the largest x[r*stride + i], i < n (lowest index on
 // ties; NaN ignored; -1 if every value is NaN). Grid: rows; block: 1024.
@@ -135,16 +211,6 @@ extern "C" __global__ void __launch_bounds__(1024) argmax_f32(const float *__res
 	}
 }
 
-// Latent cache store for an f32 cache: like cache_store_f16 without rounding.
-extern "C" __global__ void cache_store_f32(const float *__restrict__ src, long long src_stride, float *cache,
-                                           long long cache_stride, int width, const int *__restrict__ pos, int capacity) {
-	const int t = blockIdx.x;
-	const int p = pos[t];
-	if (p < 0 || p >= capacity) return;
-	const float *s = src + (size_t)t * src_stride;
-	float *d = cache + (size_t)p * cache_stride;
-	for (int i = threadIdx.x; i < width; i += blockDim.x) d[i] = s[i];
-}
 
 // Row gather/copy: dst row r (at dst + r*dst_stride, cols values) = src row
 // idx[r] (or row r when idx is NULL) at src + row*src_stride. A row index
@@ -185,15 +251,14 @@ static __device__ __forceinline__ void q8_1_store(float v, block_q8_1 *b, int la
 
 // rmsnorm_f32 (rows = blockIdx.x) plus Q8_1 of each output row into
 // q + r*(cols/32). cols % 32 == 0. Block: 256..1024 threads.
+// res as in rmsnorm_f32.
 extern "C" __global__ void __launch_bounds__(1024)
-rmsnorm_q8_1(const float *x, long long x_stride, const float *__restrict__ w, float *y, long long y_stride, int cols,
-             float eps, block_q8_1 *__restrict__ q) {
+rmsnorm_q8_1(float *x, long long x_stride, const float *__restrict__ w, float *y, long long y_stride, int cols,
+             float eps, block_q8_1 *__restrict__ q, const float *__restrict__ res, long long res_stride) {
 	__shared__ float scratch[32];
-	const float *xr = x + (size_t)blockIdx.x * x_stride;
+	float *xr = x + (size_t)blockIdx.x * x_stride;
 	float *yr = y + (size_t)blockIdx.x * y_stride;
-	float ss = 0.0f;
-	for (int i = threadIdx.x; i < cols; i += blockDim.x) ss += xr[i] * xr[i];
-	ss = block_sum(ss, scratch);
+	const float ss = add_rows_ss(xr, res ? res + (size_t)blockIdx.x * res_stride : nullptr, cols, scratch);
 	const float scale = rsqrtf(ss / (float)cols + eps);
 	const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, nw = blockDim.x / WARP;
 	const int nb = cols / QK8_1;
