@@ -74,7 +74,7 @@ type gpuRunner struct {
 	// still to be added into x: the next norm of x adds it (cuda.Norm.Res),
 	// saving the separate add launch; enqueue adds what is left at the end.
 	res cuda.Buffer
-	mla                                   cuda.Buffer // MLA split scratch
+	mla cuda.Buffer // MLA split scratch
 	// prefill GEMM (fast mode, passes of at least gemmMinTokens tokens)
 	gemm bool
 	// dequantise each weight tensor to f16 (wf16) before a plain f16 GEMM
