@@ -98,36 +98,14 @@ func Sigmoid(x float32) float32 {
 }
 
 // Exp32 returns e^x in float32 within 2 ulp of the correctly rounded value
-// (Cephes expf: x = n·ln2 + r with |r| <~ ln2/2, a degree-6 polynomial in
-// r, then scaling by 2^n through the exponent bits). It is several times
-// faster than math.Exp; arguments whose result is subnormal, infinite or NaN
-// go through math.Exp.
-func Exp32(x float32) float32 {
-	if !(x > -87.0 && x < 88.0) { // also NaN
-		return float32(math.Exp(float64(x)))
-	}
-	// n = round(x·log2 e), half away from zero (truncation after ±0.5).
-	t := x * 1.44269504088896341
-	if t < 0 {
-		t -= 0.5
-	} else {
-		t += 0.5
-	}
-	n := int32(t)
-	z := float32(n)
-	r := x - z*0.693359375
-	r -= z * -2.12194440e-4
-	p := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
-	y := p*r*r + r + 1
-	return y * math.Float32frombits(uint32(n+127)<<23)
-}
+// (kernels.Exp32: Cephes expf).
+func Exp32(x float32) float32 { return kernels.Exp32(x) }
 
 // SwiGLU writes silu(gate[i])·up[i] into out (all the same length; out may
-// alias gate or up).
+// alias gate or up), with kernels.SwiGLUF32 (vector exponential where
+// available).
 func SwiGLU(out, gate, up []float32) {
-	for i := range out {
-		out[i] = SiLU(gate[i]) * up[i]
-	}
+	kernels.SwiGLUF32(out, gate, up)
 }
 
 // Add sets dst[i] += src[i].

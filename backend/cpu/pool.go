@@ -20,8 +20,9 @@ import (
 //
 // Workers are persistent: NewPool's Threads()-1 helper goroutines start on
 // the first parallel For and wait for the next one, spinning for a short
-// while (spinWait) before parking, so the many small products of a decode
-// step do not each pay a goroutine start and a cross-CPU wake-up. They exit
+// while (spinWait, yielding to other runnable goroutines as they go) before
+// parking, so the many small products of a decode step do not each pay a
+// goroutine start and a cross-CPU wake-up. They exit
 // when the Pool is garbage collected. For calls that overlap (from several
 // goroutines, or nested) fall back to goroutines started per call.
 type Pool struct {
@@ -156,8 +157,11 @@ func (ws *workers) run(p *Pool, j *poolJob) {
 	j.work(0)
 	t0 := time.Now()
 	for i := 0; j.outstanding.Load() != 0; i++ {
-		if i&63 == 63 && time.Since(t0) > spinWait {
-			break
+		if i&63 == 63 {
+			if time.Since(t0) > spinWait {
+				break
+			}
+			runtime.Gosched()
 		}
 	}
 	<-ws.done
@@ -172,13 +176,19 @@ func (ws *workers) loop(w int) {
 			// Spin a little, then park until woken.
 			t0 := time.Now()
 			for i := 0; j == last; i++ {
-				if i&63 == 63 && time.Since(t0) > spinWait {
-					select {
-					case <-ws.wake[w]:
-					case <-ws.quit:
-						return
+				if i&63 == 63 {
+					if time.Since(t0) > spinWait {
+						select {
+						case <-ws.wake[w]:
+						case <-ws.quit:
+							return
+						}
+						t0 = time.Now()
+					} else {
+						// Let runnable goroutines (a server's stream
+						// writers) use the spin time.
+						runtime.Gosched()
 					}
-					t0 = time.Now()
 				}
 				j = ws.cur.Load()
 			}

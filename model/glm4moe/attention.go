@@ -87,10 +87,9 @@ func (m *Model) attendCached(l int, rows []rowRef, s *scratch) {
 				for _, v := range p[1:] {
 					mx = max(mx, v)
 				}
+				kernels.ExpShiftF32(p, scale, mx)
 				var sum float64
-				for k, v := range p {
-					e := cpu.Exp32(scale * (v - mx))
-					p[k] = e
+				for _, e := range p {
 					sum += float64(e)
 				}
 				pm[base+h], ps[base+h] = scale*mx, sum

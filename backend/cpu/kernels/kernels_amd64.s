@@ -8763,3 +8763,186 @@ done47:
 	VMOVSS        X1, (AX)
 	VZEROUPPER
 	RET
+
+// func expShiftF32AVX512(x []float32, scale float32, shift float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·expShiftF32AVX512(SB), NOSPLIT, $0-32
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	MOVSS        scale+24(FP), X0
+	VBROADCASTSS X0, Z0
+	MOVSS        shift+28(FP), X1
+	VBROADCASTSS X1, Z1
+	VBROADCASTSS expLo<>+0(SB), Z2
+	VBROADCASTSS expHi<>+0(SB), Z3
+	VBROADCASTSS expLog2e<>+0(SB), Z4
+	VBROADCASTSS expC1<>+0(SB), Z5
+	VBROADCASTSS expC2<>+0(SB), Z6
+	VBROADCASTSS expP0<>+0(SB), Z7
+	VBROADCASTSS expP1<>+0(SB), Z8
+	VBROADCASTSS expP2<>+0(SB), Z9
+	VBROADCASTSS expP3<>+0(SB), Z10
+	VBROADCASTSS expP4<>+0(SB), Z11
+	VBROADCASTSS expP5<>+0(SB), Z12
+	VBROADCASTSS expOne<>+0(SB), Z13
+
+loop48:
+	TESTQ        CX, CX
+	JZ           done48
+	VMOVUPS      (AX), Z14
+	VSUBPS       Z1, Z14, Z14
+	VMULPS       Z0, Z14, Z14
+	VMAXPS       Z14, Z2, Z14
+	VMINPS       Z14, Z3, Z14
+	VMULPS       Z4, Z14, Z15
+	VRNDSCALEPS  $0x00, Z15, Z15
+	VFNMADD231PS Z5, Z15, Z14
+	VFNMADD231PS Z6, Z15, Z14
+	VMOVAPS      Z7, Z16
+	VFMADD213PS  Z8, Z14, Z16
+	VFMADD213PS  Z9, Z14, Z16
+	VFMADD213PS  Z10, Z14, Z16
+	VFMADD213PS  Z11, Z14, Z16
+	VFMADD213PS  Z12, Z14, Z16
+	VMULPS       Z14, Z14, Z17
+	VFMADD213PS  Z14, Z17, Z16
+	VADDPS       Z13, Z16, Z16
+	VSCALEFPS    Z15, Z16, Z14
+	VMOVUPS      Z14, (AX)
+	ADDQ         $0x40, AX
+	SUBQ         $0x10, CX
+	JMP          loop48
+
+done48:
+	VZEROUPPER
+	RET
+
+DATA expLo<>+0(SB)/1, $0x00
+DATA expLo<>+1(SB)/1, $0x00
+DATA expLo<>+2(SB)/1, $0xae
+DATA expLo<>+3(SB)/1, $0xc2
+GLOBL expLo<>(SB), RODATA|NOPTR, $4
+
+DATA expHi<>+0(SB)/1, $0x00
+DATA expHi<>+1(SB)/1, $0x00
+DATA expHi<>+2(SB)/1, $0xb0
+DATA expHi<>+3(SB)/1, $0x42
+GLOBL expHi<>(SB), RODATA|NOPTR, $4
+
+DATA expLog2e<>+0(SB)/1, $0x3b
+DATA expLog2e<>+1(SB)/1, $0xaa
+DATA expLog2e<>+2(SB)/1, $0xb8
+DATA expLog2e<>+3(SB)/1, $0x3f
+GLOBL expLog2e<>(SB), RODATA|NOPTR, $4
+
+DATA expC1<>+0(SB)/1, $0x00
+DATA expC1<>+1(SB)/1, $0x80
+DATA expC1<>+2(SB)/1, $0x31
+DATA expC1<>+3(SB)/1, $0x3f
+GLOBL expC1<>(SB), RODATA|NOPTR, $4
+
+DATA expC2<>+0(SB)/1, $0x83
+DATA expC2<>+1(SB)/1, $0x80
+DATA expC2<>+2(SB)/1, $0x5e
+DATA expC2<>+3(SB)/1, $0xb9
+GLOBL expC2<>(SB), RODATA|NOPTR, $4
+
+DATA expP0<>+0(SB)/1, $0x67
+DATA expP0<>+1(SB)/1, $0x69
+DATA expP0<>+2(SB)/1, $0x50
+DATA expP0<>+3(SB)/1, $0x39
+GLOBL expP0<>(SB), RODATA|NOPTR, $4
+
+DATA expP1<>+0(SB)/1, $0xce
+DATA expP1<>+1(SB)/1, $0x43
+DATA expP1<>+2(SB)/1, $0xb7
+DATA expP1<>+3(SB)/1, $0x3a
+GLOBL expP1<>(SB), RODATA|NOPTR, $4
+
+DATA expP2<>+0(SB)/1, $0x08
+DATA expP2<>+1(SB)/1, $0x89
+DATA expP2<>+2(SB)/1, $0x08
+DATA expP2<>+3(SB)/1, $0x3c
+GLOBL expP2<>(SB), RODATA|NOPTR, $4
+
+DATA expP3<>+0(SB)/1, $0xc1
+DATA expP3<>+1(SB)/1, $0xa9
+DATA expP3<>+2(SB)/1, $0x2a
+DATA expP3<>+3(SB)/1, $0x3d
+GLOBL expP3<>(SB), RODATA|NOPTR, $4
+
+DATA expP4<>+0(SB)/1, $0xaa
+DATA expP4<>+1(SB)/1, $0xaa
+DATA expP4<>+2(SB)/1, $0x2a
+DATA expP4<>+3(SB)/1, $0x3e
+GLOBL expP4<>(SB), RODATA|NOPTR, $4
+
+DATA expP5<>+0(SB)/1, $0x00
+DATA expP5<>+1(SB)/1, $0x00
+DATA expP5<>+2(SB)/1, $0x00
+DATA expP5<>+3(SB)/1, $0x3f
+GLOBL expP5<>(SB), RODATA|NOPTR, $4
+
+DATA expOne<>+0(SB)/1, $0x00
+DATA expOne<>+1(SB)/1, $0x00
+DATA expOne<>+2(SB)/1, $0x80
+DATA expOne<>+3(SB)/1, $0x3f
+GLOBL expOne<>(SB), RODATA|NOPTR, $4
+
+// func swigluF32AVX512(out []float32, gate []float32, up []float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·swigluF32AVX512(SB), NOSPLIT, $0-72
+	MOVQ         out_base+0(FP), AX
+	MOVQ         gate_base+24(FP), CX
+	MOVQ         up_base+48(FP), DX
+	MOVQ         out_len+8(FP), BX
+	VBROADCASTSS expLo<>+0(SB), Z0
+	VBROADCASTSS expHi<>+0(SB), Z1
+	VBROADCASTSS expLog2e<>+0(SB), Z2
+	VBROADCASTSS expC1<>+0(SB), Z3
+	VBROADCASTSS expC2<>+0(SB), Z4
+	VBROADCASTSS expP0<>+0(SB), Z5
+	VBROADCASTSS expP1<>+0(SB), Z6
+	VBROADCASTSS expP2<>+0(SB), Z7
+	VBROADCASTSS expP3<>+0(SB), Z8
+	VBROADCASTSS expP4<>+0(SB), Z9
+	VBROADCASTSS expP5<>+0(SB), Z10
+	VBROADCASTSS expOne<>+0(SB), Z11
+	MOVL         $0x80000000, SI
+	VMOVD        SI, X12
+	VPBROADCASTD X12, Z12
+
+loop49:
+	TESTQ        BX, BX
+	JZ           done49
+	VMOVUPS      (CX), Z13
+	VXORPS       Z12, Z13, Z14
+	VMAXPS       Z14, Z0, Z14
+	VMINPS       Z14, Z1, Z14
+	VMULPS       Z2, Z14, Z15
+	VRNDSCALEPS  $0x00, Z15, Z15
+	VFNMADD231PS Z3, Z15, Z14
+	VFNMADD231PS Z4, Z15, Z14
+	VMOVAPS      Z5, Z16
+	VFMADD213PS  Z6, Z14, Z16
+	VFMADD213PS  Z7, Z14, Z16
+	VFMADD213PS  Z8, Z14, Z16
+	VFMADD213PS  Z9, Z14, Z16
+	VFMADD213PS  Z10, Z14, Z16
+	VMULPS       Z14, Z14, Z17
+	VFMADD213PS  Z14, Z17, Z16
+	VADDPS       Z11, Z16, Z16
+	VSCALEFPS    Z15, Z16, Z14
+	VADDPS       Z11, Z14, Z14
+	VDIVPS       Z14, Z13, Z13
+	VMULPS       (DX), Z13, Z13
+	VMOVUPS      Z13, (AX)
+	ADDQ         $0x40, AX
+	ADDQ         $0x40, CX
+	ADDQ         $0x40, DX
+	SUBQ         $0x10, BX
+	JMP          loop49
+
+done49:
+	VZEROUPPER
+	RET

@@ -288,3 +288,13 @@ func dotQ6KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstr
 //
 //go:noescape
 func dotQ6KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+
+// expShiftF32AVX512 sets x[i] = e^((x[i]−shift)·scale) over len(x) elements, a multiple of 16.
+//
+//go:noescape
+func expShiftF32AVX512(x []float32, scale float32, shift float32)
+
+// swigluF32AVX512 sets out[i] = gate[i]/(1+e^(−gate[i]))·up[i] over len(out) elements, a multiple of 16.
+//
+//go:noescape
+func swigluF32AVX512(out []float32, gate []float32, up []float32)

@@ -23,6 +23,7 @@ func main() {
 	genMMFP4()
 	genQ4K()
 	genQ6K()
+	genExp()
 	Generate()
 }
 
