@@ -428,41 +428,45 @@ func TestQuantDotRowsMat(t *testing.T) {
 				r := rand.New(rand.NewPCG(13, uint64(c.k.wBytes)))
 				nb := 512 / c.k.block
 				n := nb * c.k.block
-				const rows, cols, ldd = 7, 14, 9 // 14 columns: 8-column, 4-column groups + 2 single
-				var w, x []byte
-				for i := 0; i < rows; i++ {
-					w = append(w, c.genW(r, nb, modeRandom)...)
-				}
-				for i := 0; i < cols; i++ {
-					x = append(x, c.genX(r, nb, modeRandom)...)
-				}
-				w, x = bytesAt(w, 5), bytesAt(x, 9)
-				rb, xb := len(w)/rows, len(x)/cols
-				dst, buf := guardedF32(rows, 3)
-				c.rows(n, w, x[:xb], dst)
-				checkGuardF32(t, buf, guardLen+3, rows)
-				for i := range dst {
-					if want := c.dot(n, w[i*rb:(i+1)*rb], x[:xb]); math.Float32bits(dst[i]) != math.Float32bits(want) {
-						t.Fatalf("%v rows[%d]=%v, dot=%v", l, i, dst[i], want)
+				for _, cols := range []int{14, 15, 13} {
+					// 8-column and 4-column groups, then 2 or 3 columns through the
+					// 4-column kernel on a padded copy, or 1 single column
+					const rows, ldd = 7, 9
+					var w, x []byte
+					for i := 0; i < rows; i++ {
+						w = append(w, c.genW(r, nb, modeRandom)...)
 					}
-				}
-				tile, buf := guardedF32((cols-1)*ldd+rows, 1)
-				for i := range tile {
-					tile[i] = -1 // the gaps between columns must stay untouched
-				}
-				c.mat(n, w, rows, x, cols, tile, ldd)
-				checkGuardF32(t, buf, guardLen+1, len(tile))
-				for cc := 0; cc < cols; cc++ {
-					for i := 0; i < ldd && cc*ldd+i < len(tile); i++ {
-						v := tile[cc*ldd+i]
-						if i >= rows {
-							if v != -1 {
-								t.Fatalf("%v tile gap (%d,%d) written: %v", l, cc, i, v)
-							}
-							continue
+					for i := 0; i < cols; i++ {
+						x = append(x, c.genX(r, nb, modeRandom)...)
+					}
+					w, x = bytesAt(w, 5), bytesAt(x, 9)
+					rb, xb := len(w)/rows, len(x)/cols
+					dst, buf := guardedF32(rows, 3)
+					c.rows(n, w, x[:xb], dst)
+					checkGuardF32(t, buf, guardLen+3, rows)
+					for i := range dst {
+						if want := c.dot(n, w[i*rb:(i+1)*rb], x[:xb]); math.Float32bits(dst[i]) != math.Float32bits(want) {
+							t.Fatalf("%v rows[%d]=%v, dot=%v", l, i, dst[i], want)
 						}
-						if want := c.dot(n, w[i*rb:(i+1)*rb], x[cc*xb:(cc+1)*xb]); math.Float32bits(v) != math.Float32bits(want) {
-							t.Fatalf("%v tile(%d,%d)=%v, dot=%v", l, i, cc, v, want)
+					}
+					tile, buf := guardedF32((cols-1)*ldd+rows, 1)
+					for i := range tile {
+						tile[i] = -1 // the gaps between columns must stay untouched
+					}
+					c.mat(n, w, rows, x, cols, tile, ldd)
+					checkGuardF32(t, buf, guardLen+1, len(tile))
+					for cc := 0; cc < cols; cc++ {
+						for i := 0; i < ldd && cc*ldd+i < len(tile); i++ {
+							v := tile[cc*ldd+i]
+							if i >= rows {
+								if v != -1 {
+									t.Fatalf("%v tile gap (%d,%d) written: %v", l, cc, i, v)
+								}
+								continue
+							}
+							if want := c.dot(n, w[i*rb:(i+1)*rb], x[cc*xb:(cc+1)*xb]); math.Float32bits(v) != math.Float32bits(want) {
+								t.Fatalf("%v %d columns: tile(%d,%d)=%v, dot=%v", l, cols, i, cc, v, want)
+							}
 						}
 					}
 				}
