@@ -11,6 +11,13 @@ import (
 // covers when a token's context is split across workers.
 const minAttnChunk = 64
 
+// attnHeadRowsBytes bounds the cached rows (bytes) of one work item that
+// are scored head by head, one kernel call per head over all the rows,
+// instead of row by row: small enough to stay in L2 across the H passes.
+// On the dev CPU, 150 rows of 80 floats against 4 heads: 4.6 µs per head
+// pass against 8.6 µs row by row.
+var attnHeadRowsBytes = 128 << 10 // a variable so a test can force the row-by-row form
+
 // attnHeadBlock is the number of heads whose queries (or outputs) one pass
 // over a token's cached rows handles: 8 heads' 576-float queries (18 KiB)
 // stay in L1 while the rows stream past.
@@ -74,11 +81,21 @@ func (m *Model) attendCached(l int, rows []rowRef, s *scratch) {
 			// (stored back to back in qf) in one call.
 			// Heads go in groups of attnHeadBlock so a group's queries stay
 			// in L1 while the rows stream past.
-			for h0 := 0; h0 < H; h0 += attnHeadBlock {
-				hc := min(attnHeadBlock, H-h0)
-				qg := s.qf[(i*H+h0)*w : (i*H+h0+hc)*w]
-				for j := j0; j < j1; j++ {
-					kernels.DotF32Cols(r.c.row(l, j), qg, hc, sc[h0*nj+j-j0:], nj)
+			if nj*w*4 <= attnHeadRowsBytes {
+				// A short span: the rows are contiguous and stay in cache,
+				// so one call per head scores all of them (fewer, longer
+				// kernel calls than one per row).
+				rowsJ := r.c.layers[l][j0*w : j1*w]
+				for h := 0; h < H; h++ {
+					kernels.DotF32Cols(s.qf[(i*H+h)*w:(i*H+h+1)*w], rowsJ, nj, sc[h*nj:], 1)
+				}
+			} else {
+				for h0 := 0; h0 < H; h0 += attnHeadBlock {
+					hc := min(attnHeadBlock, H-h0)
+					qg := s.qf[(i*H+h0)*w : (i*H+h0+hc)*w]
+					for j := j0; j < j1; j++ {
+						kernels.DotF32Cols(r.c.row(l, j), qg, hc, sc[h0*nj+j-j0:], nj)
+					}
 				}
 			}
 			for h := 0; h < H; h++ {
