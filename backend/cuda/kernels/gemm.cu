@@ -214,6 +214,68 @@ static __device__ __forceinline__ void gm_mma(float *c, const uint32_t *a, uint3
 // K values of type WT, dequantised to f16 as the tile is loaded (WT_F16:
 // plain 16-byte loads). WT_MMFP4: group g is one slab, w_row_bytes = K/2
 // (the code bytes of a row) and the rows' scales follow the M code rows.
+// The three GEMM kernels below share one block layout: 128 threads, a 64x64
+// output tile, warp w computing rows wm = (w/2)*32.. and columns
+// wn = (w%2)*32.. of it as 2x4 m16n8 fragments (acc[mt][nt]); lane = 4g + tg.
+
+// gm_zero clears a warp's accumulators.
+static __device__ __forceinline__ void gm_zero(float (&acc)[2][4][4]) {
+#pragma unroll
+	for (int i = 0; i < 2; i++)
+#pragma unroll
+		for (int j = 0; j < 4; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
+}
+
+// gm_step multiplies one K step of BK values held in shared memory: as
+// holds the tile's 64 A rows, ws its 64 W rows, LD halves apart.
+template <int BK, int LD>
+static __device__ __forceinline__ void gm_step(float (&acc)[2][4][4], const __half *as, const __half *ws, int wm, int wn,
+                                               int g, int tg) {
+#pragma unroll
+	for (int kk = 0; kk < BK; kk += 16) {
+		uint32_t a[2][4];
+#pragma unroll
+		for (int mt = 0; mt < 2; mt++) {
+			const __half *ap = as + (wm + mt * 16 + g) * LD + kk + 2 * tg;
+			a[mt][0] = gm_ld_h2(ap);
+			a[mt][1] = gm_ld_h2(ap + 8 * LD);
+			a[mt][2] = gm_ld_h2(ap + 8);
+			a[mt][3] = gm_ld_h2(ap + 8 * LD + 8);
+		}
+#pragma unroll
+		for (int nt = 0; nt < 4; nt++) {
+			const __half *bp = ws + (wn + nt * 8 + g) * LD + kk + 2 * tg;
+			const uint32_t b0 = gm_ld_h2(bp), b1 = gm_ld_h2(bp + 8);
+#pragma unroll
+			for (int mt = 0; mt < 2; mt++) gm_mma(acc[mt][nt], a[mt], b0, b1);
+		}
+	}
+}
+
+// gm_store writes a warp's accumulators: tile row r (r0 <= r < r_end) to Y
+// row y_idx[r] (or r), columns m0.. below M, ldy floats apart.
+static __device__ __forceinline__ void gm_store(const float (&acc)[2][4][4], float *__restrict__ Y, long long ldy,
+                                                const int *__restrict__ y_idx, int r0, int r_end, int m0, int M, int wm,
+                                                int wn, int g, int tg) {
+#pragma unroll
+	for (int mt = 0; mt < 2; mt++) {
+#pragma unroll
+		for (int nt = 0; nt < 4; nt++) {
+			const int col = m0 + wn + nt * 8 + 2 * tg;
+#pragma unroll
+			for (int hf = 0; hf < 2; hf++) {
+				const int r = r0 + wm + mt * 16 + g + hf * 8;
+				if (r < r_end) {
+					const int yr = y_idx ? y_idx[r] : r;
+					float *yp = Y + (size_t)yr * ldy + col;
+					if (col < M) yp[0] = acc[mt][nt][2 * hf];
+					if (col + 1 < M) yp[1] = acc[mt][nt][2 * hf + 1];
+				}
+			}
+		}
+	}
+}
+
 template <int WT>
 static __device__ __forceinline__ void gemm_body(const __half *__restrict__ A, long long lda, long long a_group_stride,
                                                  const int *__restrict__ row_off, int n_rows,
@@ -233,10 +295,7 @@ static __device__ __forceinline__ void gemm_body(const __half *__restrict__ A, l
 	const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
 
 	float acc[2][4][4];
-#pragma unroll
-	for (int i = 0; i < 2; i++)
-#pragma unroll
-		for (int j = 0; j < 4; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
+	gm_zero(acc);
 
 	// Each thread moves 2 x 16 bytes of A and of W per K step. MMFP4 keeps
 	// its raw codes and scale in registers (rc, rs) through the mma and
@@ -293,48 +352,14 @@ static __device__ __forceinline__ void gemm_body(const __half *__restrict__ A, l
 		const bool more = k0 + GM_BK < K;
 		if (more) fetch(k0 + GM_BK);  // global loads in flight during the mma below
 		const __half *as = As[buf], *ws = Ws[buf];
-#pragma unroll
-		for (int kk = 0; kk < GM_BK; kk += 16) {
-			uint32_t a[2][4];
-#pragma unroll
-			for (int mt = 0; mt < 2; mt++) {
-				const __half *ap = as + (wm + mt * 16 + g) * GM_LD + kk + 2 * tg;
-				a[mt][0] = gm_ld_h2(ap);
-				a[mt][1] = gm_ld_h2(ap + 8 * GM_LD);
-				a[mt][2] = gm_ld_h2(ap + 8);
-				a[mt][3] = gm_ld_h2(ap + 8 * GM_LD + 8);
-			}
-#pragma unroll
-			for (int nt = 0; nt < 4; nt++) {
-				const __half *bp = ws + (wn + nt * 8 + g) * GM_LD + kk + 2 * tg;
-				const uint32_t b0 = gm_ld_h2(bp), b1 = gm_ld_h2(bp + 8);
-#pragma unroll
-				for (int mt = 0; mt < 2; mt++) gm_mma(acc[mt][nt], a[mt], b0, b1);
-			}
-		}
+		gm_step<GM_BK, GM_LD>(acc, as, ws, wm, wn, g, tg);
 		if (more) {
 			stash(buf ^ 1);  // the other buffer: nobody reads it during this step
 			__syncthreads();
 			buf ^= 1;
 		}
 	}
-#pragma unroll
-	for (int mt = 0; mt < 2; mt++) {
-#pragma unroll
-		for (int nt = 0; nt < 4; nt++) {
-			const int col = m0 + wn + nt * 8 + 2 * tg;
-#pragma unroll
-			for (int hf = 0; hf < 2; hf++) {
-				const int r = r0 + wm + mt * 16 + g + hf * 8;
-				if (r < r_end) {
-					const int yr = y_idx ? y_idx[r] : r;
-					float *yp = Y + (size_t)yr * ldy + col;
-					if (col < M) yp[0] = acc[mt][nt][2 * hf];
-					if (col + 1 < M) yp[1] = acc[mt][nt][2 * hf + 1];
-				}
-			}
-		}
-	}
+	gm_store(acc, Y, ldy, y_idx, r0, r_end, m0, M, wm, wn, g, tg);
 }
 
 static __device__ __forceinline__ void gm_cp16(void *smem, const void *gmem, int src_bytes) {
@@ -368,10 +393,7 @@ gemm_f16(const __half *__restrict__ A, long long lda, long long a_group_stride, 
 	const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
 
 	float acc[2][4][4];
-#pragma unroll
-	for (int i = 0; i < 2; i++)
-#pragma unroll
-		for (int j = 0; j < 4; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
+	gm_zero(acc);
 
 	// Each thread copies 2 x 16 bytes of A and of W per K step; rows past
 	// the end are zero-filled (source size 0, address kept in bounds).
@@ -398,44 +420,10 @@ gemm_f16(const __half *__restrict__ A, long long lda, long long a_group_stride, 
 		if (nk < KT) issue(nk % GM_STAGES, nk * GM_BK);
 		gm_cp_commit();  // possibly empty: keeps the group count uniform
 		const __half *as = As[kt % GM_STAGES], *ws = Ws[kt % GM_STAGES];
-#pragma unroll
-		for (int kk = 0; kk < GM_BK; kk += 16) {
-			uint32_t a[2][4];
-#pragma unroll
-			for (int mt = 0; mt < 2; mt++) {
-				const __half *ap = as + (wm + mt * 16 + g) * GM_LD + kk + 2 * tg;
-				a[mt][0] = gm_ld_h2(ap);
-				a[mt][1] = gm_ld_h2(ap + 8 * GM_LD);
-				a[mt][2] = gm_ld_h2(ap + 8);
-				a[mt][3] = gm_ld_h2(ap + 8 * GM_LD + 8);
-			}
-#pragma unroll
-			for (int nt = 0; nt < 4; nt++) {
-				const __half *bp = ws + (wn + nt * 8 + g) * GM_LD + kk + 2 * tg;
-				const uint32_t b0 = gm_ld_h2(bp), b1 = gm_ld_h2(bp + 8);
-#pragma unroll
-				for (int mt = 0; mt < 2; mt++) gm_mma(acc[mt][nt], a[mt], b0, b1);
-			}
-		}
+		gm_step<GM_BK, GM_LD>(acc, as, ws, wm, wn, g, tg);
 	}
 	gm_cp_wait<0>();
-#pragma unroll
-	for (int mt = 0; mt < 2; mt++) {
-#pragma unroll
-		for (int nt = 0; nt < 4; nt++) {
-			const int col = m0 + wn + nt * 8 + 2 * tg;
-#pragma unroll
-			for (int hf = 0; hf < 2; hf++) {
-				const int r = r0 + wm + mt * 16 + g + hf * 8;
-				if (r < r_end) {
-					const int yr = y_idx ? y_idx[r] : r;
-					float *yp = Y + (size_t)yr * ldy + col;
-					if (col < M) yp[0] = acc[mt][nt][2 * hf];
-					if (col + 1 < M) yp[1] = acc[mt][nt][2 * hf + 1];
-				}
-			}
-		}
-	}
+	gm_store(acc, Y, ldy, y_idx, r0, r_end, m0, M, wm, wn, g, tg);
 }
 
 // gemm_w_*: gemm_f16 with W in its GGUF type (row bytes and group stride in
@@ -509,10 +497,7 @@ gemm_q4k(const __half *__restrict__ A, long long lda, long long a_group_stride, 
 	const unsigned char *wp = W + (size_t)(wok ? m0 + wrow : 0) * w_row_bytes;
 
 	float acc[2][4][4];
-#pragma unroll
-	for (int i = 0; i < 2; i++)
-#pragma unroll
-		for (int j = 0; j < 4; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
+	gm_zero(acc);
 
 	uint4 ra[4], rh, rq;
 	auto fetch = [&](int k0) {
@@ -572,48 +557,14 @@ gemm_q4k(const __half *__restrict__ A, long long lda, long long a_group_stride, 
 		const bool more = k0 + GQ_BK < K;
 		if (more) fetch(k0 + GQ_BK);  // in flight during the mma below
 		const __half *as = As[buf], *ws = Ws[buf];
-#pragma unroll
-		for (int kk = 0; kk < GQ_BK; kk += 16) {
-			uint32_t a[2][4];
-#pragma unroll
-			for (int mt = 0; mt < 2; mt++) {
-				const __half *ap = as + (wm + mt * 16 + g) * GQ_LD + kk + 2 * tg;
-				a[mt][0] = gm_ld_h2(ap);
-				a[mt][1] = gm_ld_h2(ap + 8 * GQ_LD);
-				a[mt][2] = gm_ld_h2(ap + 8);
-				a[mt][3] = gm_ld_h2(ap + 8 * GQ_LD + 8);
-			}
-#pragma unroll
-			for (int nt = 0; nt < 4; nt++) {
-				const __half *bp = ws + (wn + nt * 8 + g) * GQ_LD + kk + 2 * tg;
-				const uint32_t b0 = gm_ld_h2(bp), b1 = gm_ld_h2(bp + 8);
-#pragma unroll
-				for (int mt = 0; mt < 2; mt++) gm_mma(acc[mt][nt], a[mt], b0, b1);
-			}
-		}
+		gm_step<GQ_BK, GQ_LD>(acc, as, ws, wm, wn, g, tg);
 		if (more) {
 			stash(buf ^ 1, k0 + GQ_BK);
 			__syncthreads();
 			buf ^= 1;
 		}
 	}
-#pragma unroll
-	for (int mt = 0; mt < 2; mt++) {
-#pragma unroll
-		for (int nt = 0; nt < 4; nt++) {
-			const int col = m0 + wn + nt * 8 + 2 * tg;
-#pragma unroll
-			for (int hf = 0; hf < 2; hf++) {
-				const int r = r0 + wm + mt * 16 + g + hf * 8;
-				if (r < r_end) {
-					const int yr = y_idx ? y_idx[r] : r;
-					float *yp = Y + (size_t)yr * ldy + col;
-					if (col < M) yp[0] = acc[mt][nt][2 * hf];
-					if (col + 1 < M) yp[1] = acc[mt][nt][2 * hf + 1];
-				}
-			}
-		}
-	}
+	gm_store(acc, Y, ldy, y_idx, r0, r_end, m0, M, wm, wn, g, tg);
 }
 
 // ---- routed slots grouped by expert on the device ----
