@@ -146,6 +146,27 @@ func (m GemmF16) rowGrid(op string, groups int) (y, z int, err error) {
 	return ceilDiv(rows, 64), groups, nil
 }
 
+// checkA checks A (packed rows, groups AGroupStride apart) or, for grouped
+// rows, the RowOff table (groups+1 int32).
+func (m GemmF16) checkA(op string, groups int) error {
+	if !isZero(m.RowOff) {
+		return need(op, "RowOff", m.RowOff, 4*int64(groups+1))
+	}
+	return need(op, "A", m.A, 2*(int64(groups-1)*int64(m.AGroupStride)+int64(m.NRows-1)*int64(m.LDA)+int64(m.K)))
+}
+
+// checkY checks that Y is allocated and, for rows that are not scattered
+// (no YIdx, no RowOff), that it holds every group's output rows.
+func (m GemmF16) checkY(op string, groups int) error {
+	if m.Y.ptr == 0 {
+		return errArg(op, "Y is a nil buffer")
+	}
+	if isZero(m.YIdx) && isZero(m.RowOff) {
+		return need(op, "Y", m.Y, 4*(int64(groups-1)*int64(m.YGroupStride)+int64(m.NRows-1)*int64(m.LDY)+int64(m.M)))
+	}
+	return nil
+}
+
 // ExpertTileCap returns the most 64-row tiles ExpertSort can list for
 // nSlots slots over nExp experts; the tile list takes 1 + 2·cap int32.
 func ExpertTileCap(nSlots, nExp int) int { return ceilDiv(nSlots, 64) + nExp }
@@ -198,23 +219,14 @@ func (c *Ctx) Gemm(m GemmF16) error {
 	if err != nil || gy == 0 {
 		return err // gy == 0: no rows in any group
 	}
-	if !isZero(m.RowOff) {
-		if err := need(op, "RowOff", m.RowOff, 4*int64(groups+1)); err != nil {
-			return err
-		}
-	} else if err := need(op, "A", m.A, 2*(int64(groups-1)*int64(m.AGroupStride)+int64(m.NRows-1)*int64(m.LDA)+int64(m.K))); err != nil {
+	if err := m.checkA(op, groups); err != nil {
 		return err
 	}
 	if err := need(op, "W", m.W, 2*(int64(groups-1)*int64(m.WGroupStride)+int64(m.M)*int64(m.K))); err != nil {
 		return err
 	}
-	if m.Y.ptr == 0 {
-		return errArg(op, "Y is a nil buffer")
-	}
-	if isZero(m.YIdx) && isZero(m.RowOff) {
-		if err := need(op, "Y", m.Y, 4*(int64(groups-1)*int64(m.YGroupStride)+int64(m.NRows-1)*int64(m.LDY)+int64(m.M))); err != nil {
-			return err
-		}
+	if err := m.checkY(op, groups); err != nil {
+		return err
 	}
 	return c.launch("gemm_f16", [3]uint32{uint32(ceilDiv(m.M, 64)), uint32(gy), uint32(gz)}, grid1(128), 0,
 		ptrArg(m.A), i64Arg(m.LDA), i64Arg(m.AGroupStride), optPtr(m.RowOff), i32Arg(m.NRows), optPtr(m.Tiles),
@@ -277,23 +289,14 @@ func (c *Ctx) GemmW(m GemmF16, t gguf.TensorType) error {
 	if err != nil || gy == 0 {
 		return err
 	}
-	if !isZero(m.RowOff) {
-		if err := need(op, "RowOff", m.RowOff, 4*int64(groups+1)); err != nil {
-			return err
-		}
-	} else if err := need(op, "A", m.A, 2*(int64(groups-1)*int64(m.AGroupStride)+int64(m.NRows-1)*int64(m.LDA)+int64(m.K))); err != nil {
+	if err := m.checkA(op, groups); err != nil {
 		return err
 	}
 	if err := need(op, "W", m.W, int64(groups)*groupBytes); err != nil {
 		return err
 	}
-	if m.Y.ptr == 0 {
-		return errArg(op, "Y is a nil buffer")
-	}
-	if isZero(m.YIdx) && isZero(m.RowOff) {
-		if err := need(op, "Y", m.Y, 4*(int64(groups-1)*int64(m.YGroupStride)+int64(m.NRows-1)*int64(m.LDY)+int64(m.M))); err != nil {
-			return err
-		}
+	if err := m.checkY(op, groups); err != nil {
+		return err
 	}
 	return c.launch(name, [3]uint32{uint32(ceilDiv(m.M, 64)), uint32(gy), uint32(gz)}, grid1(128), 0,
 		ptrArg(m.A), i64Arg(m.LDA), i64Arg(m.AGroupStride), optPtr(m.RowOff), i32Arg(m.NRows), optPtr(m.Tiles),
