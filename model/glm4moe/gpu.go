@@ -274,8 +274,9 @@ func (g *gpuRunner) gpuType(t gguf.TensorType) gguf.TensorType {
 	return gguf.TypeF32
 }
 
-func (g *gpuRunner) weightBytes(w cpu.Weight) int64 {
-	t := g.gpuType(w.Type)
+// deviceBytes is the size of w stored on the device as type t: its own
+// bytes, or exact f32 when t differs from w's type.
+func deviceBytes(w cpu.Weight, t gguf.TensorType) int64 {
 	if t == w.Type {
 		return int64(len(w.Data))
 	}
@@ -301,7 +302,7 @@ func (g *gpuRunner) upload(c *cuda.Ctx, m *Model, progress io.Writer) error {
 			ly.gateExps, ly.upExps, ly.downExps, ly.gateSh, ly.upSh, ly.downSh)
 	}
 	for _, w := range all {
-		total += g.weightBytes(w)
+		total += deviceBytes(w, g.gpuType(w.Type))
 	}
 	total += 4 * int64(m.embd.Rows) * int64(m.embd.Cols)
 	up := &uploader{c: c, total: total, w: progress}
@@ -325,17 +326,13 @@ func (g *gpuRunner) upload(c *cuda.Ctx, m *Model, progress io.Writer) error {
 			// The MMFP4 kernels need 16-byte aligned slabs; this one goes
 			// up as exact f32 instead.
 			t = gguf.TypeF32
-			up.total += 4*int64(w.Rows)*int64(w.Cols) - int64(len(w.Data))
+			up.total += deviceBytes(w, t) - deviceBytes(w, w.Type)
 		}
 		if !cuda.SupportsMatVec(t) {
 			return gpuWeight{}, fmt.Errorf("glm4moe: no CUDA kernel for weight type %s", t)
 		}
 		gw := gpuWeight{typ: t, rows: w.Rows / nexp, cols: w.Cols, nexp: nexp}
-		size := int64(len(w.Data))
-		if t != w.Type {
-			size = 4 * int64(w.Rows) * int64(w.Cols)
-		}
-		b, err := c.Alloc(size)
+		b, err := c.Alloc(deviceBytes(w, t))
 		if err != nil {
 			return gw, err
 		}

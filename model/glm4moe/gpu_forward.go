@@ -143,17 +143,29 @@ func (g *gpuRunner) mm(c *cuda.Ctx, w gpuWeight, a *act, n int, y cuda.Buffer, y
 	return nil
 }
 
-// headGemm enqueues the per-head product of kb or vb on tensor cores: for
-// head h and token t, y[t*ldy + h*yGroup + m] = Σ_k a[t*lda + h*aGroup + k]·W_h[m][k],
-// a being f32 rows converted to f16 (rows x lda values).
-func (g *gpuRunner) headGemm(c *cuda.Ctx, w gpuWeight, a cuda.Buffer, rows, lda, aGroup, n int, y cuda.Buffer, ldy, yGroup int) error {
-	if err := c.ToF16Rows(a, lda, rows, cuda.Buffer{}, 1, g.a16, lda, rows, lda); err != nil {
+// heads enqueues the per-head product of kb or vb for n tokens: head h of
+// token t reads its w.cols inputs at element (t*H+h)*xs of x and writes
+// W_h times them at element (t*H+h)*ys of y. On tensor cores (useGemm) the
+// n*H input rows are converted to f16 and multiplied by one grouped GEMM
+// (group = head); otherwise the matvec kernels run one slot per (token,
+// head), g.headIDs picking W_h. name labels the matvec in the profile.
+func (g *gpuRunner) heads(c *cuda.Ctx, w gpuWeight, x cuda.Buffer, xs, n int, y cuda.Buffer, ys int, name string) error {
+	H := g.cfg.NHead
+	if !g.useGemm(w, n) {
+		a := &act{x: x, stride: xs, rows: n * H, cols: w.cols}
+		if err := g.mv(c, w, a, n*H, 1, g.headIDs, y, ys); err != nil {
+			return err
+		}
+		g.prof.rename(name)
+		return nil
+	}
+	if err := c.ToF16Rows(x, xs, n*H, cuda.Buffer{}, 1, g.a16, xs, n*H, xs); err != nil {
 		return err
 	}
 	g.a16Owner = nil
 	g.prof.mark(c, "to f16")
-	if err := g.gemmW(c, cuda.GemmF16{A: g.a16, LDA: lda * (rows / n), AGroupStride: aGroup, NRows: n, W: w.buf,
-		Y: y, LDY: ldy, YGroupStride: yGroup, M: w.rows, K: w.cols, Groups: w.nexp}, w, false); err != nil {
+	if err := g.gemmW(c, cuda.GemmF16{A: g.a16, LDA: H * xs, AGroupStride: xs, NRows: n, W: w.buf,
+		Y: y, LDY: H * ys, YGroupStride: ys, M: w.rows, K: w.cols, Groups: w.nexp}, w, false); err != nil {
 		return err
 	}
 	g.prof.mark(c, "gemm heads")
@@ -320,16 +332,8 @@ func (g *gpuRunner) attention(c *cuda.Ctx, l int, p pass) error {
 		return err
 	}
 	g.prof.mark(c, "rope q")
-	if g.useGemm(ly.kb, n) {
-		if err := g.headGemm(c, ly.kb, g.q, n, H*qk, qk, n, g.qf, H*w, w); err != nil {
-			return err
-		}
-	} else {
-		qn := &act{x: g.q, stride: qk, rows: n * H, cols: nope}
-		if err := g.mv(c, ly.kb, qn, n*H, 1, g.headIDs, g.qf, w); err != nil {
-			return err
-		}
-		g.prof.rename("attn_k_b")
+	if err := g.heads(c, ly.kb, g.q, qk, n, g.qf, w, "attn_k_b"); err != nil {
+		return err
 	}
 	scale := float32(1 / math.Sqrt(float64(qk)))
 	for _, s := range p.segs {
@@ -344,16 +348,8 @@ func (g *gpuRunner) attention(c *cuda.Ctx, l int, p pass) error {
 		}
 	}
 	g.prof.mark(c, "mla attention")
-	if g.useGemm(ly.vb, n) {
-		if err := g.headGemm(c, ly.vb, g.ol, n*H, kvl, kvl, n, g.o, H*dv, dv); err != nil {
-			return err
-		}
-	} else {
-		ol := &act{x: g.ol, stride: kvl, rows: n * H, cols: kvl}
-		if err := g.mv(c, ly.vb, ol, n*H, 1, g.headIDs, g.o, dv); err != nil {
-			return err
-		}
-		g.prof.rename("attn_v_b")
+	if err := g.heads(c, ly.vb, g.ol, kvl, n, g.o, dv, "attn_v_b"); err != nil {
+		return err
 	}
 	o := &act{x: g.o, stride: H * dv, rows: n, cols: H * dv}
 	if err := g.mm(c, ly.out, o, n, g.proj, d); err != nil {
