@@ -348,14 +348,35 @@ func TestGemmW(t *testing.T) {
 	for i, p := range r.Perm(n) {
 		perm[i] = int32(p)
 	}
-	for _, typ := range []gguf.TensorType{gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeQ5_0, gguf.TypeQ8_0, gguf.TypeBF16, gguf.TypeF32, gguf.TypeF16} {
-		w := randomWeights(r, typ, G*M, K)
+	for _, typ := range []gguf.TensorType{gguf.TypeQ4_K, gguf.TypeQ6_K, gguf.TypeQ5_0, gguf.TypeQ8_0, gguf.TypeBF16, gguf.TypeF32, gguf.TypeF16, gguf.TypeMMFP4} {
+		// The reference multiplies an f16 copy of the weights: DequantF16's,
+		// or for MMFP4 (no DequantF16 kernel; three slabs) the host's
+		// dequantization rounded to f16, as the tile loader rounds it.
+		var w, hostW16 []byte
+		if typ == gguf.TypeMMFP4 {
+			w = randomMMFP4(r, G, M, K)
+			slab, _ := quant.MMFP4SlabBytes(M, K)
+			wf := make([]float32, G*M*K)
+			for g := 0; g < G; g++ {
+				if err := quant.DequantizeMMFP4(w[g*slab:(g+1)*slab], M, K, wf[g*M*K:(g+1)*M*K]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hostW16 = f16Bytes(wf)
+		} else {
+			w = randomWeights(r, typ, G*M, K)
+		}
 		var got, want []float32
 		run(t, d, func(k *kit) {
 			ab := k.upload(f16Bytes(a))
 			wb := k.upload(w)
-			w16 := k.alloc(2 * G * M * K)
-			k.check(k.c.DequantF16(wb, typ, G*M, K, w16))
+			var w16 cuda.Buffer
+			if hostW16 != nil {
+				w16 = k.upload(hostW16)
+			} else {
+				w16 = k.alloc(2 * G * M * K)
+				k.check(k.c.DequantF16(wb, typ, G*M, K, w16))
+			}
 			ya, yb := k.alloc(4*n*M), k.alloc(4*n*M)
 			k.check(k.c.FillF32(ya, float32(math.NaN())))
 			k.check(k.c.FillF32(yb, float32(math.NaN())))
