@@ -88,3 +88,61 @@ func TestSwiGLUF32(t *testing.T) {
 		}
 	})
 }
+
+// FuzzExpShiftF32 compares the vector exponential with its twin on fuzzed
+// lengths, scales and shifts, with arguments kept inside the range where
+// both are defined alike ([−86, 86]; TestExpShiftF32 covers the clamp),
+// to the same 2 ulp.
+func FuzzExpShiftF32(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}, uint8(40), int8(-3))
+	f.Fuzz(func(t *testing.T, data []byte, scaleRaw uint8, shiftRaw int8) {
+		scale, shift := float32(scaleRaw)/64+1.0/64, float32(shiftRaw)/16
+		n := len(data) / 2
+		x := make([]float32, n)
+		for i := range x {
+			a := float32(int16(uint16(data[2*i])|uint16(data[2*i+1])<<8)) / 32768 * 86 // the argument
+			x[i] = shift + a/scale
+		}
+		want := append([]float32(nil), x...)
+		expShiftF32Generic(want, scale, shift)
+		for _, l := range fastLevels() {
+			restore := setLevel(l)
+			got := append([]float32(nil), x...)
+			ExpShiftF32(got, scale, shift)
+			restore()
+			for i := range got {
+				if want[i] > 1e-37 && ulpDiff(got[i], want[i]) > 2 {
+					t.Fatalf("%v n=%d: e^((%g-%g)*%g) = %g, twin %g", l, n, x[i], shift, scale, got[i], want[i])
+				}
+			}
+		}
+	})
+}
+
+// FuzzSwiGLUF32 compares the vector SwiGLU with its twin on fuzzed lengths
+// and values (gates past the exponential's clamp included) within
+// TestSwiGLUF32's bound.
+func FuzzSwiGLUF32(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n := len(data) / 3
+		g, u := make([]float32, n), make([]float32, n)
+		for i := range g {
+			g[i] = float32(int16(uint16(data[3*i])|uint16(data[3*i+1])<<8)) / 256 // ±128
+			u[i] = float32(int8(data[3*i+2])) / 32
+		}
+		want := make([]float32, n)
+		swigluF32Generic(want, g, u)
+		for _, l := range fastLevels() {
+			restore := setLevel(l)
+			got := make([]float32, n)
+			SwiGLUF32(got, g, u)
+			restore()
+			for i := range got {
+				if d := math.Abs(float64(got[i] - want[i])); d > 4e-7*math.Abs(float64(want[i]))+1e-30 {
+					t.Fatalf("%v n=%d i=%d: silu(%g)·%g = %g, twin %g", l, n, i, g[i], u[i], got[i], want[i])
+				}
+			}
+		}
+	})
+}
