@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -273,6 +275,10 @@ type responder struct {
 	promptN  int
 	sseOpen  bool
 	lastSend time.Time
+	// frames holds the SSE frames of one wake-up, written and flushed
+	// together; its memory is reused from one wake-up to the next.
+	frames bytes.Buffer
+	enc    *json.Encoder // encodes into frames
 }
 
 func (o *responder) run(ctx context.Context, notify chan struct{}) {
@@ -308,10 +314,14 @@ func (o *responder) run(ctx context.Context, notify chan struct{}) {
 					}
 					remaining--
 				}
-				if o.g.Stream && !o.streamDelta(c, re, co, ev.Done) {
-					return
+				if o.g.Stream {
+					o.streamDelta(c, re, co, ev.Done)
 				}
 			}
+		}
+		// The last wake-up's frames go out with the usage and [DONE] ones.
+		if remaining > 0 && !o.flush() {
+			return
 		}
 	}
 	if o.g.Stream {
@@ -322,7 +332,7 @@ func (o *responder) run(ctx context.Context, notify chan struct{}) {
 }
 
 // fail answers a compute error: an HTTP error before the stream started,
-// else an SSE error event and no [DONE].
+// else an SSE error event (after the frames still pending) and no [DONE].
 func (o *responder) fail(err error) {
 	e := computeError(err)
 	o.s.cfg.Log.Printf("request %s failed: %v", o.id, err)
@@ -330,7 +340,8 @@ func (o *responder) fail(err error) {
 		writeError(o.w, e)
 		return
 	}
-	_ = o.write(append(append([]byte("data: "), jsonString(e)...), '\n', '\n'))
+	o.frame(e)
+	o.flush()
 }
 
 func (o *responder) openSSE() bool {
@@ -355,82 +366,133 @@ func (o *responder) write(b []byte) error {
 	return o.rc.Flush()
 }
 
-func (o *responder) sendData(v any) bool {
-	if !o.openSSE() {
-		return false
+// frame appends the SSE frame "data: <v as JSON>\n\n" to o.frames (the
+// bytes json.Marshal gives), opening the stream first.
+func (o *responder) frame(v any) {
+	o.openSSE()
+	if o.enc == nil {
+		o.enc = json.NewEncoder(&o.frames)
 	}
-	b := append(append([]byte("data: "), jsonString(v)...), '\n', '\n')
-	return o.write(b) == nil
+	o.frames.WriteString("data: ")
+	if o.enc.Encode(v) != nil { // Encode writes nothing on failure
+		o.frames.WriteString(encodeFailedJSON + "\n")
+	}
+	o.frames.WriteByte('\n') // Encode ended the JSON with the first '\n'
 }
 
-func (o *responder) chunk(choices []any) map[string]any {
-	obj := "chat.completion.chunk"
-	if !o.isChat {
-		obj = "text_completion"
+// flush writes the pending frames with one Write and one Flush; false when
+// the client can no longer be written to.
+func (o *responder) flush() bool {
+	if o.frames.Len() == 0 {
+		return true
 	}
-	m := map[string]any{
-		"id": o.id, "object": obj, "created": o.created, "model": CanonicalModelID,
-		"system_fingerprint": systemFingerprint, "choices": choices,
+	err := o.write(o.frames.Bytes())
+	o.frames.Reset()
+	return err == nil
+}
+
+// streamChunk is one data frame of a stream: a "chat.completion.chunk" or
+// a "text_completion". The fields are in sorted key order, the order in
+// which encoding/json writes a map, and so the order the frames have always
+// had.
+type streamChunk struct {
+	Choices           any    `json:"choices"` // []chatChunkChoice, []textChunkChoice; empty in the usage chunk
+	Created           int64  `json:"created"`
+	ID                string `json:"id"`
+	Model             string `json:"model"`
+	Object            string `json:"object"`
+	SystemFingerprint string `json:"system_fingerprint"`
+	// Timings is set on a choice's last chunk and on the usage chunk.
+	Timings map[string]any `json:"timings,omitempty"`
+	// Usage is null on every chunk when the client asked for usage
+	// (stream_options.include_usage) and the usage object on the final
+	// usage chunk; absent otherwise.
+	Usage json.RawMessage `json:"usage,omitempty"`
+}
+
+// chatChunkChoice is a choice of a "chat.completion.chunk". Delta is a
+// roleDelta, contentDelta, toolCallsDelta or struct{}{} (the last chunk).
+type chatChunkChoice struct {
+	Delta        any            `json:"delta"`
+	FinishReason *string        `json:"finish_reason"`
+	Index        int            `json:"index"`
+	Logprobs     map[string]any `json:"logprobs,omitempty"` // only when logprobs were requested
+}
+
+// roleDelta opens a choice: {"content":null,"role":"assistant"}.
+type roleDelta struct {
+	Content *string `json:"content"`
+	Role    string  `json:"role"`
+}
+
+// contentDelta carries the text of one event; at least one field is set.
+type contentDelta struct {
+	Content          string `json:"content,omitempty"`
+	ReasoningContent string `json:"reasoning_content,omitempty"`
+}
+
+// toolCallsDelta carries a choice's parsed tool calls, after its text.
+type toolCallsDelta struct {
+	ToolCalls []any `json:"tool_calls"`
+}
+
+// textChunkChoice is a choice of a streamed "text_completion"; Logprobs is
+// null unless logprobs were requested.
+type textChunkChoice struct {
+	FinishReason *string        `json:"finish_reason"`
+	Index        int            `json:"index"`
+	Logprobs     map[string]any `json:"logprobs"`
+	Text         string         `json:"text"`
+}
+
+// jsonNull is the "usage" of a chunk before the usage chunk.
+var jsonNull = json.RawMessage("null")
+
+// chunk is a stream chunk of this request holding choices.
+func (o *responder) chunk(choices any) *streamChunk {
+	ch := &streamChunk{
+		Choices: choices, Created: o.created, ID: o.id, Model: CanonicalModelID,
+		Object: "chat.completion.chunk", SystemFingerprint: systemFingerprint,
+	}
+	if !o.isChat {
+		ch.Object = "text_completion"
 	}
 	if o.g.IncludeUsage {
-		m["usage"] = nil
+		ch.Usage = jsonNull
 	}
-	return m
+	return ch
 }
 
-// streamDelta sends the chunks for one event of choice c.
-func (o *responder) streamDelta(c *choice, reasoning, content string, done bool) bool {
+// streamDelta adds the frames for one event of choice c to o.frames.
+func (o *responder) streamDelta(c *choice, reasoning, content string, done bool) {
 	if o.isChat {
 		if !c.started {
 			c.started = true
-			first := map[string]any{"index": c.index, "delta": map[string]any{"role": "assistant", "content": nil}, "finish_reason": nil}
-			if !o.sendData(o.chunk([]any{first})) {
-				return false
-			}
+			o.frame(o.chunk([]chatChunkChoice{{Index: c.index, Delta: roleDelta{Role: "assistant"}}}))
 		}
 		if reasoning != "" || content != "" {
-			delta := map[string]any{}
-			if reasoning != "" {
-				delta["reasoning_content"] = reasoning
-			}
-			if content != "" {
-				delta["content"] = content
-			}
-			ch := map[string]any{"index": c.index, "delta": delta, "finish_reason": nil}
-			o.attachLogprobs(c, ch)
-			if !o.sendData(o.chunk([]any{ch})) {
-				return false
-			}
+			o.frame(o.chunk([]chatChunkChoice{{
+				Index: c.index, Delta: contentDelta{ReasoningContent: reasoning, Content: content}, Logprobs: o.takeLogprobs(c),
+			}}))
 		}
 		if done && len(c.calls) > 0 {
-			if !o.sendData(o.chunk([]any{map[string]any{"index": c.index, "delta": map[string]any{"tool_calls": toolCallsJSON(c.calls, true)}, "finish_reason": nil}})) {
-				return false
-			}
+			o.frame(o.chunk([]chatChunkChoice{{Index: c.index, Delta: toolCallsDelta{toolCallsJSON(c.calls, true)}}}))
 		}
 		if done {
-			ch := map[string]any{"index": c.index, "delta": map[string]any{}, "finish_reason": c.finish}
-			o.attachLogprobs(c, ch)
-			last := o.chunk([]any{ch})
-			last["timings"] = timingsJSON(c.timings)
-			return o.sendData(last)
+			last := o.chunk([]chatChunkChoice{{Index: c.index, Delta: struct{}{}, FinishReason: &c.finish, Logprobs: o.takeLogprobs(c)}})
+			last.Timings = timingsJSON(c.timings)
+			o.frame(last)
 		}
-		return true
+		return
 	}
 	if content != "" {
-		ch := map[string]any{"index": c.index, "text": content, "logprobs": nil, "finish_reason": nil}
-		o.attachLogprobs(c, ch)
-		if !o.sendData(o.chunk([]any{ch})) {
-			return false
-		}
+		o.frame(o.chunk([]textChunkChoice{{Index: c.index, Text: content, Logprobs: o.takeLogprobs(c)}}))
 	}
 	if done {
-		ch := map[string]any{"index": c.index, "text": "", "logprobs": nil, "finish_reason": c.finish}
-		o.attachLogprobs(c, ch)
-		last := o.chunk([]any{ch})
-		last["timings"] = timingsJSON(c.timings)
-		return o.sendData(last)
+		last := o.chunk([]textChunkChoice{{Index: c.index, FinishReason: &c.finish, Logprobs: o.takeLogprobs(c)}})
+		last.Timings = timingsJSON(c.timings)
+		o.frame(last)
 	}
-	return true
 }
 
 func (o *responder) usage() map[string]any {
@@ -446,16 +508,18 @@ func (o *responder) usage() map[string]any {
 	}
 }
 
+// finishStream sends the frames still pending, the usage chunk when asked
+// for, and [DONE].
 func (o *responder) finishStream() {
 	if o.g.IncludeUsage {
 		u := o.chunk([]any{})
-		u["usage"] = o.usage()
-		u["timings"] = timingsJSON(o.choices[0].timings)
-		if !o.sendData(u) {
-			return
-		}
+		u.Usage = jsonString(o.usage())
+		u.Timings = timingsJSON(o.choices[0].timings)
+		o.frame(u)
 	}
-	_ = o.write([]byte("data: [DONE]\n\n"))
+	o.openSSE()
+	o.frames.WriteString("data: [DONE]\n\n")
+	o.flush()
 }
 
 func (o *responder) writeFinal() {
@@ -469,13 +533,9 @@ func (o *responder) writeFinal() {
 			if len(c.calls) > 0 {
 				msg["tool_calls"] = toolCallsJSON(c.calls, false)
 			}
-			ch := map[string]any{"index": c.index, "message": msg, "finish_reason": c.finish, "logprobs": nil}
-			o.attachLogprobs(c, ch)
-			out = append(out, ch)
+			out = append(out, map[string]any{"index": c.index, "message": msg, "finish_reason": c.finish, "logprobs": o.takeLogprobs(c)})
 		} else {
-			ch := map[string]any{"index": c.index, "text": c.content.String(), "logprobs": nil, "finish_reason": c.finish}
-			o.attachLogprobs(c, ch)
-			out = append(out, ch)
+			out = append(out, map[string]any{"index": c.index, "text": c.content.String(), "logprobs": o.takeLogprobs(c), "finish_reason": c.finish})
 		}
 	}
 	obj := "chat.completion"
@@ -520,12 +580,13 @@ func byteList(s string) []int {
 	return b
 }
 
-// attachLogprobs moves c's pending logprobs into choice object ch: chat's
+// takeLogprobs renders and clears c's pending logprobs: chat's
 // {"content":[{id,token,logprob,bytes,top_logprobs}]}, or the legacy
-// {"tokens","token_logprobs","top_logprobs","text_offset"}.
-func (o *responder) attachLogprobs(c *choice, ch map[string]any) {
+// {"tokens","token_logprobs","top_logprobs","text_offset"}; nil when the
+// request asked for none.
+func (o *responder) takeLogprobs(c *choice) map[string]any {
 	if o.g.Logprobs < 0 {
-		return
+		return nil
 	}
 	lps := c.lps
 	c.lps = nil
@@ -540,8 +601,7 @@ func (o *responder) attachLogprobs(c *choice, ch map[string]any) {
 			}
 			content[i] = map[string]any{"id": lp.ID, "token": p, "logprob": lp.Logprob, "bytes": byteList(p), "top_logprobs": top}
 		}
-		ch["logprobs"] = map[string]any{"content": content}
-		return
+		return map[string]any{"content": content}
 	}
 	tokens := make([]string, len(lps))
 	logps := make([]float32, len(lps))
@@ -560,5 +620,5 @@ func (o *responder) attachLogprobs(c *choice, ch map[string]any) {
 		}
 		tops[i] = m
 	}
-	ch["logprobs"] = map[string]any{"tokens": tokens, "token_logprobs": logps, "top_logprobs": tops, "text_offset": offsets}
+	return map[string]any{"tokens": tokens, "token_logprobs": logps, "top_logprobs": tops, "text_offset": offsets}
 }

@@ -236,11 +236,14 @@ func (s *Server) handleApplyTemplate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"prompt": prompt})
 }
 
-// jsonString encodes v compactly; used for SSE payloads.
+// encodeFailedJSON stands in for a payload that could not be encoded.
+const encodeFailedJSON = `{"error":{"code":500,"message":"encoding failed","type":"server_error","param":null}}`
+
+// jsonString encodes v compactly; used inside SSE payloads.
 func jsonString(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return []byte(`{"error":{"code":500,"message":"encoding failed","type":"server_error","param":null}}`)
+		return []byte(encodeFailedJSON)
 	}
 	return b
 }

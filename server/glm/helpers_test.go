@@ -2,6 +2,7 @@ package glm_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -97,6 +98,21 @@ type streamResult struct {
 	done                       bool
 }
 
+// streamChunk holds the fields of a chat.completion.chunk that streamChat
+// reads.
+type streamChunk struct {
+	Choices []struct {
+		Delta struct {
+			Content          *string `json:"content"`
+			ReasoningContent *string `json:"reasoning_content"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		CompletionTokens int `json:"completion_tokens"`
+	} `json:"usage"`
+}
+
 // streamChat runs one streaming chat request and parses its events.
 func streamChat(t testing.TB, url, body string) streamResult {
 	t.Helper()
@@ -105,43 +121,40 @@ func streamChat(t testing.TB, url, body string) streamResult {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode)
+	var reasoning, content strings.Builder
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		d, ok := strings.CutPrefix(sc.Text(), "data: ")
+		d, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: "))
 		if !ok {
 			continue
 		}
-		if d == "[DONE]" {
+		if string(d) == "[DONE]" {
 			r.done = true
 			break
 		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(d), &m))
-		if u, ok := m["usage"].(map[string]any); ok {
-			r.tokens = int(u["completion_tokens"].(float64))
+		var m streamChunk
+		require.NoError(t, json.Unmarshal(d, &m), "chunk: %s", d)
+		if m.Usage != nil {
+			r.tokens = m.Usage.CompletionTokens
 		}
-		for _, c := range m["choices"].([]any) {
-			ch := c.(map[string]any)
-			delta := ch["delta"].(map[string]any)
-			if s, ok := delta["reasoning_content"].(string); ok {
-				if r.first.IsZero() {
-					r.first = time.Now()
-				}
-				r.reasoning += s
+		for _, ch := range m.Choices {
+			if (ch.Delta.ReasoningContent != nil || ch.Delta.Content != nil) && r.first.IsZero() {
+				r.first = time.Now()
 			}
-			if s, ok := delta["content"].(string); ok {
-				if r.first.IsZero() {
-					r.first = time.Now()
-				}
-				r.content += s
+			if s := ch.Delta.ReasoningContent; s != nil {
+				reasoning.WriteString(*s)
 			}
-			if f, ok := ch["finish_reason"].(string); ok {
-				r.finish = f
+			if s := ch.Delta.Content; s != nil {
+				content.WriteString(*s)
+			}
+			if ch.FinishReason != nil {
+				r.finish = *ch.FinishReason
 			}
 		}
 	}
 	require.NoError(t, sc.Err())
 	r.end = time.Now()
+	r.reasoning, r.content = reasoning.String(), content.String()
 	return r
 }
