@@ -261,9 +261,7 @@ func (j *job) row(r int, scratch *[]float32, maxCols int) error {
 	case j.f32 != nil:
 		wr := j.f32[r*cols : (r+1)*cols]
 		xg := j.X[g.xOff(r):]
-		for i := 0; i < g.n; i++ {
-			j.Out[g.outIdx(r, i)] = DotF32(wr, xg[i*cols:(i+1)*cols])
-		}
+		kernels.DotF32Cols(wr, xg[:g.n*cols], g.n, j.Out[g.outIdx(r, 0):], g.rows)
 	case j.dot != nil:
 		wr := j.W.Row(r)
 		qb := j.qb
@@ -273,16 +271,14 @@ func (j *job) row(r int, scratch *[]float32, maxCols int) error {
 		}
 	case j.W.Type == gguf.TypeBF16 || j.W.Type == gguf.TypeF16:
 		// Exact: half-precision weights widen to float32 exactly, so the
-		// float32 dot over the raw row equals dequantize-then-dot.
-		half := kernels.DotBF16F32
+		// float32 dot over the raw row equals dequantize-then-dot. The row is
+		// widened once per 4 activation rows.
+		half := kernels.DotBF16F32Cols
 		if j.W.Type == gguf.TypeF16 {
-			half = kernels.DotF16F32
+			half = kernels.DotF16F32Cols
 		}
-		wr := j.W.Row(r)
 		xg := j.X[g.xOff(r):]
-		for i := 0; i < g.n; i++ {
-			j.Out[g.outIdx(r, i)] = half(wr, xg[i*cols:(i+1)*cols])
-		}
+		half(j.W.Row(r), xg[:g.n*cols], g.n, j.Out[g.outIdx(r, 0):], g.rows)
 	default:
 		if *scratch == nil {
 			*scratch = make([]float32, maxCols)
@@ -292,9 +288,7 @@ func (j *job) row(r int, scratch *[]float32, maxCols int) error {
 			return err
 		}
 		xg := j.X[g.xOff(r):]
-		for i := 0; i < g.n; i++ {
-			j.Out[g.outIdx(r, i)] = DotF32(sc, xg[i*cols:(i+1)*cols])
-		}
+		kernels.DotF32Cols(sc, xg[:g.n*cols], g.n, j.Out[g.outIdx(r, 0):], g.rows)
 	}
 	return nil
 }

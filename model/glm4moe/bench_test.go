@@ -74,3 +74,47 @@ func BenchmarkPrefill(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeBatch measures one batched decode step of 1 and of 8
+// sequences (one token each, 24-token prompts, caches rewound every 64
+// steps), as the server's continuous batching runs it; ns/op is per step.
+func BenchmarkDecodeBatch(b *testing.B) {
+	m := benchModel(b)
+	for _, n := range []int{1, 8} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			caches := make([]*glm4moe.Cache, n)
+			toks := make([][]int32, n)
+			prompt := make([]int32, 24)
+			for i := range prompt {
+				prompt[i] = int32(i + 100)
+			}
+			for s := range caches {
+				c, err := m.NewCache(len(prompt) + 64)
+				if err != nil {
+					b.Fatal(err)
+				}
+				caches[s] = c
+			}
+			buf := make([]float32, n*m.Config().VocabSize)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i%64 == 0 {
+					b.StopTimer()
+					for _, c := range caches {
+						c.Reset()
+						if _, err := m.Forward(c, prompt, false); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.StartTimer()
+				}
+				for s := range toks {
+					toks[s] = []int32{int32(200 + (i+s)%50)}
+				}
+				if _, err := m.ForwardBatchInto(buf, caches, toks); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

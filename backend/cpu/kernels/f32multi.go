@@ -16,6 +16,32 @@ func DotF32Cols(a, b []float32, cols int, dst []float32, ldd int) {
 	dotF32Cols(a, b, cols, dst, ldd)
 }
 
+// DotF16F32Cols sets dst[c·ldd] = Σ_i fp16(w[2i:])·b[c·n+i] (n = len(w)/2)
+// for c < cols: one row of little-endian IEEE half weights against cols
+// float32 vectors stored back to back in b, e.g. one attn_k_b row against
+// every sequence's query for that head. The row is widened once for each
+// group of 4 columns. It panics unless len(w) is even, len(b) >= cols·n,
+// ldd >= 1 and len(dst) > (cols−1)·ldd. Twin: dotF16F32Generic per column;
+// error bound as DotF32.
+func DotF16F32Cols(w []byte, b []float32, cols int, dst []float32, ldd int) {
+	checkHalfCols("DotF16F32Cols", w, b, cols, dst, ldd)
+	dotF16F32Cols(w, b, cols, dst, ldd)
+}
+
+// DotBF16F32Cols is DotF16F32Cols for bfloat16 weights. Twin:
+// dotBF16F32Generic per column.
+func DotBF16F32Cols(w []byte, b []float32, cols int, dst []float32, ldd int) {
+	checkHalfCols("DotBF16F32Cols", w, b, cols, dst, ldd)
+	dotBF16F32Cols(w, b, cols, dst, ldd)
+}
+
+func checkHalfCols(name string, w []byte, b []float32, cols int, dst []float32, ldd int) {
+	n := len(w) / 2
+	if len(w)%2 != 0 || cols < 0 || len(b) < cols*n || (cols > 0 && (ldd < 1 || len(dst) <= (cols-1)*ldd)) {
+		panic(fmt.Sprintf("kernels.%s: len(w)=%d bytes cols=%d ldd=%d do not fit len(b)=%d, len(dst)=%d", name, len(w), cols, ldd, len(b), len(dst)))
+	}
+}
+
 // AxpyF32Cols sets y[c·n+i] += alpha[c·astride]·x[i] (n = len(x)) for
 // c < cols: one vector added, with a weight per output, to cols vectors
 // stored back to back in y, e.g. one cached latent row into every head's
@@ -34,6 +60,13 @@ func dotF32ColsGeneric(a, b []float32, cols int, dst []float32, ldd int) {
 	n := len(a)
 	for c := 0; c < cols; c++ {
 		dst[c*ldd] = dotF32Generic(a, b[c*n:(c+1)*n])
+	}
+}
+
+func dotHalfColsGeneric(one func(w []byte, x []float32) float32, w []byte, b []float32, cols int, dst []float32, ldd int) {
+	n := len(w) / 2
+	for c := 0; c < cols; c++ {
+		dst[c*ldd] = one(w, b[c*n:(c+1)*n])
 	}
 }
 

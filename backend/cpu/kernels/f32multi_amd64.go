@@ -16,7 +16,7 @@ func dotF32Cols(a, b []float32, cols int, dst []float32, ldd int) {
 	c := 0
 	if m > 0 {
 		for ; c+4 <= cols; c += 4 {
-			f4(a[:m], &b[c*n], 4*n, &dst[c*ldd], ldd)
+			f4(a[:m], m, &b[c*n], 4*n, &dst[c*ldd], ldd)
 			if m < n {
 				for k := c; k < c+4; k++ {
 					dst[k*ldd] += dotF32Generic(a[m:], b[k*n+m:(k+1)*n])
@@ -26,6 +26,53 @@ func dotF32Cols(a, b []float32, cols int, dst []float32, ldd int) {
 	}
 	for ; c < cols; c++ {
 		dst[c*ldd] = dotF32(a, b[c*n:(c+1)*n])
+	}
+}
+
+// x4Half is the signature of the 4-column half-precision assembly.
+type x4Half func(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
+
+func dotF16F32Cols(w []byte, b []float32, cols int, dst []float32, ldd int) {
+	switch level {
+	case LevelAVX512:
+		dotHalfCols(dotF16F32x4AVX512, 16, dotF16F32, w, b, cols, dst, ldd)
+	case LevelAVX2:
+		dotHalfCols(dotF16F32x4AVX2, 8, dotF16F32, w, b, cols, dst, ldd)
+	default:
+		dotHalfColsGeneric(dotF16F32Generic, w, b, cols, dst, ldd)
+	}
+}
+
+func dotBF16F32Cols(w []byte, b []float32, cols int, dst []float32, ldd int) {
+	switch level {
+	case LevelAVX512:
+		dotHalfCols(dotBF16F32x4AVX512, 16, dotBF16F32, w, b, cols, dst, ldd)
+	case LevelAVX2:
+		dotHalfCols(dotBF16F32x4AVX2, 8, dotBF16F32, w, b, cols, dst, ldd)
+	default:
+		dotHalfColsGeneric(dotBF16F32Generic, w, b, cols, dst, ldd)
+	}
+}
+
+// dotHalfCols runs f4 on the vector-width prefix of every group of 4
+// columns; tails and leftover columns go through the single-column one
+// (itself assembly plus twin for its tail).
+func dotHalfCols(f4 x4Half, lanes int, one func(w []byte, x []float32) float32, w []byte, b []float32, cols int, dst []float32, ldd int) {
+	n := len(w) / 2
+	m := n &^ (lanes - 1)
+	c := 0
+	if m > 0 {
+		for ; c+4 <= cols; c += 4 {
+			f4(w[:2*m], m, &b[c*n], 4*n, &dst[c*ldd], ldd)
+			if m < n {
+				for k := c; k < c+4; k++ {
+					dst[k*ldd] += one(w[2*m:2*n], b[k*n+m:(k+1)*n])
+				}
+			}
+		}
+	}
+	for ; c < cols; c++ {
+		dst[c*ldd] = one(w[:2*n], b[c*n:(c+1)*n])
 	}
 }
 

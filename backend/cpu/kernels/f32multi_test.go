@@ -1,8 +1,12 @@
 package kernels
 
 import (
+	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/glmrun/glmrun/backend/quant"
 )
 
 func TestF32Cols(t *testing.T) {
@@ -143,6 +147,121 @@ func FuzzAxpyF32Cols(f *testing.F) {
 				c, k := i/n, i%n
 				if !closeTo(got[i], want[i], 4*eps32*(absF32(alpha[c]*x[k])+absF32(y0[i]))) {
 					t.Fatalf("%v n=%d i=%d: %v, twin %v", l, n, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}
+
+// halfColsKernels are the half-precision column kernels with their
+// single-column twin and the bit conversions.
+var halfColsKernels = []struct {
+	name string
+	fast func(w []byte, b []float32, cols int, dst []float32, ldd int)
+	twin func(w []byte, x []float32) float32
+	back func(float32) uint16
+}{
+	{"F16", DotF16F32Cols, dotF16F32Generic, quant.Float32ToFP16},
+	{"BF16", DotBF16F32Cols, dotBF16F32Generic, quant.Float32ToBF16},
+}
+
+func TestHalfF32Cols(t *testing.T) {
+	eachLevel(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(53, 54))
+		for _, k := range halfColsKernels {
+			for _, n := range []int{0, 1, 7, 15, 16, 17, 32, 33, 48, 64, 100, 192, 512} {
+				for _, cols := range []int{0, 1, 3, 4, 5, 8, 9} {
+					w := make([]byte, 2*n)
+					for i := 0; i < n; i++ {
+						binary.LittleEndian.PutUint16(w[2*i:], k.back(r.Float32()*4-2))
+					}
+					wb := bytesAt(w, n%64)
+					b := randF32(r, cols*n, 1)
+					const ldd = 3
+					dstLen := 0
+					if cols > 0 {
+						dstLen = (cols-1)*ldd + 1
+					}
+					dst, buf := guardedF32(dstLen, n%16)
+					for i := range dst {
+						dst[i] = -7
+					}
+					k.fast(wb, b, cols, dst, ldd)
+					checkGuardF32(t, buf, guardLen+n%16, dstLen)
+					for i := range dst {
+						if i%ldd != 0 {
+							if dst[i] != -7 {
+								t.Fatalf("%s n=%d cols=%d: gap %d written", k.name, n, cols, i)
+							}
+							continue
+						}
+						c := i / ldd
+						bc := b[c*n : (c+1)*n]
+						var abs float32
+						for j := range bc {
+							abs += absF32(k.twin(w[2*j:2*j+2], bc[j:j+1]))
+						}
+						if want := k.twin(w, bc); !closeTo(dst[i], want, reduceTol(n, abs)) {
+							t.Fatalf("%s n=%d cols=%d c=%d: %v, twin %v", k.name, n, cols, c, dst[i], want)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestHalfF32ColsBadShapesPanic(t *testing.T) {
+	for _, k := range halfColsKernels {
+		for name, f := range map[string]func(){
+			"odd w":     func() { k.fast(make([]byte, 7), make([]float32, 8), 2, make([]float32, 2), 1) },
+			"short b":   func() { k.fast(make([]byte, 8), make([]float32, 7), 2, make([]float32, 2), 1) },
+			"short dst": func() { k.fast(make([]byte, 8), make([]float32, 8), 2, make([]float32, 2), 2) },
+		} {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%s %s: no panic", k.name, name)
+					}
+				}()
+				f()
+			}()
+		}
+	}
+}
+
+func FuzzDotHalfF32Cols(f *testing.F) {
+	f.Add([]byte{0, 0x3c, 1, 0, 0xff, 0x7b, 0, 0x80}, uint8(5), false)
+	f.Fuzz(func(t *testing.T, w []byte, colsRaw uint8, bf16 bool) {
+		w = w[:len(w)&^1]
+		n, cols := len(w)/2, int(colsRaw)%11
+		k := halfColsKernels[0]
+		if bf16 {
+			k = halfColsKernels[1]
+		}
+		r := rand.New(rand.NewPCG(uint64(n), uint64(colsRaw)))
+		b := make([]float32, cols*n)
+		for i := range b {
+			b[i] = float32(int8(r.Uint32())) / 8
+		}
+		want := make([]float32, cols)
+		dotHalfColsGeneric(k.twin, w, b, cols, want, 1)
+		for _, l := range fastLevels() {
+			restore := setLevel(l)
+			got := make([]float32, cols)
+			k.fast(w, b, cols, got, 1)
+			restore()
+			for c := range got {
+				var abs float32
+				for j := 0; j < n; j++ {
+					abs += absF32(k.twin(w[2*j:2*j+2], b[c*n+j:c*n+j+1]))
+				}
+				// NaN/Inf weights, or sums that may overflow in some order.
+				if math.IsNaN(float64(abs)) || math.IsInf(float64(abs), 0) {
+					continue
+				}
+				if !closeTo(got[c], want[c], reduceTol(n, abs)) {
+					t.Fatalf("%v %s n=%d c=%d: %v, twin %v", l, k.name, n, c, got[c], want[c])
 				}
 			}
 		}

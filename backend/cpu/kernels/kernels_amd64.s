@@ -602,13 +602,13 @@ done12:
 	VZEROUPPER
 	RET
 
-// func dotF32x4AVX2(a []float32, b *float32, bstride int, dst *float32, dstride int)
+// func dotF32x4AVX2(a []float32, n int, b *float32, bstride int, dst *float32, dstride int)
 // Requires: AVX, FMA3
-TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-56
+TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-64
 	MOVQ   a_base+0(FP), AX
-	MOVQ   a_len+8(FP), CX
-	MOVQ   b+24(FP), DX
-	MOVQ   bstride+32(FP), BX
+	MOVQ   n+24(FP), CX
+	MOVQ   b+32(FP), DX
+	MOVQ   bstride+40(FP), BX
 	LEAQ   (BX)(BX*1), SI
 	LEAQ   (SI)(BX*1), DI
 	VPXORD Y0, Y0, Y0
@@ -648,8 +648,183 @@ one13:
 	VFMADD231PS (DX)(DI*1), Y8, Y3
 
 done13:
-	MOVQ         dst+40(FP), AX
-	MOVQ         dstride+48(FP), CX
+	MOVQ         dst+48(FP), AX
+	MOVQ         dstride+56(FP), CX
+	VADDPS       Y4, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X4
+	VMOVHLPS     X4, X4, X0
+	VADDPS       X0, X4, X4
+	VPSHUFD      $0x01, X4, X0
+	VADDSS       X0, X4, X4
+	VMOVSS       X4, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VADDPS       Y5, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VADDPS       Y6, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VADDPS       Y7, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	VZEROUPPER
+	RET
+
+// func dotF16F32x4AVX2(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
+// Requires: AVX, F16C, FMA3
+TEXT ·dotF16F32x4AVX2(SB), NOSPLIT, $0-64
+	MOVQ   a_base+0(FP), AX
+	MOVQ   n+24(FP), CX
+	MOVQ   b+32(FP), DX
+	MOVQ   bstride+40(FP), BX
+	LEAQ   (BX)(BX*1), SI
+	LEAQ   (SI)(BX*1), DI
+	VPXORD Y0, Y0, Y0
+	VPXORD Y1, Y1, Y1
+	VPXORD Y2, Y2, Y2
+	VPXORD Y3, Y3, Y3
+	VPXORD Y4, Y4, Y4
+	VPXORD Y5, Y5, Y5
+	VPXORD Y6, Y6, Y6
+	VPXORD Y7, Y7, Y7
+
+loop14:
+	CMPQ        CX, $0x00000010
+	JL          one14
+	VCVTPH2PS   (AX), Y8
+	VFMADD231PS (DX), Y8, Y0
+	VFMADD231PS (DX)(BX*1), Y8, Y1
+	VFMADD231PS (DX)(SI*1), Y8, Y2
+	VFMADD231PS (DX)(DI*1), Y8, Y3
+	VCVTPH2PS   16(AX), Y8
+	VFMADD231PS 32(DX), Y8, Y4
+	VFMADD231PS 32(DX)(BX*1), Y8, Y5
+	VFMADD231PS 32(DX)(SI*1), Y8, Y6
+	VFMADD231PS 32(DX)(DI*1), Y8, Y7
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, CX
+	JMP         loop14
+
+one14:
+	TESTQ       CX, CX
+	JZ          done14
+	VCVTPH2PS   (AX), Y8
+	VFMADD231PS (DX), Y8, Y0
+	VFMADD231PS (DX)(BX*1), Y8, Y1
+	VFMADD231PS (DX)(SI*1), Y8, Y2
+	VFMADD231PS (DX)(DI*1), Y8, Y3
+
+done14:
+	MOVQ         dst+48(FP), AX
+	MOVQ         dstride+56(FP), CX
+	VADDPS       Y4, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X4
+	VMOVHLPS     X4, X4, X0
+	VADDPS       X0, X4, X4
+	VPSHUFD      $0x01, X4, X0
+	VADDSS       X0, X4, X4
+	VMOVSS       X4, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VADDPS       Y5, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VADDPS       Y6, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	LEAQ         (AX)(CX*4), AX
+	VADDPS       Y7, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	VZEROUPPER
+	RET
+
+// func dotBF16F32x4AVX2(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·dotBF16F32x4AVX2(SB), NOSPLIT, $0-64
+	MOVQ   a_base+0(FP), AX
+	MOVQ   n+24(FP), CX
+	MOVQ   b+32(FP), DX
+	MOVQ   bstride+40(FP), BX
+	LEAQ   (BX)(BX*1), SI
+	LEAQ   (SI)(BX*1), DI
+	VPXORD Y0, Y0, Y0
+	VPXORD Y1, Y1, Y1
+	VPXORD Y2, Y2, Y2
+	VPXORD Y3, Y3, Y3
+	VPXORD Y4, Y4, Y4
+	VPXORD Y5, Y5, Y5
+	VPXORD Y6, Y6, Y6
+	VPXORD Y7, Y7, Y7
+
+loop15:
+	CMPQ        CX, $0x00000010
+	JL          one15
+	VPMOVZXWD   (AX), Y8
+	VPSLLD      $0x10, Y8, Y8
+	VFMADD231PS (DX), Y8, Y0
+	VFMADD231PS (DX)(BX*1), Y8, Y1
+	VFMADD231PS (DX)(SI*1), Y8, Y2
+	VFMADD231PS (DX)(DI*1), Y8, Y3
+	VPMOVZXWD   16(AX), Y8
+	VPSLLD      $0x10, Y8, Y8
+	VFMADD231PS 32(DX), Y8, Y4
+	VFMADD231PS 32(DX)(BX*1), Y8, Y5
+	VFMADD231PS 32(DX)(SI*1), Y8, Y6
+	VFMADD231PS 32(DX)(DI*1), Y8, Y7
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000040, DX
+	SUBQ        $0x00000010, CX
+	JMP         loop15
+
+one15:
+	TESTQ       CX, CX
+	JZ          done15
+	VPMOVZXWD   (AX), Y8
+	VPSLLD      $0x10, Y8, Y8
+	VFMADD231PS (DX), Y8, Y0
+	VFMADD231PS (DX)(BX*1), Y8, Y1
+	VFMADD231PS (DX)(SI*1), Y8, Y2
+	VFMADD231PS (DX)(DI*1), Y8, Y3
+
+done15:
+	MOVQ         dst+48(FP), AX
+	MOVQ         dstride+56(FP), CX
 	VADDPS       Y4, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X4, X0, X4
@@ -707,9 +882,9 @@ TEXT ·axpyF32x4AVX2(SB), NOSPLIT, $0-56
 	LEAQ         (BX)(BX*1), SI
 	LEAQ         (SI)(BX*1), DI
 
-loop14:
+loop16:
 	TESTQ       CX, CX
-	JZ          done14
+	JZ          done16
 	VMOVUPS     (AX), Y4
 	VMOVUPS     (DX), Y5
 	VFMADD231PS Y4, Y0, Y5
@@ -726,19 +901,19 @@ loop14:
 	ADDQ        $0x00000020, AX
 	ADDQ        $0x00000020, DX
 	SUBQ        $0x00000008, CX
-	JMP         loop14
+	JMP         loop16
 
-done14:
+done16:
 	VZEROUPPER
 	RET
 
-// func dotF32x4AVX512(a []float32, b *float32, bstride int, dst *float32, dstride int)
+// func dotF32x4AVX512(a []float32, n int, b *float32, bstride int, dst *float32, dstride int)
 // Requires: AVX, AVX512F, AVX512VL
-TEXT ·dotF32x4AVX512(SB), NOSPLIT, $0-56
+TEXT ·dotF32x4AVX512(SB), NOSPLIT, $0-64
 	MOVQ   a_base+0(FP), AX
-	MOVQ   a_len+8(FP), CX
-	MOVQ   b+24(FP), DX
-	MOVQ   bstride+32(FP), BX
+	MOVQ   n+24(FP), CX
+	MOVQ   b+32(FP), DX
+	MOVQ   bstride+40(FP), BX
 	LEAQ   (BX)(BX*1), SI
 	LEAQ   (SI)(BX*1), DI
 	VPXORD Z0, Z0, Z0
@@ -750,9 +925,9 @@ TEXT ·dotF32x4AVX512(SB), NOSPLIT, $0-56
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 
-loop15:
+loop17:
 	CMPQ        CX, $0x00000020
-	JL          one14
+	JL          one16
 	VMOVUPS     (AX), Z8
 	VFMADD231PS (DX), Z8, Z0
 	VFMADD231PS (DX)(BX*1), Z8, Z1
@@ -766,20 +941,211 @@ loop15:
 	ADDQ        $0x00000080, AX
 	ADDQ        $0x00000080, DX
 	SUBQ        $0x00000020, CX
-	JMP         loop15
+	JMP         loop17
 
-one14:
+one16:
 	TESTQ       CX, CX
-	JZ          done15
+	JZ          done17
 	VMOVUPS     (AX), Z8
 	VFMADD231PS (DX), Z8, Z0
 	VFMADD231PS (DX)(BX*1), Z8, Z1
 	VFMADD231PS (DX)(SI*1), Z8, Z2
 	VFMADD231PS (DX)(DI*1), Z8, Z3
 
-done15:
-	MOVQ          dst+40(FP), AX
-	MOVQ          dstride+48(FP), CX
+done17:
+	MOVQ          dst+48(FP), AX
+	MOVQ          dstride+56(FP), CX
+	VADDPS        Z4, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVHLPS      X0, X0, X4
+	VADDPS        X4, X0, X0
+	VPSHUFD       $0x01, X0, X4
+	VADDSS        X4, X0, X0
+	VMOVSS        X0, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VADDPS        Z5, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VADDPS        Z6, Z2, Z2
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VADDPS        Z7, Z3, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	VZEROUPPER
+	RET
+
+// func dotF16F32x4AVX512(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·dotF16F32x4AVX512(SB), NOSPLIT, $0-64
+	MOVQ   a_base+0(FP), AX
+	MOVQ   n+24(FP), CX
+	MOVQ   b+32(FP), DX
+	MOVQ   bstride+40(FP), BX
+	LEAQ   (BX)(BX*1), SI
+	LEAQ   (SI)(BX*1), DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+loop18:
+	CMPQ        CX, $0x00000020
+	JL          one17
+	VCVTPH2PS   (AX), Z8
+	VFMADD231PS (DX), Z8, Z0
+	VFMADD231PS (DX)(BX*1), Z8, Z1
+	VFMADD231PS (DX)(SI*1), Z8, Z2
+	VFMADD231PS (DX)(DI*1), Z8, Z3
+	VCVTPH2PS   32(AX), Z8
+	VFMADD231PS 64(DX), Z8, Z4
+	VFMADD231PS 64(DX)(BX*1), Z8, Z5
+	VFMADD231PS 64(DX)(SI*1), Z8, Z6
+	VFMADD231PS 64(DX)(DI*1), Z8, Z7
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, CX
+	JMP         loop18
+
+one17:
+	TESTQ       CX, CX
+	JZ          done18
+	VCVTPH2PS   (AX), Z8
+	VFMADD231PS (DX), Z8, Z0
+	VFMADD231PS (DX)(BX*1), Z8, Z1
+	VFMADD231PS (DX)(SI*1), Z8, Z2
+	VFMADD231PS (DX)(DI*1), Z8, Z3
+
+done18:
+	MOVQ          dst+48(FP), AX
+	MOVQ          dstride+56(FP), CX
+	VADDPS        Z4, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y4
+	VEXTRACTF32X4 $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VMOVHLPS      X0, X0, X4
+	VADDPS        X4, X0, X0
+	VPSHUFD       $0x01, X0, X4
+	VADDSS        X4, X0, X0
+	VMOVSS        X0, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VADDPS        Z5, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VADDPS        Z6, Z2, Z2
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(CX*4), AX
+	VADDPS        Z7, Z3, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	VZEROUPPER
+	RET
+
+// func dotBF16F32x4AVX512(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·dotBF16F32x4AVX512(SB), NOSPLIT, $0-64
+	MOVQ   a_base+0(FP), AX
+	MOVQ   n+24(FP), CX
+	MOVQ   b+32(FP), DX
+	MOVQ   bstride+40(FP), BX
+	LEAQ   (BX)(BX*1), SI
+	LEAQ   (SI)(BX*1), DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+loop19:
+	CMPQ        CX, $0x00000020
+	JL          one18
+	VPMOVZXWD   (AX), Z8
+	VPSLLD      $0x10, Z8, Z8
+	VFMADD231PS (DX), Z8, Z0
+	VFMADD231PS (DX)(BX*1), Z8, Z1
+	VFMADD231PS (DX)(SI*1), Z8, Z2
+	VFMADD231PS (DX)(DI*1), Z8, Z3
+	VPMOVZXWD   32(AX), Z8
+	VPSLLD      $0x10, Z8, Z8
+	VFMADD231PS 64(DX), Z8, Z4
+	VFMADD231PS 64(DX)(BX*1), Z8, Z5
+	VFMADD231PS 64(DX)(SI*1), Z8, Z6
+	VFMADD231PS 64(DX)(DI*1), Z8, Z7
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x00000020, CX
+	JMP         loop19
+
+one18:
+	TESTQ       CX, CX
+	JZ          done19
+	VPMOVZXWD   (AX), Z8
+	VPSLLD      $0x10, Z8, Z8
+	VFMADD231PS (DX), Z8, Z0
+	VFMADD231PS (DX)(BX*1), Z8, Z1
+	VFMADD231PS (DX)(SI*1), Z8, Z2
+	VFMADD231PS (DX)(DI*1), Z8, Z3
+
+done19:
+	MOVQ          dst+48(FP), AX
+	MOVQ          dstride+56(FP), CX
 	VADDPS        Z4, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z0, Y4
 	VADDPS        Y4, Y0, Y4
@@ -845,9 +1211,9 @@ TEXT ·axpyF32x4AVX512(SB), NOSPLIT, $0-56
 	LEAQ         (BX)(BX*1), SI
 	LEAQ         (SI)(BX*1), DI
 
-loop16:
+loop20:
 	TESTQ       CX, CX
-	JZ          done16
+	JZ          done20
 	VMOVUPS     (AX), Z4
 	VMOVUPS     (DX), Z5
 	VFMADD231PS Z4, Z0, Z5
@@ -864,9 +1230,9 @@ loop16:
 	ADDQ        $0x00000040, AX
 	ADDQ        $0x00000040, DX
 	SUBQ        $0x00000010, CX
-	JMP         loop16
+	JMP         loop20
 
-done16:
+done20:
 	VZEROUPPER
 	RET
 
@@ -896,9 +1262,9 @@ TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-24
 	VPBROADCASTD X6, Y6
 	VMOVDQU      q80perm<>+0(SB), Y7
 
-loop17:
+loop21:
 	TESTQ        AX, AX
-	JZ           done17
+	JZ           done21
 	VMOVUPS      (CX), Y9
 	VANDPS       Y0, Y9, Y8
 	VMOVUPS      32(CX), Y10
@@ -977,9 +1343,9 @@ loop17:
 	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000022, DX
 	DECQ         AX
-	JMP          loop17
+	JMP          loop21
 
-done17:
+done21:
 	VZEROUPPER
 	RET
 
@@ -1041,9 +1407,9 @@ TEXT ·quantizeQ8KAVX2(SB), NOSPLIT, $0-24
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X5
 
-loop18:
+loop22:
 	TESTQ        AX, AX
-	JZ           done18
+	JZ           done22
 	VMOVUPS      (CX), Y6
 	VMOVAPS      Y6, Y7
 	VMAXPS       32(CX), Y6, Y6
@@ -1554,9 +1920,9 @@ next1:
 	ADDQ $0x00000400, CX
 	ADDQ $0x00000124, DX
 	DECQ AX
-	JMP  loop18
+	JMP  loop22
 
-done18:
+done22:
 	VZEROUPPER
 	RET
 
@@ -1569,9 +1935,9 @@ TEXT ·dotQ8_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 
-loop19:
+loop23:
 	CMPQ         AX, $0x02
-	JL           one15
+	JL           one19
 	VPMOVSXBW    2(CX), Y2
 	VPMOVSXBW    18(CX), Y3
 	VPMOVSXBW    2(DX), Y4
@@ -1607,11 +1973,11 @@ loop19:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop19
+	JMP          loop23
 
-one15:
+one19:
 	TESTQ        AX, AX
-	JZ           done19
+	JZ           done23
 	VPMOVSXBW    2(CX), Y2
 	VPMOVSXBW    18(CX), Y3
 	VPMOVSXBW    2(DX), Y4
@@ -1629,7 +1995,7 @@ one15:
 	VCVTDQ2PS    Y4, Y4
 	VFMADD231PS  Y4, Y2, Y0
 
-done19:
+done23:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -1659,9 +2025,9 @@ TEXT ·dotQ8_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
 
-loop20:
+loop24:
 	CMPQ         AX, $0x02
-	JL           one16
+	JL           one20
 	VPMOVSXBW    2(CX), Y8
 	VPMOVSXBW    18(CX), Y9
 	VPMOVSXBW    2(DX), Y10
@@ -1781,11 +2147,11 @@ loop20:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop20
+	JMP          loop24
 
-one16:
+one20:
 	TESTQ        AX, AX
-	JZ           done20
+	JZ           done24
 	VPMOVSXBW    2(CX), Y8
 	VPMOVSXBW    18(CX), Y9
 	VPMOVSXBW    2(DX), Y10
@@ -1845,7 +2211,7 @@ one16:
 	VCVTDQ2PS    Y10, Y10
 	VFMADD231PS  Y10, Y8, Y3
 
-done20:
+done24:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -1898,9 +2264,9 @@ TEXT ·dotQ8_0Q8_0AVX512(SB), NOSPLIT, $0-28
 	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 
-loop21:
+loop25:
 	CMPQ         AX, $0x02
-	JL           one17
+	JL           one21
 	VPXORD       2(CX), Y2, Y3
 	VMOVDQU64    2(DX), Y6
 	VPXORD       Y4, Y4, Y4
@@ -1936,11 +2302,11 @@ loop21:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop21
+	JMP          loop25
 
-one17:
+one21:
 	TESTQ        AX, AX
-	JZ           done21
+	JZ           done25
 	VPXORD       2(CX), Y2, Y3
 	VMOVDQU64    2(DX), Y6
 	VPXORD       Y4, Y4, Y4
@@ -1958,7 +2324,7 @@ one17:
 	VCVTDQ2PS    Y4, Y4
 	VFMADD231PS  Y4, Y2, Y0
 
-done21:
+done25:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -1991,9 +2357,9 @@ TEXT ·dotQ8_0Q8_0x4AVX512(SB), NOSPLIT, $0-48
 	VMOVD        R8, X8
 	VPBROADCASTD X8, Y8
 
-loop22:
+loop26:
 	CMPQ         AX, $0x02
-	JL           one18
+	JL           one22
 	VPXORD       2(CX), Y8, Y9
 	VMOVDQU64    2(DX), Y12
 	VPXORD       Y10, Y10, Y10
@@ -2119,11 +2485,11 @@ loop22:
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop22
+	JMP          loop26
 
-one18:
+one22:
 	TESTQ        AX, AX
-	JZ           done22
+	JZ           done26
 	VPXORD       2(CX), Y8, Y9
 	VMOVDQU64    2(DX), Y12
 	VPXORD       Y10, Y10, Y10
@@ -2186,7 +2552,7 @@ one18:
 	VCVTDQ2PS    Y10, Y10
 	VFMADD231PS  Y10, Y8, Y3
 
-done22:
+done26:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -2375,9 +2741,9 @@ TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 
-loop23:
+loop27:
 	CMPQ         AX, $0x02
-	JL           one19
+	JL           one23
 	VPBROADCASTD 2(CX), Y5
 	VPSHUFB      q5shuf<>+0(SB), Y5, Y5
 	VMOVDQU      6(CX), X3
@@ -2427,11 +2793,11 @@ loop23:
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop23
+	JMP          loop27
 
-one19:
+one23:
 	TESTQ        AX, AX
-	JZ           done23
+	JZ           done27
 	VPBROADCASTD 2(CX), Y5
 	VPSHUFB      q5shuf<>+0(SB), Y5, Y5
 	VMOVDQU      6(CX), X3
@@ -2456,7 +2822,7 @@ one19:
 	VCVTDQ2PS    Y3, Y3
 	VFMADD231PS  Y3, Y2, Y0
 
-done23:
+done27:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -2489,9 +2855,9 @@ TEXT ·dotQ5_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	VMOVD        R8, X8
 	VPBROADCASTD X8, Y8
 
-loop24:
+loop28:
 	CMPQ         AX, $0x02
-	JL           one20
+	JL           one24
 	VPBROADCASTD 2(CX), Y11
 	VPSHUFB      q5shuf<>+0(SB), Y11, Y11
 	VMOVDQU      6(CX), X9
@@ -2619,11 +2985,11 @@ loop24:
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop24
+	JMP          loop28
 
-one20:
+one24:
 	TESTQ        AX, AX
-	JZ           done24
+	JZ           done28
 	VPBROADCASTD 2(CX), Y11
 	VPSHUFB      q5shuf<>+0(SB), Y11, Y11
 	VMOVDQU      6(CX), X9
@@ -2687,7 +3053,7 @@ one20:
 	VCVTDQ2PS    Y9, Y9
 	VFMADD231PS  Y9, Y8, Y3
 
-done24:
+done28:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -2740,9 +3106,9 @@ TEXT ·dotQ5_0Q8_0AVX512(SB), NOSPLIT, $0-28
 	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 
-loop25:
+loop29:
 	CMPQ         AX, $0x02
-	JL           one21
+	JL           one25
 	VPBROADCASTD 2(CX), Y5
 	VPSHUFB      q5shuf<>+0(SB), Y5, Y5
 	VMOVDQU64    6(CX), X3
@@ -2794,11 +3160,11 @@ loop25:
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop25
+	JMP          loop29
 
-one21:
+one25:
 	TESTQ        AX, AX
-	JZ           done25
+	JZ           done29
 	VPBROADCASTD 2(CX), Y5
 	VPSHUFB      q5shuf<>+0(SB), Y5, Y5
 	VMOVDQU64    6(CX), X3
@@ -2824,7 +3190,7 @@ one21:
 	VCVTDQ2PS    Y4, Y4
 	VFMADD231PS  Y4, Y2, Y0
 
-done25:
+done29:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -2857,9 +3223,9 @@ TEXT ·dotQ5_0Q8_0x4AVX512(SB), NOSPLIT, $0-48
 	VMOVD        R8, X8
 	VPBROADCASTD X8, Y8
 
-loop26:
+loop30:
 	CMPQ         AX, $0x02
-	JL           one22
+	JL           one26
 	VPBROADCASTD 2(CX), Y11
 	VPSHUFB      q5shuf<>+0(SB), Y11, Y11
 	VMOVDQU64    6(CX), X9
@@ -3001,11 +3367,11 @@ loop26:
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop26
+	JMP          loop30
 
-one22:
+one26:
 	TESTQ        AX, AX
-	JZ           done26
+	JZ           done30
 	VPBROADCASTD 2(CX), Y11
 	VPSHUFB      q5shuf<>+0(SB), Y11, Y11
 	VMOVDQU64    6(CX), X9
@@ -3076,7 +3442,7 @@ one22:
 	VCVTDQ2PS    Y10, Y10
 	VFMADD231PS  Y10, Y8, Y3
 
-done26:
+done30:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -3163,9 +3529,9 @@ TEXT ·dotMXFP4Q8_0AVX2(SB), NOSPLIT, $0-28
 	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 
-loop27:
+loop31:
 	CMPQ         AX, $0x02
-	JL           one23
+	JL           one27
 	VMOVDQU      1(CX), X3
 	VPSRLW       $0x04, X3, X4
 	VINSERTI128  $0x01, X4, Y3, Y4
@@ -3219,11 +3585,11 @@ loop27:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop27
+	JMP          loop31
 
-one23:
+one27:
 	TESTQ        AX, AX
-	JZ           done27
+	JZ           done31
 	VMOVDQU      1(CX), X3
 	VPSRLW       $0x04, X3, X4
 	VINSERTI128  $0x01, X4, Y3, Y3
@@ -3250,7 +3616,7 @@ one23:
 	VCVTDQ2PS    Y3, Y3
 	VFMADD231PS  Y3, Y2, Y0
 
-done27:
+done31:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -3283,9 +3649,9 @@ TEXT ·dotMXFP4Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	VMOVD        R8, X8
 	VPBROADCASTD X8, Y8
 
-loop28:
+loop32:
 	CMPQ         AX, $0x02
-	JL           one24
+	JL           one28
 	VMOVDQU      1(CX), X9
 	VPSRLW       $0x04, X9, X10
 	VINSERTI128  $0x01, X10, Y9, Y10
@@ -3453,11 +3819,11 @@ loop28:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop28
+	JMP          loop32
 
-one24:
+one28:
 	TESTQ        AX, AX
-	JZ           done28
+	JZ           done32
 	VMOVDQU      1(CX), X9
 	VPSRLW       $0x04, X9, X10
 	VINSERTI128  $0x01, X10, Y9, Y9
@@ -3541,7 +3907,7 @@ one24:
 	VCVTDQ2PS    Y9, Y9
 	VFMADD231PS  Y9, Y8, Y3
 
-done28:
+done32:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -3594,9 +3960,9 @@ TEXT ·dotMXFP4Q8_0AVX512(SB), NOSPLIT, $0-28
 	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 
-loop29:
+loop33:
 	CMPQ         AX, $0x02
-	JL           one25
+	JL           one29
 	VMOVDQU64    1(CX), X3
 	VPSRLW       $0x04, X3, X4
 	VINSERTI32X4 $0x01, X4, Y3, Y4
@@ -3654,11 +4020,11 @@ loop29:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop29
+	JMP          loop33
 
-one25:
+one29:
 	TESTQ        AX, AX
-	JZ           done29
+	JZ           done33
 	VMOVDQU64    1(CX), X3
 	VPSRLW       $0x04, X3, X4
 	VINSERTI32X4 $0x01, X4, Y3, Y3
@@ -3687,7 +4053,7 @@ one25:
 	VCVTDQ2PS    Y4, Y4
 	VFMADD231PS  Y4, Y2, Y0
 
-done29:
+done33:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
@@ -3720,9 +4086,9 @@ TEXT ·dotMXFP4Q8_0x4AVX512(SB), NOSPLIT, $0-48
 	VMOVD        R8, X8
 	VPBROADCASTD X8, Y8
 
-loop30:
+loop34:
 	CMPQ         AX, $0x02
-	JL           one26
+	JL           one30
 	VMOVDQU64    1(CX), X9
 	VPSRLW       $0x04, X9, X10
 	VINSERTI32X4 $0x01, X10, Y9, Y10
@@ -3906,11 +4272,11 @@ loop30:
 	ADDQ         $0x00000022, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
-	JMP          loop30
+	JMP          loop34
 
-one26:
+one30:
 	TESTQ        AX, AX
-	JZ           done30
+	JZ           done34
 	VMOVDQU64    1(CX), X9
 	VPSRLW       $0x04, X9, X10
 	VINSERTI32X4 $0x01, X10, Y9, Y9
@@ -4002,7 +4368,7 @@ one26:
 	VCVTDQ2PS    Y10, Y10
 	VFMADD231PS  Y10, Y8, Y3
 
-done30:
+done34:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
@@ -4057,9 +4423,9 @@ TEXT ·dotMMFP4Q8_0AVX2(SB), NOSPLIT, $0-36
 	MOVL         $0x3f000000, SI
 	VMOVD        SI, X2
 
-loop31:
+loop35:
 	TESTQ        AX, AX
-	JZ           done31
+	JZ           done35
 	VPXORD       Y3, Y3, Y3
 	VMOVDQU      (CX), X4
 	VPSRLW       $0x04, X4, X5
@@ -4135,9 +4501,9 @@ loop31:
 	ADDQ         $0x02, DX
 	ADDQ         $0x00000088, BX
 	DECQ         AX
-	JMP          loop31
+	JMP          loop35
 
-done31:
+done35:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -4162,9 +4528,9 @@ TEXT ·dotMMFP4Q8_0AVX512(SB), NOSPLIT, $0-36
 	MOVL         $0x3f000000, SI
 	VMOVD        SI, X2
 
-loop32:
+loop36:
 	TESTQ        AX, AX
-	JZ           done32
+	JZ           done36
 	VPXORD       Y3, Y3, Y3
 	VMOVDQU64    (CX), X4
 	VPSRLW       $0x04, X4, X5
@@ -4248,9 +4614,9 @@ loop32:
 	ADDQ         $0x02, DX
 	ADDQ         $0x00000088, BX
 	DECQ         AX
-	JMP          loop32
+	JMP          loop36
 
-done32:
+done36:
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X1, X0, X1
 	VMOVHLPS      X1, X1, X0
@@ -4274,9 +4640,9 @@ TEXT ·dotQ4KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X2
 
-loop33:
+loop37:
 	TESTQ        AX, AX
-	JZ           done33
+	JZ           done37
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -4369,9 +4735,9 @@ loop33:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop33
+	JMP          loop37
 
-done33:
+done37:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -4467,9 +4833,9 @@ TEXT ·dotQ4KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	MOVL         $0x80000000, R8
 	VMOVD        R8, X5
 
-loop34:
+loop38:
 	TESTQ        AX, AX
-	JZ           done34
+	JZ           done38
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -4670,9 +5036,9 @@ loop34:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop34
+	JMP          loop38
 
-done34:
+done38:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -4728,9 +5094,9 @@ TEXT ·dotQ4KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kvnni1<>+0(SB), Z5
 	VMOVDQU16    q4kminidx<>+0(SB), Y6
 
-loop35:
+loop39:
 	TESTQ        AX, AX
-	JZ           done35
+	JZ           done39
 	PREFETCHT0   1024(CX)
 	PREFETCHT0   1088(CX)
 	PREFETCHT0   1152(CX)
@@ -4807,9 +5173,9 @@ loop35:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop35
+	JMP          loop39
 
-done35:
+done39:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -5011,9 +5377,9 @@ TEXT ·dotQ4KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64    q4kidx2<>+0(SB), Z8
 	VMOVDQU64    q4kidx3<>+0(SB), Z9
 
-loop36:
+loop40:
 	TESTQ        AX, AX
-	JZ           done36
+	JZ           done40
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -5144,9 +5510,9 @@ loop36:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop36
+	JMP          loop40
 
-done36:
+done40:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4
@@ -5480,9 +5846,9 @@ TEXT ·dotQ4KQ8Kx8AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64 q4kidx2<>+0(SB), Z11
 	VMOVDQU64 q4kidx3<>+0(SB), Z12
 
-loop37:
+loop41:
 	TESTQ        AX, AX
-	JZ           done37
+	JZ           done41
 	MOVL         4(CX), R9
 	MOVL         8(CX), R10
 	MOVL         12(CX), R11
@@ -5694,9 +6060,9 @@ loop37:
 	ADDQ         $0x00000124, DX
 	ADDQ         $0x00000124, R8
 	DECQ         AX
-	JMP          loop37
+	JMP          loop41
 
-done37:
+done41:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y8
@@ -5860,9 +6226,9 @@ TEXT ·dotQ5KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X2
 
-loop38:
+loop42:
 	TESTQ        AX, AX
-	JZ           done38
+	JZ           done42
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -5980,9 +6346,9 @@ loop38:
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop38
+	JMP          loop42
 
-done38:
+done42:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -6012,9 +6378,9 @@ TEXT ·dotQ5KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	MOVL         $0x80000000, R8
 	VMOVD        R8, X5
 
-loop39:
+loop43:
 	TESTQ        AX, AX
-	JZ           done39
+	JZ           done43
 	MOVL         4(CX), R8
 	MOVL         8(CX), R9
 	MOVL         12(CX), R10
@@ -6240,9 +6606,9 @@ loop39:
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop39
+	JMP          loop43
 
-done39:
+done43:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -6296,9 +6662,9 @@ TEXT ·dotQ5KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kidx2<>+0(SB), Z5
 	VMOVDQU64    q4kidx3<>+0(SB), Z6
 
-loop40:
+loop44:
 	TESTQ           AX, AX
-	JZ              done40
+	JZ              done44
 	MOVL            4(CX), BX
 	MOVL            8(CX), SI
 	MOVL            12(CX), DI
@@ -6382,9 +6748,9 @@ loop40:
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop40
+	JMP             loop44
 
-done40:
+done44:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -6684,9 +7050,9 @@ TEXT ·dotQ5KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64    q4kidx2<>+0(SB), Z8
 	VMOVDQU64    q4kidx3<>+0(SB), Z9
 
-loop41:
+loop45:
 	TESTQ           AX, AX
-	JZ              done41
+	JZ              done45
 	MOVL            4(CX), R8
 	MOVL            8(CX), R9
 	MOVL            12(CX), R10
@@ -6830,9 +7196,9 @@ loop41:
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop41
+	JMP             loop45
 
-done41:
+done45:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4
@@ -6902,9 +7268,9 @@ TEXT ·dotQ5KQ8Kx8AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64 q4kidx2<>+0(SB), Z11
 	VMOVDQU64 q4kidx3<>+0(SB), Z12
 
-loop42:
+loop46:
 	TESTQ           AX, AX
-	JZ              done42
+	JZ              done46
 	MOVL            4(CX), R9
 	MOVL            8(CX), R10
 	MOVL            12(CX), R11
@@ -7129,9 +7495,9 @@ loop42:
 	ADDQ            $0x00000124, DX
 	ADDQ            $0x00000124, R8
 	DECQ            AX
-	JMP             loop42
+	JMP             loop46
 
-done42:
+done46:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y8
@@ -7224,9 +7590,9 @@ TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVQ   x+16(FP), DX
 	VXORPS Y0, Y0, Y0
 
-loop43:
+loop47:
 	TESTQ        AX, AX
-	JZ           done43
+	JZ           done47
 	VPMOVSXBW    192(CX), Y1
 	VPSLLW       $0x05, Y1, Y2
 	VPXOR        Y3, Y3, Y3
@@ -7329,9 +7695,9 @@ loop43:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop43
+	JMP          loop47
 
-done43:
+done47:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -7424,9 +7790,9 @@ TEXT ·dotQ6KQ8Kx4AVX2(SB), NOSPLIT, $32-48
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 
-loop44:
+loop48:
 	TESTQ        AX, AX
-	JZ           done44
+	JZ           done48
 	VPMOVSXBW    192(CX), Y4
 	VPSLLW       $0x05, Y4, Y5
 	VPXOR        Y6, Y6, Y6
@@ -7616,9 +7982,9 @@ loop44:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop44
+	JMP          loop48
 
-done44:
+done48:
 	MOVQ         dst+32(FP), AX
 	MOVQ         dstride+40(FP), CX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -7674,9 +8040,9 @@ TEXT ·dotQ6KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q6kvnni0<>+0(SB), Z4
 	VMOVDQU64    q6kvnni1<>+0(SB), Z5
 
-loop45:
+loop49:
 	TESTQ           AX, AX
-	JZ              done45
+	JZ              done49
 	PREFETCHT0      1024(CX)
 	PREFETCHT0      1088(CX)
 	PREFETCHT0      1152(CX)
@@ -7739,9 +8105,9 @@ loop45:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop45
+	JMP             loop49
 
-done45:
+done49:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -7908,9 +8274,9 @@ TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64 c0f64<>+0(SB), Z10
 	VMOVDQU64 c3064<>+0(SB), Z11
 
-loop46:
+loop50:
 	TESTQ           AX, AX
-	JZ              done46
+	JZ              done50
 	VPMOVSXBW       192(CX), Y12
 	VPSLLW          $0x05, Y12, Y13
 	VPXORD          Y14, Y14, Y14
@@ -8000,9 +8366,9 @@ loop46:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop46
+	JMP             loop50
 
-done46:
+done50:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y4
@@ -8532,9 +8898,9 @@ TEXT ·dotQ6KQ8Kx8AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64 q6kidx2<>+0(SB), Z10
 	VMOVDQU64 q6kidx3<>+0(SB), Z11
 
-loop47:
+loop51:
 	TESTQ           AX, AX
-	JZ              done47
+	JZ              done51
 	VPMOVSXBW       192(CX), Y12
 	VPSLLW          $0x05, Y12, Y13
 	VPXORD          Y14, Y14, Y14
@@ -8677,9 +9043,9 @@ loop47:
 	ADDQ            $0x00000124, DX
 	ADDQ            $0x00000124, R8
 	DECQ            AX
-	JMP             loop47
+	JMP             loop51
 
-done47:
+done51:
 	MOVQ          dst+32(FP), AX
 	MOVQ          dstride+40(FP), CX
 	VEXTRACTF64X4 $0x01, Z0, Y8
@@ -8786,9 +9152,9 @@ TEXT ·expShiftF32AVX512(SB), NOSPLIT, $0-32
 	VBROADCASTSS expP5<>+0(SB), Z12
 	VBROADCASTSS expOne<>+0(SB), Z13
 
-loop48:
+loop52:
 	TESTQ        CX, CX
-	JZ           done48
+	JZ           done52
 	VMOVUPS      (AX), Z14
 	VSUBPS       Z1, Z14, Z14
 	VMULPS       Z0, Z14, Z14
@@ -8811,9 +9177,9 @@ loop48:
 	VMOVUPS      Z14, (AX)
 	ADDQ         $0x40, AX
 	SUBQ         $0x10, CX
-	JMP          loop48
+	JMP          loop52
 
-done48:
+done52:
 	VZEROUPPER
 	RET
 
@@ -8912,9 +9278,9 @@ TEXT ·swigluF32AVX512(SB), NOSPLIT, $0-72
 	VMOVD        SI, X12
 	VPBROADCASTD X12, Z12
 
-loop49:
+loop53:
 	TESTQ        BX, BX
-	JZ           done49
+	JZ           done53
 	VMOVUPS      (CX), Z13
 	VXORPS       Z12, Z13, Z14
 	VMAXPS       Z14, Z0, Z14
@@ -8941,8 +9307,8 @@ loop49:
 	ADDQ         $0x40, CX
 	ADDQ         $0x40, DX
 	SUBQ         $0x10, BX
-	JMP          loop49
+	JMP          loop53
 
-done49:
+done53:
 	VZEROUPPER
 	RET

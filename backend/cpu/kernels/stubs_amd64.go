@@ -73,11 +73,23 @@ func axpyF32AVX512(alpha float32, x []float32, y []float32)
 //go:noescape
 func scaleF32AVX512(alpha float32, x []float32)
 
-// dotF32x4AVX2 sets dst[c·dstride] = Σ_i a[i]·b[c·bstride/4 + i] for c = 0..3 over len(a)
-// elements, a multiple of 8 (bstride in bytes); a is loaded once for the 4 columns.
+// dotF32x4AVX2 sets dst[c·dstride] = Σ_i a[i]·b[c·bstride/4 + i] for c = 0..3 over n
+// elements, a multiple of 8 (bstride in bytes); the row is loaded once for the 4 columns.
 //
 //go:noescape
-func dotF32x4AVX2(a []float32, b *float32, bstride int, dst *float32, dstride int)
+func dotF32x4AVX2(a []float32, n int, b *float32, bstride int, dst *float32, dstride int)
+
+// dotF16F32x4AVX2 sets dst[c·dstride] = Σ_i fp16(a[2i:])·b[c·bstride/4 + i] for c = 0..3 over n
+// elements, a multiple of 8 (bstride in bytes); the row is loaded once for the 4 columns.
+//
+//go:noescape
+func dotF16F32x4AVX2(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
+
+// dotBF16F32x4AVX2 sets dst[c·dstride] = Σ_i bf16(a[2i:])·b[c·bstride/4 + i] for c = 0..3 over n
+// elements, a multiple of 8 (bstride in bytes); the row is loaded once for the 4 columns.
+//
+//go:noescape
+func dotBF16F32x4AVX2(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
 
 // axpyF32x4AVX2 sets y[c·ystride/4 + i] = fma(alpha[c·astride], x[i], ·) for c = 0..3 over len(x)
 // elements, a multiple of 8 (ystride in bytes); x is loaded once for the 4 outputs.
@@ -85,11 +97,23 @@ func dotF32x4AVX2(a []float32, b *float32, bstride int, dst *float32, dstride in
 //go:noescape
 func axpyF32x4AVX2(x []float32, alpha *float32, astride int, y *float32, ystride int)
 
-// dotF32x4AVX512 sets dst[c·dstride] = Σ_i a[i]·b[c·bstride/4 + i] for c = 0..3 over len(a)
-// elements, a multiple of 16 (bstride in bytes); a is loaded once for the 4 columns.
+// dotF32x4AVX512 sets dst[c·dstride] = Σ_i a[i]·b[c·bstride/4 + i] for c = 0..3 over n
+// elements, a multiple of 16 (bstride in bytes); the row is loaded once for the 4 columns.
 //
 //go:noescape
-func dotF32x4AVX512(a []float32, b *float32, bstride int, dst *float32, dstride int)
+func dotF32x4AVX512(a []float32, n int, b *float32, bstride int, dst *float32, dstride int)
+
+// dotF16F32x4AVX512 sets dst[c·dstride] = Σ_i fp16(a[2i:])·b[c·bstride/4 + i] for c = 0..3 over n
+// elements, a multiple of 16 (bstride in bytes); the row is loaded once for the 4 columns.
+//
+//go:noescape
+func dotF16F32x4AVX512(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
+
+// dotBF16F32x4AVX512 sets dst[c·dstride] = Σ_i bf16(a[2i:])·b[c·bstride/4 + i] for c = 0..3 over n
+// elements, a multiple of 16 (bstride in bytes); the row is loaded once for the 4 columns.
+//
+//go:noescape
+func dotBF16F32x4AVX512(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
 
 // axpyF32x4AVX512 sets y[c·ystride/4 + i] = fma(alpha[c·astride], x[i], ·) for c = 0..3 over len(x)
 // elements, a multiple of 16 (ystride in bytes); x is loaded once for the 4 outputs.

@@ -17,63 +17,74 @@ func stridePtrs(base, stride Register) []Mem {
 	return []Mem{{Base: base}, {Base: base, Index: stride, Scale: 1}, {Base: base, Index: s2, Scale: 1}, {Base: base, Index: s3, Scale: 1}}
 }
 
+// genDotX4 emits name+l.suffix: one row a (elemBytes per element, widened
+// to float32 by load) against 4 float32 columns b + c·bstride, storing
+// dst[c·dstride] for c = 0..3. The row is loaded (and widened) once for the
+// 4 columns. n, the element count, is a multiple of the lane count.
+func genDotX4(l level, name, aDecl, aElem string, elemBytes int, load func(Mem, VecVirtual)) {
+	w := l.lanes()
+	name += l.suffix
+	TEXT(name, NOSPLIT, "func("+aDecl+", n int, b *float32, bstride int, dst *float32, dstride int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s sets dst[c·dstride] = Σ_i %s·b[c·bstride/4 + i] for c = 0..3 over n", name, aElem),
+		fmt.Sprintf("elements, a multiple of %d (bstride in bytes); the row is loaded once for the 4 columns.", w))
+	A := Mem{Base: Load(Param("a").Base(), GP64())}
+	n := Load(Param("n"), GP64())
+	B := stridePtrs(Load(Param("b"), GP64()), Load(Param("bstride"), GP64()))
+	var acc [2][4]VecVirtual
+	for u := range acc {
+		for c := range acc[u] {
+			acc[u][c] = l.vec()
+			zeroVec(acc[u][c])
+		}
+	}
+	loop, one, done := uniq("loop"), uniq("one"), uniq("done")
+	Label(loop)
+	CMPQ(n, U32(2*w))
+	JL(LabelRef(one))
+	for u := 0; u < 2; u++ {
+		t := l.vec()
+		load(A.Offset(elemBytes*w*u), t)
+		for c := range B {
+			VFMADD231PS(B[c].Offset(4*w*u), t, acc[u][c])
+		}
+	}
+	ADDQ(U32(2*elemBytes*w), A.Base)
+	ADDQ(U32(8*w), B[0].Base)
+	SUBQ(U32(2*w), n)
+	JMP(LabelRef(loop))
+	Label(one)
+	TESTQ(n, n)
+	JZ(LabelRef(done))
+	t := l.vec()
+	load(A, t)
+	for c := range B {
+		VFMADD231PS(B[c], t, acc[0][c])
+	}
+	Label(done)
+	dst := Load(Param("dst"), GP64())
+	ds := Load(Param("dstride"), GP64())
+	for c := 0; c < 4; c++ {
+		VADDPS(acc[1][c], acc[0][c], acc[0][c])
+		VMOVSS(hsumPS(l, acc[0][c]), Mem{Base: dst})
+		if c < 3 {
+			LEAQ(Mem{Base: dst, Index: ds, Scale: 4}, dst)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
 func genF32Multi() {
 	for _, l := range []level{avx2, avx512} {
 		w := l.lanes()
-		name := "dotF32x4" + l.suffix
-		TEXT(name, NOSPLIT, "func(a []float32, b *float32, bstride int, dst *float32, dstride int)")
-		Pragma("noescape")
-		Doc(fmt.Sprintf("%s sets dst[c·dstride] = Σ_i a[i]·b[c·bstride/4 + i] for c = 0..3 over len(a)", name),
-			fmt.Sprintf("elements, a multiple of %d (bstride in bytes); a is loaded once for the 4 columns.", w))
-		{
-			A := Mem{Base: Load(Param("a").Base(), GP64())}
-			n := Load(Param("a").Len(), GP64())
-			B := stridePtrs(Load(Param("b"), GP64()), Load(Param("bstride"), GP64()))
-			var acc [2][4]VecVirtual
-			for u := range acc {
-				for c := range acc[u] {
-					acc[u][c] = l.vec()
-					zeroVec(acc[u][c])
-				}
-			}
-			loop, one, done := uniq("loop"), uniq("one"), uniq("done")
-			Label(loop)
-			CMPQ(n, U32(2*w))
-			JL(LabelRef(one))
-			for u := 0; u < 2; u++ {
-				t := l.vec()
-				VMOVUPS(A.Offset(4*w*u), t)
-				for c := range B {
-					VFMADD231PS(B[c].Offset(4*w*u), t, acc[u][c])
-				}
-			}
-			ADDQ(U32(8*w), A.Base)
-			ADDQ(U32(8*w), B[0].Base)
-			SUBQ(U32(2*w), n)
-			JMP(LabelRef(loop))
-			Label(one)
-			TESTQ(n, n)
-			JZ(LabelRef(done))
-			t := l.vec()
-			VMOVUPS(A, t)
-			for c := range B {
-				VFMADD231PS(B[c], t, acc[0][c])
-			}
-			Label(done)
-			dst := Load(Param("dst"), GP64())
-			ds := Load(Param("dstride"), GP64())
-			for c := 0; c < 4; c++ {
-				VADDPS(acc[1][c], acc[0][c], acc[0][c])
-				VMOVSS(hsumPS(l, acc[0][c]), Mem{Base: dst})
-				if c < 3 {
-					LEAQ(Mem{Base: dst, Index: ds, Scale: 4}, dst)
-				}
-			}
-			VZEROUPPER()
-			RET()
-		}
-
-		name = "axpyF32x4" + l.suffix
+		genDotX4(l, "dotF32x4", "a []float32", "a[i]", 4, func(m Mem, t VecVirtual) { VMOVUPS(m, t) })
+		genDotX4(l, "dotF16F32x4", "a []byte", "fp16(a[2i:])", 2, func(m Mem, t VecVirtual) { VCVTPH2PS(m, t) })
+		genDotX4(l, "dotBF16F32x4", "a []byte", "bf16(a[2i:])", 2, func(m Mem, t VecVirtual) {
+			VPMOVZXWD(m, t)
+			VPSLLD(U8(16), t, t)
+		})
+		name := "axpyF32x4" + l.suffix
 		TEXT(name, NOSPLIT, "func(x []float32, alpha *float32, astride int, y *float32, ystride int)")
 		Pragma("noescape")
 		Doc(fmt.Sprintf("%s sets y[c·ystride/4 + i] = fma(alpha[c·astride], x[i], ·) for c = 0..3 over len(x)", name),
