@@ -43,6 +43,11 @@ func TestF32Cols(t *testing.T) {
 					if want := dotF32Generic(a, bc); !closeTo(dst[i], want, reduceTol(n, abs)) {
 						t.Fatalf("n=%d cols=%d c=%d: %v, twin %v", n, cols, c, dst[i], want)
 					}
+					// Batching must not change a product: bit-identical to
+					// the single-column kernel at this level.
+					if one := DotF32(a, bc); math.Float32bits(one) != math.Float32bits(dst[i]) {
+						t.Fatalf("n=%d cols=%d c=%d: %v, single-column kernel %v", n, cols, c, dst[i], one)
+					}
 				}
 
 				const astride = 2
@@ -158,11 +163,12 @@ func FuzzAxpyF32Cols(f *testing.F) {
 var halfColsKernels = []struct {
 	name string
 	fast func(w []byte, b []float32, cols int, dst []float32, ldd int)
+	one  func(w []byte, x []float32) float32 // the single-column kernel
 	twin func(w []byte, x []float32) float32
 	back func(float32) uint16
 }{
-	{"F16", DotF16F32Cols, dotF16F32Generic, quant.Float32ToFP16},
-	{"BF16", DotBF16F32Cols, dotBF16F32Generic, quant.Float32ToBF16},
+	{"F16", DotF16F32Cols, DotF16F32, dotF16F32Generic, quant.Float32ToFP16},
+	{"BF16", DotBF16F32Cols, DotBF16F32, dotBF16F32Generic, quant.Float32ToBF16},
 }
 
 func TestHalfF32Cols(t *testing.T) {
@@ -203,6 +209,9 @@ func TestHalfF32Cols(t *testing.T) {
 						}
 						if want := k.twin(w, bc); !closeTo(dst[i], want, reduceTol(n, abs)) {
 							t.Fatalf("%s n=%d cols=%d c=%d: %v, twin %v", k.name, n, cols, c, dst[i], want)
+						}
+						if one := k.one(w, bc); math.Float32bits(one) != math.Float32bits(dst[i]) {
+							t.Fatalf("%s n=%d cols=%d c=%d: %v, single-column kernel %v", k.name, n, cols, c, dst[i], one)
 						}
 					}
 				}
@@ -262,6 +271,12 @@ func FuzzDotHalfF32Cols(f *testing.F) {
 				}
 				if !closeTo(got[c], want[c], reduceTol(n, abs)) {
 					t.Fatalf("%v %s n=%d c=%d: %v, twin %v", l, k.name, n, c, got[c], want[c])
+				}
+				restore := setLevel(l)
+				one := k.one(w, b[c*n:(c+1)*n])
+				restore()
+				if math.Float32bits(one) != math.Float32bits(got[c]) {
+					t.Fatalf("%v %s n=%d c=%d: %v, single-column kernel %v", l, k.name, n, c, got[c], one)
 				}
 			}
 		}

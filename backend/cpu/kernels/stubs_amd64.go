@@ -73,23 +73,26 @@ func axpyF32AVX512(alpha float32, x []float32, y []float32)
 //go:noescape
 func scaleF32AVX512(alpha float32, x []float32)
 
-// dotF32x4AVX2 sets dst[c·dstride] = Σ_i a[i]·b[c·bstride/4 + i] for c = 0..3 over n
-// elements, a multiple of 8 (bstride in bytes); the row is loaded once for the 4 columns.
+// dotF32ColsAVX2 sets dst[c·dstride] = Σ_i a[i]·b[c·bstride/4 + i] for c < 2 over n
+// elements, a multiple of 8 (bstride in bytes); the row is loaded once for the 2 columns,
+// each column summed exactly as the single-column kernel sums it.
 //
 //go:noescape
-func dotF32x4AVX2(a []float32, n int, b *float32, bstride int, dst *float32, dstride int)
+func dotF32ColsAVX2(a []float32, n int, b *float32, bstride int, dst *float32, dstride int)
 
-// dotF16F32x4AVX2 sets dst[c·dstride] = Σ_i fp16(a[2i:])·b[c·bstride/4 + i] for c = 0..3 over n
-// elements, a multiple of 8 (bstride in bytes); the row is loaded once for the 4 columns.
+// dotF16F32ColsAVX2 sets dst[c·dstride] = Σ_i fp16(a[2i:])·b[c·bstride/4 + i] for c < 2 over n
+// elements, a multiple of 8 (bstride in bytes); the row is loaded once for the 2 columns,
+// each column summed exactly as the single-column kernel sums it.
 //
 //go:noescape
-func dotF16F32x4AVX2(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
+func dotF16F32ColsAVX2(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
 
-// dotBF16F32x4AVX2 sets dst[c·dstride] = Σ_i bf16(a[2i:])·b[c·bstride/4 + i] for c = 0..3 over n
-// elements, a multiple of 8 (bstride in bytes); the row is loaded once for the 4 columns.
+// dotBF16F32ColsAVX2 sets dst[c·dstride] = Σ_i bf16(a[2i:])·b[c·bstride/4 + i] for c < 2 over n
+// elements, a multiple of 8 (bstride in bytes); the row is loaded once for the 2 columns,
+// each column summed exactly as the single-column kernel sums it.
 //
 //go:noescape
-func dotBF16F32x4AVX2(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
+func dotBF16F32ColsAVX2(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
 
 // axpyF32x4AVX2 sets y[c·ystride/4 + i] = fma(alpha[c·astride], x[i], ·) for c = 0..3 over len(x)
 // elements, a multiple of 8 (ystride in bytes); x is loaded once for the 4 outputs.
@@ -97,23 +100,26 @@ func dotBF16F32x4AVX2(a []byte, n int, b *float32, bstride int, dst *float32, ds
 //go:noescape
 func axpyF32x4AVX2(x []float32, alpha *float32, astride int, y *float32, ystride int)
 
-// dotF32x4AVX512 sets dst[c·dstride] = Σ_i a[i]·b[c·bstride/4 + i] for c = 0..3 over n
-// elements, a multiple of 16 (bstride in bytes); the row is loaded once for the 4 columns.
+// dotF32ColsAVX512 sets dst[c·dstride] = Σ_i a[i]·b[c·bstride/4 + i] for c < 4 over n
+// elements, a multiple of 16 (bstride in bytes); the row is loaded once for the 4 columns,
+// each column summed exactly as the single-column kernel sums it.
 //
 //go:noescape
-func dotF32x4AVX512(a []float32, n int, b *float32, bstride int, dst *float32, dstride int)
+func dotF32ColsAVX512(a []float32, n int, b *float32, bstride int, dst *float32, dstride int)
 
-// dotF16F32x4AVX512 sets dst[c·dstride] = Σ_i fp16(a[2i:])·b[c·bstride/4 + i] for c = 0..3 over n
-// elements, a multiple of 16 (bstride in bytes); the row is loaded once for the 4 columns.
+// dotF16F32ColsAVX512 sets dst[c·dstride] = Σ_i fp16(a[2i:])·b[c·bstride/4 + i] for c < 4 over n
+// elements, a multiple of 16 (bstride in bytes); the row is loaded once for the 4 columns,
+// each column summed exactly as the single-column kernel sums it.
 //
 //go:noescape
-func dotF16F32x4AVX512(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
+func dotF16F32ColsAVX512(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
 
-// dotBF16F32x4AVX512 sets dst[c·dstride] = Σ_i bf16(a[2i:])·b[c·bstride/4 + i] for c = 0..3 over n
-// elements, a multiple of 16 (bstride in bytes); the row is loaded once for the 4 columns.
+// dotBF16F32ColsAVX512 sets dst[c·dstride] = Σ_i bf16(a[2i:])·b[c·bstride/4 + i] for c < 4 over n
+// elements, a multiple of 16 (bstride in bytes); the row is loaded once for the 4 columns,
+// each column summed exactly as the single-column kernel sums it.
 //
 //go:noescape
-func dotBF16F32x4AVX512(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
+func dotBF16F32ColsAVX512(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
 
 // axpyF32x4AVX512 sets y[c·ystride/4 + i] = fma(alpha[c·astride], x[i], ·) for c = 0..3 over len(x)
 // elements, a multiple of 16 (ystride in bytes); x is loaded once for the 4 outputs.

@@ -17,57 +17,78 @@ func stridePtrs(base, stride Register) []Mem {
 	return []Mem{{Base: base}, {Base: base, Index: stride, Scale: 1}, {Base: base, Index: s2, Scale: 1}, {Base: base, Index: s3, Scale: 1}}
 }
 
-// genDotX4 emits name+l.suffix: one row a (elemBytes per element, widened
-// to float32 by load) against 4 float32 columns b + c·bstride, storing
-// dst[c·dstride] for c = 0..3. The row is loaded (and widened) once for the
-// 4 columns. n, the element count, is a multiple of the lane count.
-func genDotX4(l level, name, aDecl, aElem string, elemBytes int, load func(Mem, VecVirtual)) {
-	w := l.lanes()
+// colsPerCall is the number of columns one call of the multi-column dot
+// kernels handles: 4 with AVX-512 (16 accumulators of 32 registers), 2
+// with AVX2 (8 of 16).
+func colsPerCall(l level) int {
+	if l.z {
+		return 4
+	}
+	return 2
+}
+
+// genDotCols emits name+l.suffix: one row a (elemBytes per element,
+// widened to float32 by load) against colsPerCall(l) float32 columns
+// b + c·bstride, storing dst[c·dstride]. The row is loaded (and widened)
+// once for all the columns. Every column accumulates exactly as f32Reduce
+// does (4 accumulators, the same tail and pairing, the same horizontal
+// sum), so each result is bit-identical to the single-column kernel's: a
+// product does not depend on how many activation rows it was batched with.
+// n, the element count, is a multiple of the lane count.
+func genDotCols(l level, name, aDecl, aElem string, elemBytes int, load func(Mem, VecVirtual)) {
+	w, cols := l.lanes(), colsPerCall(l)
 	name += l.suffix
 	TEXT(name, NOSPLIT, "func("+aDecl+", n int, b *float32, bstride int, dst *float32, dstride int)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s sets dst[c·dstride] = Σ_i %s·b[c·bstride/4 + i] for c = 0..3 over n", name, aElem),
-		fmt.Sprintf("elements, a multiple of %d (bstride in bytes); the row is loaded once for the 4 columns.", w))
+	Doc(fmt.Sprintf("%s sets dst[c·dstride] = Σ_i %s·b[c·bstride/4 + i] for c < %d over n", name, aElem, cols),
+		fmt.Sprintf("elements, a multiple of %d (bstride in bytes); the row is loaded once for the %d columns,", w, cols),
+		"each column summed exactly as the single-column kernel sums it.")
 	A := Mem{Base: Load(Param("a").Base(), GP64())}
 	n := Load(Param("n"), GP64())
-	B := stridePtrs(Load(Param("b"), GP64()), Load(Param("bstride"), GP64()))
-	var acc [2][4]VecVirtual
+	B := stridePtrs(Load(Param("b"), GP64()), Load(Param("bstride"), GP64()))[:cols]
+	acc := make([][]VecVirtual, unroll)
 	for u := range acc {
+		acc[u] = make([]VecVirtual, cols)
 		for c := range acc[u] {
 			acc[u][c] = l.vec()
 			zeroVec(acc[u][c])
 		}
 	}
-	loop, one, done := uniq("loop"), uniq("one"), uniq("done")
-	Label(loop)
-	CMPQ(n, U32(2*w))
-	JL(LabelRef(one))
-	for u := 0; u < 2; u++ {
+	step := func(u int, acc []VecVirtual) {
 		t := l.vec()
 		load(A.Offset(elemBytes*w*u), t)
 		for c := range B {
-			VFMADD231PS(B[c].Offset(4*w*u), t, acc[u][c])
+			VFMADD231PS(B[c].Offset(4*w*u), t, acc[c])
 		}
 	}
-	ADDQ(U32(2*elemBytes*w), A.Base)
-	ADDQ(U32(8*w), B[0].Base)
-	SUBQ(U32(2*w), n)
+	loop, one, done := uniq("loop"), uniq("one"), uniq("done")
+	Label(loop)
+	CMPQ(n, U32(unroll*w))
+	JL(LabelRef(one))
+	for u := 0; u < unroll; u++ {
+		step(u, acc[u])
+	}
+	ADDQ(U32(unroll*elemBytes*w), A.Base)
+	ADDQ(U32(unroll*4*w), B[0].Base)
+	SUBQ(U32(unroll*w), n)
 	JMP(LabelRef(loop))
 	Label(one)
 	TESTQ(n, n)
 	JZ(LabelRef(done))
-	t := l.vec()
-	load(A, t)
-	for c := range B {
-		VFMADD231PS(B[c], t, acc[0][c])
-	}
+	step(0, acc[0])
+	ADDQ(U32(elemBytes*w), A.Base)
+	ADDQ(U32(4*w), B[0].Base)
+	SUBQ(U32(w), n)
+	JMP(LabelRef(one))
 	Label(done)
 	dst := Load(Param("dst"), GP64())
 	ds := Load(Param("dstride"), GP64())
-	for c := 0; c < 4; c++ {
+	for c := 0; c < cols; c++ {
 		VADDPS(acc[1][c], acc[0][c], acc[0][c])
+		VADDPS(acc[3][c], acc[2][c], acc[2][c])
+		VADDPS(acc[2][c], acc[0][c], acc[0][c])
 		VMOVSS(hsumPS(l, acc[0][c]), Mem{Base: dst})
-		if c < 3 {
+		if c < cols-1 {
 			LEAQ(Mem{Base: dst, Index: ds, Scale: 4}, dst)
 		}
 	}
@@ -78,9 +99,9 @@ func genDotX4(l level, name, aDecl, aElem string, elemBytes int, load func(Mem, 
 func genF32Multi() {
 	for _, l := range []level{avx2, avx512} {
 		w := l.lanes()
-		genDotX4(l, "dotF32x4", "a []float32", "a[i]", 4, func(m Mem, t VecVirtual) { VMOVUPS(m, t) })
-		genDotX4(l, "dotF16F32x4", "a []byte", "fp16(a[2i:])", 2, func(m Mem, t VecVirtual) { VCVTPH2PS(m, t) })
-		genDotX4(l, "dotBF16F32x4", "a []byte", "bf16(a[2i:])", 2, func(m Mem, t VecVirtual) {
+		genDotCols(l, "dotF32Cols", "a []float32", "a[i]", 4, func(m Mem, t VecVirtual) { VMOVUPS(m, t) })
+		genDotCols(l, "dotF16F32Cols", "a []byte", "fp16(a[2i:])", 2, func(m Mem, t VecVirtual) { VCVTPH2PS(m, t) })
+		genDotCols(l, "dotBF16F32Cols", "a []byte", "bf16(a[2i:])", 2, func(m Mem, t VecVirtual) {
 			VPMOVZXWD(m, t)
 			VPSLLD(U8(16), t, t)
 		})
