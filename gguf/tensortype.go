@@ -57,7 +57,22 @@ type typeTraits struct {
 	typeSize  int // bytes per block
 }
 
-var traits = map[TensorType]typeTraits{
+// traitsOf returns t's traits; ok is false for an unknown type. A slice
+// indexed by id (ggml's ids are small; MMFP4 has its own case): the
+// hot paths of the CPU backend ask for block sizes per product.
+func traitsOf(t TensorType) (tr typeTraits, ok bool) {
+	switch {
+	case t == TypeMMFP4:
+		tr = mmfp4Traits
+	case int(t) < len(traitTable):
+		tr = traitTable[t]
+	}
+	return tr, tr.blockSize > 0
+}
+
+var mmfp4Traits = typeTraits{"mmfp4", 128, 66}
+
+var traitTable = [...]typeTraits{
 	TypeF32:     {"f32", 1, 4},
 	TypeF16:     {"f16", 1, 2},
 	TypeQ4_0:    {"q4_0", 32, 18},
@@ -90,15 +105,14 @@ var traits = map[TensorType]typeTraits{
 	TypeTQ1_0:   {"tq1_0", 256, 54},
 	TypeTQ2_0:   {"tq2_0", 256, 66},
 	TypeMXFP4:   {"mxfp4", 32, 17},
-	TypeMMFP4:   {"mmfp4", 128, 66},
 }
 
 // Known reports whether t is a tensor type this package can size.
-func (t TensorType) Known() bool { _, ok := traits[t]; return ok }
+func (t TensorType) Known() bool { _, ok := traitsOf(t); return ok }
 
 // String returns ggml's lower-case type name ("q4_K", "f32", ...).
 func (t TensorType) String() string {
-	if tr, ok := traits[t]; ok {
+	if tr, ok := traitsOf(t); ok {
 		return tr.name
 	}
 	return fmt.Sprintf("type(%d)", uint32(t))
@@ -106,16 +120,16 @@ func (t TensorType) String() string {
 
 // BlockSize is the number of elements in one block (1 for plain types).
 // It is 0 for an unknown type.
-func (t TensorType) BlockSize() int { return traits[t].blockSize }
+func (t TensorType) BlockSize() int { tr, _ := traitsOf(t); return tr.blockSize }
 
 // TypeSize is the number of bytes in one block. It is 0 for an unknown type.
-func (t TensorType) TypeSize() int { return traits[t].typeSize }
+func (t TensorType) TypeSize() int { tr, _ := traitsOf(t); return tr.typeSize }
 
 // RowBytes returns the bytes of one row of ne0 elements, or an error if ne0
 // is not a multiple of the block size, the type is unknown, or the size
 // exceeds 2^63-1 bytes.
 func (t TensorType) RowBytes(ne0 uint64) (uint64, error) {
-	tr, ok := traits[t]
+	tr, ok := traitsOf(t)
 	if !ok {
 		return 0, fmt.Errorf("unknown tensor type %d", uint32(t))
 	}
@@ -132,10 +146,13 @@ func (t TensorType) RowBytes(ne0 uint64) (uint64, error) {
 // TypeByName returns the tensor type named name (as String prints it,
 // case-insensitive).
 func TypeByName(name string) (TensorType, bool) {
-	for t, tr := range traits {
-		if equalFold(tr.name, name) {
-			return t, true
+	for t, tr := range traitTable {
+		if tr.blockSize > 0 && equalFold(tr.name, name) {
+			return TensorType(t), true
 		}
+	}
+	if equalFold(mmfp4Traits.name, name) {
+		return TypeMMFP4, true
 	}
 	return 0, false
 }

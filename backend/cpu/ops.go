@@ -7,16 +7,14 @@ import (
 )
 
 // RMSNorm writes x / sqrt(mean(x²) + eps) ⊙ w into out for each of the
-// len(x)/len(w) rows of x. out may alias x. The sum of squares is taken in
-// float64.
+// len(x)/len(w) rows of x. out may alias x. The sum of squares is the
+// float32 SIMD reduction kernels.SumSquares (relative error ~1e-7 against a
+// float64 sum; llama.cpp sums in double).
 func RMSNorm(out, x, w []float32, eps float32) {
 	d := len(w)
 	for r := 0; r+d <= len(x); r += d {
 		row := x[r : r+d]
-		var ss float64
-		for _, v := range row {
-			ss += float64(v) * float64(v)
-		}
+		ss := float64(kernels.SumSquares(row))
 		scale := float32(1 / math.Sqrt(ss/float64(d)+float64(eps)))
 		o := out[r : r+d]
 		for i, v := range row {

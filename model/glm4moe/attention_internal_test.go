@@ -50,3 +50,62 @@ func TestAttentionScoreForms(t *testing.T) {
 		t.Fatalf("head-by-head vs row-by-row scoring: rel_l2 %.3g", rel)
 	}
 }
+
+// TestScratchNotRead: scratch.floats hands out uninitialised memory; filled
+// with NaN, the logits of a prompt and of a batched decode step (8
+// sequences, MoE experts with several tokens) stay bit-identical, so no
+// caller reads a slice before writing it.
+func TestScratchNotRead(t *testing.T) {
+	f, err := gguf.Open(testdata.GLMTiny(t, "glm-tiny-q4_k_m.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := Load(f, Options{Quiet: true, Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() []float32 {
+		var all []float32
+		caches := make([]*Cache, 8)
+		toks := make([][]int32, 8)
+		for s := range caches {
+			c, err := m.NewCache(80)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caches[s] = c
+			toks[s] = make([]int32, 70+s)
+			for i := range toks[s] {
+				toks[s][i] = int32((i*37 + 11*s) % 2000)
+			}
+		}
+		out, err := m.ForwardBatchInto(nil, caches, toks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range out {
+			all = append(all, o...)
+		}
+		for s := range toks {
+			toks[s] = []int32{int32(100 + s)}
+		}
+		out, err = m.ForwardBatchInto(nil, caches, toks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range out {
+			all = append(all, o...)
+		}
+		return all
+	}
+	want := run()
+	poisonScratch = true
+	defer func() { poisonScratch = false }()
+	got := run()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("logit %d: %v with poisoned scratch, %v without", i, got[i], want[i])
+		}
+	}
+}

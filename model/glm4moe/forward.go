@@ -2,6 +2,7 @@ package glm4moe
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -270,7 +271,13 @@ type scratch struct {
 	ffn     ffnScratch
 }
 
-// floats returns n zeroed float32s valid until the scratch is put back.
+// poisonScratch makes floats fill its slices with NaN: a test switch that
+// proves no caller reads a slice before writing it.
+var poisonScratch = false
+
+// floats returns n float32s valid until the scratch is put back. They are
+// NOT zeroed (clearing them was 1.5% of a batched decode step): every
+// caller overwrites its slice before reading it.
 func (s *scratch) floats(n int) []float32 {
 	if s.off+n > len(s.arena) {
 		// Slices handed out earlier in this pass keep the old array.
@@ -279,7 +286,11 @@ func (s *scratch) floats(n int) []float32 {
 	}
 	b := s.arena[s.off : s.off+n : s.off+n]
 	s.off += n
-	clear(b)
+	if poisonScratch {
+		for i := range b {
+			b[i] = float32(math.NaN())
+		}
+	}
 	return b
 }
 
