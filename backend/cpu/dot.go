@@ -47,6 +47,20 @@ func init() {
 		rowsKernels[t] = RowsFunc(k.Rows)
 		tileKernels[t] = TileFunc(k.Mat)
 	}
+	tileKernels[gguf.TypeF16] = halfTile(kernels.DotF16F32Cols)
+	tileKernels[gguf.TypeBF16] = halfTile(kernels.DotBF16F32Cols)
+}
+
+// halfTile is the tile kernel of a half-precision weight type: each weight
+// row (widened once per group of columns) against all the float32
+// activation rows.
+func halfTile(cols func(w []byte, b []float32, cols int, dst []float32, ldd int)) TileFunc {
+	return func(n int, w []byte, rows int, x []byte, ncols int, dst []float32, ldd int) {
+		xf := F32View(x)[:ncols*n]
+		for r := 0; r < rows; r++ {
+			cols(w[r*2*n:(r+1)*2*n], xf, ncols, dst[r:], ldd)
+		}
+	}
 }
 
 // dotF16 and dotBF16 dot a half-precision weight row with float32

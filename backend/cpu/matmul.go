@@ -126,7 +126,11 @@ func MatMulBatch(p *Pool, mode Mode, jobs []Job) error {
 		case mode == Fast:
 			vt := quant.VecDotType(w.Type)
 			nx := jb.Groups * jb.N
-			if prev := quantizedBefore(js, &jb.X[0], nx*w.Cols, vt); prev != nil {
+			if vt == gguf.TypeF32 {
+				// Half-precision weights dot float32 activations: use X
+				// in place rather than a copy.
+				j.xq, j.qb = f32Bytes(jb.X[:nx*w.Cols]), 4*w.Cols
+			} else if prev := quantizedBefore(js, &jb.X[0], nx*w.Cols, vt); prev != nil {
 				j.xq, j.qb = prev.xq, prev.qb
 			} else {
 				xq, qb, err := b.quantize(p, vt, jb.X, nx, w.Cols)
@@ -320,6 +324,15 @@ func (g grouping) xOff(r int) int { return r / g.rows * g.n * g.cols }
 func (g grouping) outIdx(r, i int) int {
 	k := r / g.rows
 	return (k*g.n+i)*g.rows + r - k*g.rows
+}
+
+// f32Bytes returns the bytes of x (no copy), the float32 "quantization"
+// of activations for weights whose vec-dot type is F32.
+func f32Bytes(x []float32) []byte {
+	if len(x) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*len(x))
 }
 
 // F32View returns little-endian float32 bytes as []float32: without a copy
