@@ -528,6 +528,10 @@ func (s *scheduler) sampleAll(picks []pick) {
 		}
 		return
 	}
+	if pr, ok := s.eng.(ParallelRunner); ok {
+		pr.ForEach(len(picks), func(k int) { s.sampleNext(picks[k].slot, picks[k].logits) })
+		return
+	}
 	var wg sync.WaitGroup
 	for _, p := range picks[1:] {
 		wg.Add(1)

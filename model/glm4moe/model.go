@@ -91,6 +91,17 @@ type layer struct {
 // Config returns the model's hyperparameters.
 func (m *Model) Config() Config { return m.cfg }
 
+// ForEach calls fn(i) for every i in [0, n) on the model's CPU worker pool
+// (the calling goroutine takes part) and returns when all are done. A
+// server samples its slots' next tokens on it between forward passes.
+func (m *Model) ForEach(n int, fn func(i int)) {
+	m.pool.For(n, 1, func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			fn(i)
+		}
+	})
+}
+
 // Options returns the options the model was loaded with (defaults filled in).
 func (m *Model) Options() Options { return m.opt }
 

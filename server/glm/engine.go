@@ -245,6 +245,10 @@ func (e *Engine) ForwardBatch(caches []server.Cache, tokens [][]int32) ([][]floa
 	return out, err
 }
 
+// ForEach runs fn over [0, n) on the model's CPU worker pool (the slots'
+// sampling; server.ParallelRunner).
+func (e *Engine) ForEach(n int, fn func(i int)) { e.model.ForEach(n, fn) }
+
 // sampler wraps sample.Sampler with logit bias and vocabulary masking and
 // records each drawn token in the penalty history.
 type sampler struct {
