@@ -271,3 +271,59 @@ func TestTopPUnsortedMatchesSort(t *testing.T) {
 		}
 	}
 }
+
+// TestSamplerTopKMatchesSort: the guessed-threshold top-k of a Sampler
+// (carried from draw to draw) returns exactly what a full sort keeps, over
+// a run of rows whose scale and offset jump (so guesses miss both ways),
+// with ties and -Inf masks, and it takes the fast path for most rows of a
+// steady run.
+func TestSamplerTopKMatchesSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	s := New(DefaultParams())
+	fast := 0
+	for row := 0; row < 400; row++ {
+		n := 3000
+		k := 40
+		scale, off := 3.0, 0.0
+		switch {
+		case row%50 == 10:
+			scale = 30
+		case row%50 == 20:
+			scale = 0.1
+		case row%50 == 30:
+			off = 50
+		}
+		l := make([]float32, n)
+		for i := range l {
+			l[i] = float32(r.NormFloat64()*scale + off)
+			switch r.IntN(40) {
+			case 0:
+				l[i] = float32(math.Inf(-1))
+			case 1:
+				l[i] = float32(math.Round(float64(l[i]))) // ties
+			}
+		}
+		had := s.guess
+		got := append([]Candidate(nil), s.topK(l, k)...)
+		if had.ok && s.guess.ok && len(s.cands) > k {
+			fast++
+		}
+		all := make([]Candidate, n)
+		for i, v := range l {
+			all[i] = Candidate{ID: int32(i), Logit: v}
+		}
+		sortDesc(all)
+		if len(got) != k {
+			t.Fatalf("row %d: %d candidates", row, len(got))
+		}
+		for i := range got {
+			if got[i] != all[i] {
+				t.Fatalf("row %d: position %d = %+v, want %+v", row, i, got[i], all[i])
+			}
+		}
+	}
+	t.Logf("fast path on %d of 400 rows", fast)
+	if fast < 250 {
+		t.Errorf("the guessed threshold served %d of 400 rows, want most", fast)
+	}
+}
