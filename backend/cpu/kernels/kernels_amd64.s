@@ -2071,15 +2071,21 @@ done23:
 	VZEROUPPER
 	RET
 
-// func dotQ8_0Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// func dotQ8_0Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·dotQ8_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
+TEXT ·dotQ8_0Q8_0x4AVX2(SB), NOSPLIT, $0-56
+	MOVQ nb+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ xstride+24(FP), BX
+	LEAQ (BX)(BX*1), SI
+	LEAQ (SI)(BX*1), DI
+	MOVQ rows+48(FP), R8
+	MOVQ dst+32(FP), R9
+
+row1:
 	MOVQ   nb+0(FP), AX
-	MOVQ   w+8(FP), CX
 	MOVQ   x+16(FP), DX
-	MOVQ   xstride+24(FP), BX
-	LEAQ   (BX)(BX*1), SI
-	LEAQ   (SI)(BX*1), DI
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2099,8 +2105,8 @@ loop24:
 	VPMADDWD     Y8, Y10, Y10
 	VPMADDWD     Y9, Y11, Y11
 	VPADDD       Y11, Y10, Y10
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X11
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X11
 	VPINSRW      $0x01, (DX), X11, X11
 	VCVTPH2PS    X11, X11
 	VMOVSHDUP    X11, X12
@@ -2113,8 +2119,8 @@ loop24:
 	VPMADDWD     Y8, Y10, Y10
 	VPMADDWD     Y9, Y11, Y11
 	VPADDD       Y11, Y10, Y10
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X11
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X11
 	VPINSRW      $0x01, (DX)(BX*1), X11, X11
 	VCVTPH2PS    X11, X11
 	VMOVSHDUP    X11, X12
@@ -2127,8 +2133,8 @@ loop24:
 	VPMADDWD     Y8, Y10, Y10
 	VPMADDWD     Y9, Y11, Y11
 	VPADDD       Y11, Y10, Y10
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X11
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X11
 	VPINSRW      $0x01, (DX)(SI*1), X11, X11
 	VCVTPH2PS    X11, X11
 	VMOVSHDUP    X11, X12
@@ -2141,8 +2147,8 @@ loop24:
 	VPMADDWD     Y8, Y10, Y10
 	VPMADDWD     Y9, Y11, Y11
 	VPADDD       Y11, Y10, Y10
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X8
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X8
 	VPINSRW      $0x01, (DX)(DI*1), X8, X8
 	VCVTPH2PS    X8, X8
 	VMOVSHDUP    X8, X9
@@ -2157,8 +2163,8 @@ loop24:
 	VPMADDWD     Y8, Y10, Y10
 	VPMADDWD     Y9, Y11, Y11
 	VPADDD       Y11, Y10, Y10
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X11
+	MOVWLZX      34(CX), R10
+	VMOVD        R10, X11
 	VPINSRW      $0x01, 34(DX), X11, X11
 	VCVTPH2PS    X11, X11
 	VMOVSHDUP    X11, X12
@@ -2171,8 +2177,8 @@ loop24:
 	VPMADDWD     Y8, Y10, Y10
 	VPMADDWD     Y9, Y11, Y11
 	VPADDD       Y11, Y10, Y10
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X11
+	MOVWLZX      34(CX), R10
+	VMOVD        R10, X11
 	VPINSRW      $0x01, 34(DX)(BX*1), X11, X11
 	VCVTPH2PS    X11, X11
 	VMOVSHDUP    X11, X12
@@ -2185,8 +2191,8 @@ loop24:
 	VPMADDWD     Y8, Y10, Y10
 	VPMADDWD     Y9, Y11, Y11
 	VPADDD       Y11, Y10, Y10
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X11
+	MOVWLZX      34(CX), R10
+	VMOVD        R10, X11
 	VPINSRW      $0x01, 34(DX)(SI*1), X11, X11
 	VCVTPH2PS    X11, X11
 	VMOVSHDUP    X11, X12
@@ -2199,8 +2205,8 @@ loop24:
 	VPMADDWD     Y8, Y10, Y10
 	VPMADDWD     Y9, Y11, Y11
 	VPADDD       Y11, Y10, Y10
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X8
+	MOVWLZX      34(CX), R10
+	VMOVD        R10, X8
 	VPINSRW      $0x01, 34(DX)(DI*1), X8, X8
 	VCVTPH2PS    X8, X8
 	VMOVSHDUP    X8, X9
@@ -2274,14 +2280,15 @@ one20:
 	VBROADCASTSS X8, Y8
 	VCVTDQ2PS    Y10, Y10
 	VFMADD231PS  Y10, Y8, Y3
+	ADDQ         $0x00000022, CX
 
 done24:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
-	MOVQ         dst+32(FP), AX
-	MOVQ         dstride+40(FP), CX
+	MOVQ         R9, AX
+	MOVQ         dstride+40(FP), DX
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X4, X0, X4
 	VMOVHLPS     X4, X4, X0
@@ -2289,7 +2296,7 @@ done24:
 	VPSHUFD      $0x01, X4, X0
 	VADDSS       X0, X4, X4
 	VMOVSS       X4, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VMOVHLPS     X0, X0, X1
@@ -2297,7 +2304,7 @@ done24:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
 	VMOVHLPS     X0, X0, X1
@@ -2305,7 +2312,7 @@ done24:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y3, X0
 	VADDPS       X0, X3, X0
 	VMOVHLPS     X0, X0, X1
@@ -2313,6 +2320,9 @@ done24:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
+	ADDQ         $0x04, R9
+	DECQ         R8
+	JNZ          row1
 	VZEROUPPER
 	RET
 
@@ -2400,26 +2410,32 @@ done25:
 	VZEROUPPER
 	RET
 
-// func dotQ8_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// func dotQ8_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, AVX512F, AVX512VL, F16C, FMA3
-TEXT ·dotQ8_0Q8_0x4AVX512(SB), NOSPLIT, $0-48
+TEXT ·dotQ8_0Q8_0x4AVX512(SB), NOSPLIT, $0-56
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
 	MOVQ         xstride+24(FP), BX
 	LEAQ         (BX)(BX*1), SI
 	LEAQ         (SI)(BX*1), DI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	MOVL         $0x80808080, R8
-	VMOVD        R8, X8
+	MOVL         $0x80808080, AX
+	VMOVD        AX, X8
 	VPBROADCASTD X8, Y8
+	MOVQ         rows+48(FP), R8
+	MOVQ         dst+32(FP), R9
+
+row2:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
 
 loop26:
 	CMPQ         AX, $0x02
@@ -2431,8 +2447,8 @@ loop26:
 	VPDPBUSD     Y12, Y9, Y10
 	VPDPBUSD     Y12, Y8, Y11
 	VPSUBD       Y11, Y10, Y10
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X11
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X11
 	VPINSRW      $0x01, (DX), X11, X11
 	VCVTPH2PS    X11, X11
 	VMOVSHDUP    X11, X12
@@ -2446,8 +2462,8 @@ loop26:
 	VPDPBUSD     Y12, Y9, Y10
 	VPDPBUSD     Y12, Y8, Y11
 	VPSUBD       Y11, Y10, Y10
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X11
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X11
 	VPINSRW      $0x01, (DX)(BX*1), X11, X11
 	VCVTPH2PS    X11, X11
 	VMOVSHDUP    X11, X12
@@ -2461,8 +2477,8 @@ loop26:
 	VPDPBUSD     Y12, Y9, Y10
 	VPDPBUSD     Y12, Y8, Y11
 	VPSUBD       Y11, Y10, Y10
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X11
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X11
 	VPINSRW      $0x01, (DX)(SI*1), X11, X11
 	VCVTPH2PS    X11, X11
 	VMOVSHDUP    X11, X12
@@ -2476,8 +2492,8 @@ loop26:
 	VPDPBUSD     Y12, Y9, Y10
 	VPDPBUSD     Y12, Y8, Y11
 	VPSUBD       Y11, Y10, Y10
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, (DX)(DI*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X11
@@ -2492,8 +2508,8 @@ loop26:
 	VPDPBUSD     Y12, Y9, Y10
 	VPDPBUSD     Y12, Y8, Y11
 	VPSUBD       Y11, Y10, Y10
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X11
+	MOVWLZX      34(CX), R10
+	VMOVD        R10, X11
 	VPINSRW      $0x01, 34(DX), X11, X11
 	VCVTPH2PS    X11, X11
 	VMOVSHDUP    X11, X12
@@ -2507,8 +2523,8 @@ loop26:
 	VPDPBUSD     Y12, Y9, Y10
 	VPDPBUSD     Y12, Y8, Y11
 	VPSUBD       Y11, Y10, Y10
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X11
+	MOVWLZX      34(CX), R10
+	VMOVD        R10, X11
 	VPINSRW      $0x01, 34(DX)(BX*1), X11, X11
 	VCVTPH2PS    X11, X11
 	VMOVSHDUP    X11, X12
@@ -2522,8 +2538,8 @@ loop26:
 	VPDPBUSD     Y12, Y9, Y10
 	VPDPBUSD     Y12, Y8, Y11
 	VPSUBD       Y11, Y10, Y10
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X11
+	MOVWLZX      34(CX), R10
+	VMOVD        R10, X11
 	VPINSRW      $0x01, 34(DX)(SI*1), X11, X11
 	VCVTPH2PS    X11, X11
 	VMOVSHDUP    X11, X12
@@ -2537,8 +2553,8 @@ loop26:
 	VPDPBUSD     Y12, Y9, Y10
 	VPDPBUSD     Y12, Y8, Y11
 	VPSUBD       Y11, Y10, Y10
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      34(CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, 34(DX)(DI*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X11
@@ -2607,22 +2623,23 @@ one22:
 	VPDPBUSD     Y12, Y8, Y11
 	VPSUBD       Y11, Y10, Y10
 	MOVWLZX      (CX), AX
-	VMOVD        AX, X8
-	VPINSRW      $0x01, (DX)(DI*1), X8, X8
-	VCVTPH2PS    X8, X8
-	VMOVSHDUP    X8, X9
-	VMULSS       X9, X8, X8
-	VBROADCASTSS X8, Y8
+	VMOVD        AX, X9
+	VPINSRW      $0x01, (DX)(DI*1), X9, X9
+	VCVTPH2PS    X9, X9
+	VMOVSHDUP    X9, X11
+	VMULSS       X11, X9, X9
+	VBROADCASTSS X9, Y9
 	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y8, Y3
+	VFMADD231PS  Y10, Y9, Y3
+	ADDQ         $0x00000022, CX
 
 done26:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
-	MOVQ         dst+32(FP), AX
-	MOVQ         dstride+40(FP), CX
+	MOVQ         R9, AX
+	MOVQ         dstride+40(FP), DX
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X4, X0, X4
 	VMOVHLPS     X4, X4, X0
@@ -2630,7 +2647,7 @@ done26:
 	VPSHUFD      $0x01, X4, X0
 	VADDSS       X0, X4, X4
 	VMOVSS       X4, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VMOVHLPS     X0, X0, X1
@@ -2638,7 +2655,7 @@ done26:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
 	VMOVHLPS     X0, X0, X1
@@ -2646,7 +2663,7 @@ done26:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y3, X0
 	VADDPS       X0, X3, X0
 	VMOVHLPS     X0, X0, X1
@@ -2654,6 +2671,9 @@ done26:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
+	ADDQ         $0x04, R9
+	DECQ         R8
+	JNZ          row2
 	VZEROUPPER
 	RET
 
@@ -2898,26 +2918,32 @@ done27:
 	VZEROUPPER
 	RET
 
-// func dotQ5_0Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// func dotQ5_0Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·dotQ5_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
+TEXT ·dotQ5_0Q8_0x4AVX2(SB), NOSPLIT, $0-56
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
 	MOVQ         xstride+24(FP), BX
 	LEAQ         (BX)(BX*1), SI
 	LEAQ         (SI)(BX*1), DI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	MOVL         $0x10101010, R8
-	VMOVD        R8, X8
+	MOVL         $0x10101010, AX
+	VMOVD        AX, X8
 	VPBROADCASTD X8, Y8
+	MOVQ         rows+48(FP), R8
+	MOVQ         dst+32(FP), R9
+
+row3:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
 
 loop28:
 	CMPQ         AX, $0x02
@@ -2936,8 +2962,8 @@ loop28:
 	VPMADDUBSW   2(DX), Y8, Y12
 	VPSUBW       Y12, Y11, Y11
 	VPMADDWD     c0001<>+0(SB), Y11, Y11
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, (DX), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X12
@@ -2949,8 +2975,8 @@ loop28:
 	VPMADDUBSW   2(DX)(BX*1), Y8, Y12
 	VPSUBW       Y12, Y11, Y11
 	VPMADDWD     c0001<>+0(SB), Y11, Y11
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, (DX)(BX*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X12
@@ -2962,8 +2988,8 @@ loop28:
 	VPMADDUBSW   2(DX)(SI*1), Y8, Y12
 	VPSUBW       Y12, Y11, Y11
 	VPMADDWD     c0001<>+0(SB), Y11, Y11
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, (DX)(SI*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X12
@@ -2975,8 +3001,8 @@ loop28:
 	VPMADDUBSW   2(DX)(DI*1), Y8, Y11
 	VPSUBW       Y11, Y10, Y10
 	VPMADDWD     c0001<>+0(SB), Y10, Y10
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, (DX)(DI*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X11
@@ -2998,8 +3024,8 @@ loop28:
 	VPMADDUBSW   36(DX), Y8, Y12
 	VPSUBW       Y12, Y11, Y11
 	VPMADDWD     c0001<>+0(SB), Y11, Y11
-	MOVWLZX      22(CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      22(CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, 34(DX), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X12
@@ -3011,8 +3037,8 @@ loop28:
 	VPMADDUBSW   36(DX)(BX*1), Y8, Y12
 	VPSUBW       Y12, Y11, Y11
 	VPMADDWD     c0001<>+0(SB), Y11, Y11
-	MOVWLZX      22(CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      22(CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, 34(DX)(BX*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X12
@@ -3024,8 +3050,8 @@ loop28:
 	VPMADDUBSW   36(DX)(SI*1), Y8, Y12
 	VPSUBW       Y12, Y11, Y11
 	VPMADDWD     c0001<>+0(SB), Y11, Y11
-	MOVWLZX      22(CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      22(CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, 34(DX)(SI*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X12
@@ -3037,8 +3063,8 @@ loop28:
 	VPMADDUBSW   36(DX)(DI*1), Y8, Y11
 	VPSUBW       Y11, Y10, Y10
 	VPMADDWD     c0001<>+0(SB), Y10, Y10
-	MOVWLZX      22(CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      22(CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, 34(DX)(DI*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X11
@@ -3058,72 +3084,73 @@ one24:
 	VPSHUFB      q5shuf<>+0(SB), Y11, Y11
 	VMOVDQU      6(CX), X9
 	VPSRLW       $0x04, X9, X10
-	VINSERTI128  $0x01, X10, Y9, Y9
-	VPAND        c0f<>+0(SB), Y9, Y9
+	VINSERTI128  $0x01, X10, Y9, Y10
+	VPAND        c0f<>+0(SB), Y10, Y10
 	VPAND        q5bits<>+0(SB), Y11, Y11
 	VPCMPEQB     q5bits<>+0(SB), Y11, Y11
 	VPAND        Y8, Y11, Y11
-	VPOR         Y11, Y9, Y9
-	VPMADDUBSW   2(DX), Y9, Y10
-	VPMADDUBSW   2(DX), Y8, Y11
+	VPOR         Y11, Y10, Y10
+	VPMADDUBSW   2(DX), Y10, Y11
+	VPMADDUBSW   2(DX), Y8, Y12
+	VPSUBW       Y12, Y11, Y11
+	VPMADDWD     c0001<>+0(SB), Y11, Y11
+	MOVWLZX      (CX), AX
+	VMOVD        AX, X9
+	VPINSRW      $0x01, (DX), X9, X9
+	VCVTPH2PS    X9, X9
+	VMOVSHDUP    X9, X12
+	VMULSS       X12, X9, X9
+	VBROADCASTSS X9, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y0
+	VPMADDUBSW   2(DX)(BX*1), Y10, Y11
+	VPMADDUBSW   2(DX)(BX*1), Y8, Y12
+	VPSUBW       Y12, Y11, Y11
+	VPMADDWD     c0001<>+0(SB), Y11, Y11
+	MOVWLZX      (CX), AX
+	VMOVD        AX, X9
+	VPINSRW      $0x01, (DX)(BX*1), X9, X9
+	VCVTPH2PS    X9, X9
+	VMOVSHDUP    X9, X12
+	VMULSS       X12, X9, X9
+	VBROADCASTSS X9, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y1
+	VPMADDUBSW   2(DX)(SI*1), Y10, Y11
+	VPMADDUBSW   2(DX)(SI*1), Y8, Y12
+	VPSUBW       Y12, Y11, Y11
+	VPMADDWD     c0001<>+0(SB), Y11, Y11
+	MOVWLZX      (CX), AX
+	VMOVD        AX, X9
+	VPINSRW      $0x01, (DX)(SI*1), X9, X9
+	VCVTPH2PS    X9, X9
+	VMOVSHDUP    X9, X12
+	VMULSS       X12, X9, X9
+	VBROADCASTSS X9, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y2
+	VPMADDUBSW   2(DX)(DI*1), Y10, Y10
+	VPMADDUBSW   2(DX)(DI*1), Y8, Y11
 	VPSUBW       Y11, Y10, Y10
 	VPMADDWD     c0001<>+0(SB), Y10, Y10
 	MOVWLZX      (CX), AX
-	VMOVD        AX, X11
-	VPINSRW      $0x01, (DX), X11, X11
-	VCVTPH2PS    X11, X11
-	VMOVSHDUP    X11, X12
-	VMULSS       X12, X11, X11
-	VBROADCASTSS X11, Y11
+	VMOVD        AX, X9
+	VPINSRW      $0x01, (DX)(DI*1), X9, X9
+	VCVTPH2PS    X9, X9
+	VMOVSHDUP    X9, X11
+	VMULSS       X11, X9, X9
+	VBROADCASTSS X9, Y11
 	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y11, Y0
-	VPMADDUBSW   2(DX)(BX*1), Y9, Y10
-	VPMADDUBSW   2(DX)(BX*1), Y8, Y11
-	VPSUBW       Y11, Y10, Y10
-	VPMADDWD     c0001<>+0(SB), Y10, Y10
-	MOVWLZX      (CX), AX
-	VMOVD        AX, X11
-	VPINSRW      $0x01, (DX)(BX*1), X11, X11
-	VCVTPH2PS    X11, X11
-	VMOVSHDUP    X11, X12
-	VMULSS       X12, X11, X11
-	VBROADCASTSS X11, Y11
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y11, Y1
-	VPMADDUBSW   2(DX)(SI*1), Y9, Y10
-	VPMADDUBSW   2(DX)(SI*1), Y8, Y11
-	VPSUBW       Y11, Y10, Y10
-	VPMADDWD     c0001<>+0(SB), Y10, Y10
-	MOVWLZX      (CX), AX
-	VMOVD        AX, X11
-	VPINSRW      $0x01, (DX)(SI*1), X11, X11
-	VCVTPH2PS    X11, X11
-	VMOVSHDUP    X11, X12
-	VMULSS       X12, X11, X11
-	VBROADCASTSS X11, Y11
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y11, Y2
-	VPMADDUBSW   2(DX)(DI*1), Y9, Y9
-	VPMADDUBSW   2(DX)(DI*1), Y8, Y8
-	VPSUBW       Y8, Y9, Y9
-	VPMADDWD     c0001<>+0(SB), Y9, Y9
-	MOVWLZX      (CX), AX
-	VMOVD        AX, X8
-	VPINSRW      $0x01, (DX)(DI*1), X8, X8
-	VCVTPH2PS    X8, X8
-	VMOVSHDUP    X8, X10
-	VMULSS       X10, X8, X8
-	VBROADCASTSS X8, Y8
-	VCVTDQ2PS    Y9, Y9
-	VFMADD231PS  Y9, Y8, Y3
+	VFMADD231PS  Y10, Y11, Y3
+	ADDQ         $0x00000016, CX
 
 done28:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
-	MOVQ         dst+32(FP), AX
-	MOVQ         dstride+40(FP), CX
+	MOVQ         R9, AX
+	MOVQ         dstride+40(FP), DX
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X4, X0, X4
 	VMOVHLPS     X4, X4, X0
@@ -3131,7 +3158,7 @@ done28:
 	VPSHUFD      $0x01, X4, X0
 	VADDSS       X0, X4, X4
 	VMOVSS       X4, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VMOVHLPS     X0, X0, X1
@@ -3139,7 +3166,7 @@ done28:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
 	VMOVHLPS     X0, X0, X1
@@ -3147,7 +3174,7 @@ done28:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y3, X0
 	VADDPS       X0, X3, X0
 	VMOVHLPS     X0, X0, X1
@@ -3155,6 +3182,9 @@ done28:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
+	ADDQ         $0x04, R9
+	DECQ         R8
+	JNZ          row3
 	VZEROUPPER
 	RET
 
@@ -3266,26 +3296,32 @@ done29:
 	VZEROUPPER
 	RET
 
-// func dotQ5_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// func dotQ5_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C, FMA3
-TEXT ·dotQ5_0Q8_0x4AVX512(SB), NOSPLIT, $0-48
+TEXT ·dotQ5_0Q8_0x4AVX512(SB), NOSPLIT, $0-56
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
 	MOVQ         xstride+24(FP), BX
 	LEAQ         (BX)(BX*1), SI
 	LEAQ         (SI)(BX*1), DI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	MOVL         $0x10101010, R8
-	VMOVD        R8, X8
+	MOVL         $0x10101010, AX
+	VMOVD        AX, X8
 	VPBROADCASTD X8, Y8
+	MOVQ         rows+48(FP), R8
+	MOVQ         dst+32(FP), R9
+
+row4:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
 
 loop30:
 	CMPQ         AX, $0x02
@@ -3305,8 +3341,8 @@ loop30:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, (DX), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X12
@@ -3320,8 +3356,8 @@ loop30:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, (DX)(BX*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X12
@@ -3335,8 +3371,8 @@ loop30:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, (DX)(SI*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X12
@@ -3350,8 +3386,8 @@ loop30:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      (CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, (DX)(DI*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X10
@@ -3374,8 +3410,8 @@ loop30:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVWLZX      22(CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      22(CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, 34(DX), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X12
@@ -3389,8 +3425,8 @@ loop30:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVWLZX      22(CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      22(CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, 34(DX)(BX*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X12
@@ -3404,8 +3440,8 @@ loop30:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVWLZX      22(CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      22(CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, 34(DX)(SI*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X12
@@ -3419,8 +3455,8 @@ loop30:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVWLZX      22(CX), R8
-	VMOVD        R8, X9
+	MOVWLZX      22(CX), R10
+	VMOVD        R10, X9
 	VPINSRW      $0x01, 34(DX)(DI*1), X9, X9
 	VCVTPH2PS    X9, X9
 	VMOVSHDUP    X9, X10
@@ -3440,79 +3476,80 @@ one26:
 	VPSHUFB      q5shuf<>+0(SB), Y11, Y11
 	VMOVDQU64    6(CX), X9
 	VPSRLW       $0x04, X9, X10
-	VINSERTI32X4 $0x01, X10, Y9, Y9
-	VPANDD       c0f<>+0(SB), Y9, Y9
+	VINSERTI32X4 $0x01, X10, Y9, Y10
+	VPANDD       c0f<>+0(SB), Y10, Y10
 	VPTESTMB     q5bits<>+0(SB), Y11, K1
 	VMOVDQU8.Z   Y8, K1, Y11
-	VPORD        Y11, Y9, Y9
-	VMOVDQU64    2(DX), Y12
-	VPXORD       Y10, Y10, Y10
+	VPORD        Y11, Y10, Y10
+	VMOVDQU64    2(DX), Y13
 	VPXORD       Y11, Y11, Y11
-	VPDPBUSD     Y12, Y9, Y10
-	VPDPBUSD     Y12, Y8, Y11
-	VPSUBD       Y11, Y10, Y10
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
 	MOVWLZX      (CX), AX
-	VMOVD        AX, X11
-	VPINSRW      $0x01, (DX), X11, X11
-	VCVTPH2PS    X11, X11
-	VMOVSHDUP    X11, X12
-	VMULSS       X12, X11, X11
-	VBROADCASTSS X11, Y11
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y11, Y0
-	VMOVDQU64    2(DX)(BX*1), Y12
-	VPXORD       Y10, Y10, Y10
+	VMOVD        AX, X9
+	VPINSRW      $0x01, (DX), X9, X9
+	VCVTPH2PS    X9, X9
+	VMOVSHDUP    X9, X12
+	VMULSS       X12, X9, X9
+	VBROADCASTSS X9, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y0
+	VMOVDQU64    2(DX)(BX*1), Y13
 	VPXORD       Y11, Y11, Y11
-	VPDPBUSD     Y12, Y9, Y10
-	VPDPBUSD     Y12, Y8, Y11
-	VPSUBD       Y11, Y10, Y10
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
 	MOVWLZX      (CX), AX
-	VMOVD        AX, X11
-	VPINSRW      $0x01, (DX)(BX*1), X11, X11
-	VCVTPH2PS    X11, X11
-	VMOVSHDUP    X11, X12
-	VMULSS       X12, X11, X11
-	VBROADCASTSS X11, Y11
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y11, Y1
-	VMOVDQU64    2(DX)(SI*1), Y12
-	VPXORD       Y10, Y10, Y10
+	VMOVD        AX, X9
+	VPINSRW      $0x01, (DX)(BX*1), X9, X9
+	VCVTPH2PS    X9, X9
+	VMOVSHDUP    X9, X12
+	VMULSS       X12, X9, X9
+	VBROADCASTSS X9, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y1
+	VMOVDQU64    2(DX)(SI*1), Y13
 	VPXORD       Y11, Y11, Y11
-	VPDPBUSD     Y12, Y9, Y10
-	VPDPBUSD     Y12, Y8, Y11
-	VPSUBD       Y11, Y10, Y10
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
 	MOVWLZX      (CX), AX
-	VMOVD        AX, X11
-	VPINSRW      $0x01, (DX)(SI*1), X11, X11
-	VCVTPH2PS    X11, X11
-	VMOVSHDUP    X11, X12
-	VMULSS       X12, X11, X11
-	VBROADCASTSS X11, Y11
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y11, Y2
-	VMOVDQU64    2(DX)(DI*1), Y12
-	VPXORD       Y10, Y10, Y10
+	VMOVD        AX, X9
+	VPINSRW      $0x01, (DX)(SI*1), X9, X9
+	VCVTPH2PS    X9, X9
+	VMOVSHDUP    X9, X12
+	VMULSS       X12, X9, X9
+	VBROADCASTSS X9, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y2
+	VMOVDQU64    2(DX)(DI*1), Y13
 	VPXORD       Y11, Y11, Y11
-	VPDPBUSD     Y12, Y9, Y10
-	VPDPBUSD     Y12, Y8, Y11
-	VPSUBD       Y11, Y10, Y10
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
 	MOVWLZX      (CX), AX
-	VMOVD        AX, X8
-	VPINSRW      $0x01, (DX)(DI*1), X8, X8
-	VCVTPH2PS    X8, X8
-	VMOVSHDUP    X8, X9
-	VMULSS       X9, X8, X8
-	VBROADCASTSS X8, Y8
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y8, Y3
+	VMOVD        AX, X9
+	VPINSRW      $0x01, (DX)(DI*1), X9, X9
+	VCVTPH2PS    X9, X9
+	VMOVSHDUP    X9, X10
+	VMULSS       X10, X9, X9
+	VBROADCASTSS X9, Y10
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y10, Y3
+	ADDQ         $0x00000016, CX
 
 done30:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
-	MOVQ         dst+32(FP), AX
-	MOVQ         dstride+40(FP), CX
+	MOVQ         R9, AX
+	MOVQ         dstride+40(FP), DX
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X4, X0, X4
 	VMOVHLPS     X4, X4, X0
@@ -3520,7 +3557,7 @@ done30:
 	VPSHUFD      $0x01, X4, X0
 	VADDSS       X0, X4, X4
 	VMOVSS       X4, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VMOVHLPS     X0, X0, X1
@@ -3528,7 +3565,7 @@ done30:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
 	VMOVHLPS     X0, X0, X1
@@ -3536,7 +3573,7 @@ done30:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y3, X0
 	VADDPS       X0, X3, X0
 	VMOVHLPS     X0, X0, X1
@@ -3544,6 +3581,9 @@ done30:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
+	ADDQ         $0x04, R9
+	DECQ         R8
+	JNZ          row4
 	VZEROUPPER
 	RET
 
@@ -3692,26 +3732,32 @@ done31:
 	VZEROUPPER
 	RET
 
-// func dotMXFP4Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// func dotMXFP4Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, CMOV, F16C, FMA3
-TEXT ·dotMXFP4Q8_0x4AVX2(SB), NOSPLIT, $0-48
+TEXT ·dotMXFP4Q8_0x4AVX2(SB), NOSPLIT, $0-56
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
 	MOVQ         xstride+24(FP), BX
 	LEAQ         (BX)(BX*1), SI
 	LEAQ         (SI)(BX*1), DI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	MOVL         $0x0c0c0c0c, R8
-	VMOVD        R8, X8
+	MOVL         $0x0c0c0c0c, AX
+	VMOVD        AX, X8
 	VPBROADCASTD X8, Y8
+	MOVQ         rows+48(FP), R8
+	MOVQ         dst+32(FP), R9
+
+row5:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
 
 loop32:
 	CMPQ         AX, $0x02
@@ -3726,16 +3772,16 @@ loop32:
 	VPMADDUBSW   2(DX), Y8, Y12
 	VPSUBW       Y12, Y11, Y11
 	VPMADDWD     c0001<>+0(SB), Y11, Y11
-	MOVBLZX      (CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      (DX), R8
-	VMOVD        R8, X12
+	MOVBLZX      (CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      (DX), R10
+	VMOVD        R10, X12
 	VCVTPH2PS    X12, X12
 	VMULSS       X9, X12, X12
 	VBROADCASTSS X12, Y12
@@ -3745,16 +3791,16 @@ loop32:
 	VPMADDUBSW   2(DX)(BX*1), Y8, Y12
 	VPSUBW       Y12, Y11, Y11
 	VPMADDWD     c0001<>+0(SB), Y11, Y11
-	MOVBLZX      (CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      (DX)(BX*1), R8
-	VMOVD        R8, X12
+	MOVBLZX      (CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      (DX)(BX*1), R10
+	VMOVD        R10, X12
 	VCVTPH2PS    X12, X12
 	VMULSS       X9, X12, X12
 	VBROADCASTSS X12, Y12
@@ -3764,16 +3810,16 @@ loop32:
 	VPMADDUBSW   2(DX)(SI*1), Y8, Y12
 	VPSUBW       Y12, Y11, Y11
 	VPMADDWD     c0001<>+0(SB), Y11, Y11
-	MOVBLZX      (CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      (DX)(SI*1), R8
-	VMOVD        R8, X12
+	MOVBLZX      (CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      (DX)(SI*1), R10
+	VMOVD        R10, X12
 	VCVTPH2PS    X12, X12
 	VMULSS       X9, X12, X12
 	VBROADCASTSS X12, Y12
@@ -3783,16 +3829,16 @@ loop32:
 	VPMADDUBSW   2(DX)(DI*1), Y8, Y11
 	VPSUBW       Y11, Y10, Y10
 	VPMADDWD     c0001<>+0(SB), Y10, Y10
-	MOVBLZX      (CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      (DX)(DI*1), R8
-	VMOVD        R8, X11
+	MOVBLZX      (CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      (DX)(DI*1), R10
+	VMOVD        R10, X11
 	VCVTPH2PS    X11, X11
 	VMULSS       X9, X11, X11
 	VBROADCASTSS X11, Y11
@@ -3808,16 +3854,16 @@ loop32:
 	VPMADDUBSW   36(DX), Y8, Y12
 	VPSUBW       Y12, Y11, Y11
 	VPMADDWD     c0001<>+0(SB), Y11, Y11
-	MOVBLZX      17(CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      34(DX), R8
-	VMOVD        R8, X12
+	MOVBLZX      17(CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      34(DX), R10
+	VMOVD        R10, X12
 	VCVTPH2PS    X12, X12
 	VMULSS       X9, X12, X12
 	VBROADCASTSS X12, Y12
@@ -3827,16 +3873,16 @@ loop32:
 	VPMADDUBSW   36(DX)(BX*1), Y8, Y12
 	VPSUBW       Y12, Y11, Y11
 	VPMADDWD     c0001<>+0(SB), Y11, Y11
-	MOVBLZX      17(CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      34(DX)(BX*1), R8
-	VMOVD        R8, X12
+	MOVBLZX      17(CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      34(DX)(BX*1), R10
+	VMOVD        R10, X12
 	VCVTPH2PS    X12, X12
 	VMULSS       X9, X12, X12
 	VBROADCASTSS X12, Y12
@@ -3846,16 +3892,16 @@ loop32:
 	VPMADDUBSW   36(DX)(SI*1), Y8, Y12
 	VPSUBW       Y12, Y11, Y11
 	VPMADDWD     c0001<>+0(SB), Y11, Y11
-	MOVBLZX      17(CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      34(DX)(SI*1), R8
-	VMOVD        R8, X12
+	MOVBLZX      17(CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      34(DX)(SI*1), R10
+	VMOVD        R10, X12
 	VCVTPH2PS    X12, X12
 	VMULSS       X9, X12, X12
 	VBROADCASTSS X12, Y12
@@ -3865,16 +3911,16 @@ loop32:
 	VPMADDUBSW   36(DX)(DI*1), Y8, Y11
 	VPSUBW       Y11, Y10, Y10
 	VPMADDWD     c0001<>+0(SB), Y10, Y10
-	MOVBLZX      17(CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      34(DX)(DI*1), R8
-	VMOVD        R8, X11
+	MOVBLZX      17(CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      34(DX)(DI*1), R10
+	VMOVD        R10, X11
 	VCVTPH2PS    X11, X11
 	VMULSS       X9, X11, X11
 	VBROADCASTSS X11, Y11
@@ -3890,94 +3936,95 @@ one28:
 	JZ           done32
 	VMOVDQU      1(CX), X9
 	VPSRLW       $0x04, X9, X10
-	VINSERTI128  $0x01, X10, Y9, Y9
-	VPAND        c0f<>+0(SB), Y9, Y9
-	VMOVDQU      mxfp4lut<>+0(SB), Y10
-	VPSHUFB      Y9, Y10, Y9
-	VPMADDUBSW   2(DX), Y9, Y10
-	VPMADDUBSW   2(DX), Y8, Y11
-	VPSUBW       Y11, Y10, Y10
-	VPMADDWD     c0001<>+0(SB), Y10, Y10
+	VINSERTI128  $0x01, X10, Y9, Y10
+	VPAND        c0f<>+0(SB), Y10, Y10
+	VMOVDQU      mxfp4lut<>+0(SB), Y11
+	VPSHUFB      Y10, Y11, Y10
+	VPMADDUBSW   2(DX), Y10, Y11
+	VPMADDUBSW   2(DX), Y8, Y12
+	VPSUBW       Y12, Y11, Y11
+	VPMADDWD     c0001<>+0(SB), Y11, Y11
 	MOVBLZX      (CX), AX
-	LEAL         -1(AX), R8
-	SHLL         $0x17, R8
-	LEAL         1(AX), R9
-	SHLL         $0x15, R9
+	LEAL         -1(AX), R10
+	SHLL         $0x17, R10
+	LEAL         1(AX), R11
+	SHLL         $0x15, R11
 	CMPL         AX, $0x02
-	CMOVLCS      R9, R8
-	VMOVD        R8, X11
+	CMOVLCS      R11, R10
+	VMOVD        R10, X9
 	MOVWLZX      (DX), AX
 	VMOVD        AX, X12
 	VCVTPH2PS    X12, X12
-	VMULSS       X11, X12, X12
-	VBROADCASTSS X12, Y11
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y11, Y0
-	VPMADDUBSW   2(DX)(BX*1), Y9, Y10
-	VPMADDUBSW   2(DX)(BX*1), Y8, Y11
-	VPSUBW       Y11, Y10, Y10
-	VPMADDWD     c0001<>+0(SB), Y10, Y10
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y0
+	VPMADDUBSW   2(DX)(BX*1), Y10, Y11
+	VPMADDUBSW   2(DX)(BX*1), Y8, Y12
+	VPSUBW       Y12, Y11, Y11
+	VPMADDWD     c0001<>+0(SB), Y11, Y11
 	MOVBLZX      (CX), AX
-	LEAL         -1(AX), R8
-	SHLL         $0x17, R8
-	LEAL         1(AX), R9
-	SHLL         $0x15, R9
+	LEAL         -1(AX), R10
+	SHLL         $0x17, R10
+	LEAL         1(AX), R11
+	SHLL         $0x15, R11
 	CMPL         AX, $0x02
-	CMOVLCS      R9, R8
-	VMOVD        R8, X11
+	CMOVLCS      R11, R10
+	VMOVD        R10, X9
 	MOVWLZX      (DX)(BX*1), AX
 	VMOVD        AX, X12
 	VCVTPH2PS    X12, X12
-	VMULSS       X11, X12, X12
-	VBROADCASTSS X12, Y11
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y11, Y1
-	VPMADDUBSW   2(DX)(SI*1), Y9, Y10
-	VPMADDUBSW   2(DX)(SI*1), Y8, Y11
-	VPSUBW       Y11, Y10, Y10
-	VPMADDWD     c0001<>+0(SB), Y10, Y10
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y1
+	VPMADDUBSW   2(DX)(SI*1), Y10, Y11
+	VPMADDUBSW   2(DX)(SI*1), Y8, Y12
+	VPSUBW       Y12, Y11, Y11
+	VPMADDWD     c0001<>+0(SB), Y11, Y11
 	MOVBLZX      (CX), AX
-	LEAL         -1(AX), BX
-	SHLL         $0x17, BX
-	LEAL         1(AX), R8
-	SHLL         $0x15, R8
+	LEAL         -1(AX), R10
+	SHLL         $0x17, R10
+	LEAL         1(AX), R11
+	SHLL         $0x15, R11
 	CMPL         AX, $0x02
-	CMOVLCS      R8, BX
-	VMOVD        BX, X11
+	CMOVLCS      R11, R10
+	VMOVD        R10, X9
 	MOVWLZX      (DX)(SI*1), AX
 	VMOVD        AX, X12
 	VCVTPH2PS    X12, X12
-	VMULSS       X11, X12, X12
-	VBROADCASTSS X12, Y11
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y11, Y2
-	VPMADDUBSW   2(DX)(DI*1), Y9, Y9
-	VPMADDUBSW   2(DX)(DI*1), Y8, Y8
-	VPSUBW       Y8, Y9, Y9
-	VPMADDWD     c0001<>+0(SB), Y9, Y9
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y2
+	VPMADDUBSW   2(DX)(DI*1), Y10, Y10
+	VPMADDUBSW   2(DX)(DI*1), Y8, Y11
+	VPSUBW       Y11, Y10, Y10
+	VPMADDWD     c0001<>+0(SB), Y10, Y10
 	MOVBLZX      (CX), AX
-	LEAL         -1(AX), CX
-	SHLL         $0x17, CX
-	LEAL         1(AX), BX
-	SHLL         $0x15, BX
+	LEAL         -1(AX), R10
+	SHLL         $0x17, R10
+	LEAL         1(AX), R11
+	SHLL         $0x15, R11
 	CMPL         AX, $0x02
-	CMOVLCS      BX, CX
-	VMOVD        CX, X8
+	CMOVLCS      R11, R10
+	VMOVD        R10, X9
 	MOVWLZX      (DX)(DI*1), AX
-	VMOVD        AX, X10
-	VCVTPH2PS    X10, X10
-	VMULSS       X8, X10, X10
-	VBROADCASTSS X10, Y8
-	VCVTDQ2PS    Y9, Y9
-	VFMADD231PS  Y9, Y8, Y3
+	VMOVD        AX, X11
+	VCVTPH2PS    X11, X11
+	VMULSS       X9, X11, X11
+	VBROADCASTSS X11, Y11
+	VCVTDQ2PS    Y10, Y10
+	VFMADD231PS  Y10, Y11, Y3
+	ADDQ         $0x00000011, CX
 
 done32:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
-	MOVQ         dst+32(FP), AX
-	MOVQ         dstride+40(FP), CX
+	MOVQ         R9, AX
+	MOVQ         dstride+40(FP), DX
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X4, X0, X4
 	VMOVHLPS     X4, X4, X0
@@ -3985,7 +4032,7 @@ done32:
 	VPSHUFD      $0x01, X4, X0
 	VADDSS       X0, X4, X4
 	VMOVSS       X4, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VMOVHLPS     X0, X0, X1
@@ -3993,7 +4040,7 @@ done32:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
 	VMOVHLPS     X0, X0, X1
@@ -4001,7 +4048,7 @@ done32:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y3, X0
 	VADDPS       X0, X3, X0
 	VMOVHLPS     X0, X0, X1
@@ -4009,6 +4056,9 @@ done32:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
+	ADDQ         $0x04, R9
+	DECQ         R8
+	JNZ          row5
 	VZEROUPPER
 	RET
 
@@ -4129,26 +4179,32 @@ done33:
 	VZEROUPPER
 	RET
 
-// func dotMXFP4Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// func dotMXFP4Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, AVX512F, AVX512VL, CMOV, F16C, FMA3
-TEXT ·dotMXFP4Q8_0x4AVX512(SB), NOSPLIT, $0-48
+TEXT ·dotMXFP4Q8_0x4AVX512(SB), NOSPLIT, $0-56
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
 	MOVQ         xstride+24(FP), BX
 	LEAQ         (BX)(BX*1), SI
 	LEAQ         (SI)(BX*1), DI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	MOVL         $0x0c0c0c0c, R8
-	VMOVD        R8, X8
+	MOVL         $0x0c0c0c0c, AX
+	VMOVD        AX, X8
 	VPBROADCASTD X8, Y8
+	MOVQ         rows+48(FP), R8
+	MOVQ         dst+32(FP), R9
+
+row6:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
 
 loop34:
 	CMPQ         AX, $0x02
@@ -4165,16 +4221,16 @@ loop34:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVBLZX      (CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      (DX), R8
-	VMOVD        R8, X12
+	MOVBLZX      (CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      (DX), R10
+	VMOVD        R10, X12
 	VCVTPH2PS    X12, X12
 	VMULSS       X9, X12, X12
 	VBROADCASTSS X12, Y12
@@ -4186,16 +4242,16 @@ loop34:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVBLZX      (CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      (DX)(BX*1), R8
-	VMOVD        R8, X12
+	MOVBLZX      (CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      (DX)(BX*1), R10
+	VMOVD        R10, X12
 	VCVTPH2PS    X12, X12
 	VMULSS       X9, X12, X12
 	VBROADCASTSS X12, Y12
@@ -4207,16 +4263,16 @@ loop34:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVBLZX      (CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      (DX)(SI*1), R8
-	VMOVD        R8, X12
+	MOVBLZX      (CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      (DX)(SI*1), R10
+	VMOVD        R10, X12
 	VCVTPH2PS    X12, X12
 	VMULSS       X9, X12, X12
 	VBROADCASTSS X12, Y12
@@ -4228,16 +4284,16 @@ loop34:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVBLZX      (CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      (DX)(DI*1), R8
-	VMOVD        R8, X10
+	MOVBLZX      (CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      (DX)(DI*1), R10
+	VMOVD        R10, X10
 	VCVTPH2PS    X10, X10
 	VMULSS       X9, X10, X10
 	VBROADCASTSS X10, Y10
@@ -4255,16 +4311,16 @@ loop34:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVBLZX      17(CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      34(DX), R8
-	VMOVD        R8, X12
+	MOVBLZX      17(CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      34(DX), R10
+	VMOVD        R10, X12
 	VCVTPH2PS    X12, X12
 	VMULSS       X9, X12, X12
 	VBROADCASTSS X12, Y12
@@ -4276,16 +4332,16 @@ loop34:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVBLZX      17(CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      34(DX)(BX*1), R8
-	VMOVD        R8, X12
+	MOVBLZX      17(CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      34(DX)(BX*1), R10
+	VMOVD        R10, X12
 	VCVTPH2PS    X12, X12
 	VMULSS       X9, X12, X12
 	VBROADCASTSS X12, Y12
@@ -4297,16 +4353,16 @@ loop34:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVBLZX      17(CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      34(DX)(SI*1), R8
-	VMOVD        R8, X12
+	MOVBLZX      17(CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      34(DX)(SI*1), R10
+	VMOVD        R10, X12
 	VCVTPH2PS    X12, X12
 	VMULSS       X9, X12, X12
 	VBROADCASTSS X12, Y12
@@ -4318,16 +4374,16 @@ loop34:
 	VPDPBUSD     Y13, Y10, Y11
 	VPDPBUSD     Y13, Y8, Y12
 	VPSUBD       Y12, Y11, Y11
-	MOVBLZX      17(CX), R8
-	LEAL         -1(R8), R9
-	SHLL         $0x17, R9
-	LEAL         1(R8), R10
-	SHLL         $0x15, R10
-	CMPL         R8, $0x02
-	CMOVLCS      R10, R9
-	VMOVD        R9, X9
-	MOVWLZX      34(DX)(DI*1), R8
-	VMOVD        R8, X10
+	MOVBLZX      17(CX), R10
+	LEAL         -1(R10), R11
+	SHLL         $0x17, R11
+	LEAL         1(R10), R12
+	SHLL         $0x15, R12
+	CMPL         R10, $0x02
+	CMOVLCS      R12, R11
+	VMOVD        R11, X9
+	MOVWLZX      34(DX)(DI*1), R10
+	VMOVD        R10, X10
 	VCVTPH2PS    X10, X10
 	VMULSS       X9, X10, X10
 	VBROADCASTSS X10, Y10
@@ -4343,102 +4399,103 @@ one30:
 	JZ           done34
 	VMOVDQU64    1(CX), X9
 	VPSRLW       $0x04, X9, X10
-	VINSERTI32X4 $0x01, X10, Y9, Y9
-	VPANDD       c0f<>+0(SB), Y9, Y9
-	VMOVDQU64    mxfp4lut<>+0(SB), Y10
-	VPSHUFB      Y9, Y10, Y9
-	VMOVDQU64    2(DX), Y12
-	VPXORD       Y10, Y10, Y10
+	VINSERTI32X4 $0x01, X10, Y9, Y10
+	VPANDD       c0f<>+0(SB), Y10, Y10
+	VMOVDQU64    mxfp4lut<>+0(SB), Y11
+	VPSHUFB      Y10, Y11, Y10
+	VMOVDQU64    2(DX), Y13
 	VPXORD       Y11, Y11, Y11
-	VPDPBUSD     Y12, Y9, Y10
-	VPDPBUSD     Y12, Y8, Y11
-	VPSUBD       Y11, Y10, Y10
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
 	MOVBLZX      (CX), AX
-	LEAL         -1(AX), R8
-	SHLL         $0x17, R8
-	LEAL         1(AX), R9
-	SHLL         $0x15, R9
+	LEAL         -1(AX), R10
+	SHLL         $0x17, R10
+	LEAL         1(AX), R11
+	SHLL         $0x15, R11
 	CMPL         AX, $0x02
-	CMOVLCS      R9, R8
-	VMOVD        R8, X11
+	CMOVLCS      R11, R10
+	VMOVD        R10, X9
 	MOVWLZX      (DX), AX
 	VMOVD        AX, X12
 	VCVTPH2PS    X12, X12
-	VMULSS       X11, X12, X12
-	VBROADCASTSS X12, Y11
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y11, Y0
-	VMOVDQU64    2(DX)(BX*1), Y12
-	VPXORD       Y10, Y10, Y10
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y0
+	VMOVDQU64    2(DX)(BX*1), Y13
 	VPXORD       Y11, Y11, Y11
-	VPDPBUSD     Y12, Y9, Y10
-	VPDPBUSD     Y12, Y8, Y11
-	VPSUBD       Y11, Y10, Y10
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
 	MOVBLZX      (CX), AX
-	LEAL         -1(AX), R8
-	SHLL         $0x17, R8
-	LEAL         1(AX), R9
-	SHLL         $0x15, R9
+	LEAL         -1(AX), R10
+	SHLL         $0x17, R10
+	LEAL         1(AX), R11
+	SHLL         $0x15, R11
 	CMPL         AX, $0x02
-	CMOVLCS      R9, R8
-	VMOVD        R8, X11
+	CMOVLCS      R11, R10
+	VMOVD        R10, X9
 	MOVWLZX      (DX)(BX*1), AX
 	VMOVD        AX, X12
 	VCVTPH2PS    X12, X12
-	VMULSS       X11, X12, X12
-	VBROADCASTSS X12, Y11
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y11, Y1
-	VMOVDQU64    2(DX)(SI*1), Y12
-	VPXORD       Y10, Y10, Y10
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y1
+	VMOVDQU64    2(DX)(SI*1), Y13
 	VPXORD       Y11, Y11, Y11
-	VPDPBUSD     Y12, Y9, Y10
-	VPDPBUSD     Y12, Y8, Y11
-	VPSUBD       Y11, Y10, Y10
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
 	MOVBLZX      (CX), AX
-	LEAL         -1(AX), BX
-	SHLL         $0x17, BX
-	LEAL         1(AX), R8
-	SHLL         $0x15, R8
+	LEAL         -1(AX), R10
+	SHLL         $0x17, R10
+	LEAL         1(AX), R11
+	SHLL         $0x15, R11
 	CMPL         AX, $0x02
-	CMOVLCS      R8, BX
-	VMOVD        BX, X11
+	CMOVLCS      R11, R10
+	VMOVD        R10, X9
 	MOVWLZX      (DX)(SI*1), AX
 	VMOVD        AX, X12
 	VCVTPH2PS    X12, X12
-	VMULSS       X11, X12, X12
-	VBROADCASTSS X12, Y11
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y11, Y2
-	VMOVDQU64    2(DX)(DI*1), Y12
-	VPXORD       Y10, Y10, Y10
+	VMULSS       X9, X12, X12
+	VBROADCASTSS X12, Y12
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y2
+	VMOVDQU64    2(DX)(DI*1), Y13
 	VPXORD       Y11, Y11, Y11
-	VPDPBUSD     Y12, Y9, Y10
-	VPDPBUSD     Y12, Y8, Y11
-	VPSUBD       Y11, Y10, Y10
+	VPXORD       Y12, Y12, Y12
+	VPDPBUSD     Y13, Y10, Y11
+	VPDPBUSD     Y13, Y8, Y12
+	VPSUBD       Y12, Y11, Y11
 	MOVBLZX      (CX), AX
-	LEAL         -1(AX), CX
-	SHLL         $0x17, CX
-	LEAL         1(AX), BX
-	SHLL         $0x15, BX
+	LEAL         -1(AX), R10
+	SHLL         $0x17, R10
+	LEAL         1(AX), R11
+	SHLL         $0x15, R11
 	CMPL         AX, $0x02
-	CMOVLCS      BX, CX
-	VMOVD        CX, X8
+	CMOVLCS      R11, R10
+	VMOVD        R10, X9
 	MOVWLZX      (DX)(DI*1), AX
-	VMOVD        AX, X9
-	VCVTPH2PS    X9, X9
-	VMULSS       X8, X9, X9
-	VBROADCASTSS X9, Y8
-	VCVTDQ2PS    Y10, Y10
-	VFMADD231PS  Y10, Y8, Y3
+	VMOVD        AX, X10
+	VCVTPH2PS    X10, X10
+	VMULSS       X9, X10, X10
+	VBROADCASTSS X10, Y10
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y10, Y3
+	ADDQ         $0x00000011, CX
 
 done34:
 	VADDPS       Y4, Y0, Y0
 	VADDPS       Y5, Y1, Y1
 	VADDPS       Y6, Y2, Y2
 	VADDPS       Y7, Y3, Y3
-	MOVQ         dst+32(FP), AX
-	MOVQ         dstride+40(FP), CX
+	MOVQ         R9, AX
+	MOVQ         dstride+40(FP), DX
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X4, X0, X4
 	VMOVHLPS     X4, X4, X0
@@ -4446,7 +4503,7 @@ done34:
 	VPSHUFD      $0x01, X4, X0
 	VADDSS       X0, X4, X4
 	VMOVSS       X4, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VMOVHLPS     X0, X0, X1
@@ -4454,7 +4511,7 @@ done34:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
 	VMOVHLPS     X0, X0, X1
@@ -4462,7 +4519,7 @@ done34:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y3, X0
 	VADDPS       X0, X3, X0
 	VMOVHLPS     X0, X0, X1
@@ -4470,6 +4527,9 @@ done34:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
+	ADDQ         $0x04, R9
+	DECQ         R8
+	JNZ          row6
 	VZEROUPPER
 	RET
 
@@ -4697,12 +4757,12 @@ TEXT ·dotQ4KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
-	VXORPS       Y0, Y0, Y0
 	MOVL         $0x0f0f0f0f, BX
 	VMOVD        BX, X1
 	VPBROADCASTD X1, Y1
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X2
+	VXORPS       Y0, Y0, Y0
 
 loop37:
 	TESTQ        AX, AX
@@ -4878,49 +4938,55 @@ DATA c10<>+62(SB)/1, $0x10
 DATA c10<>+63(SB)/1, $0x10
 GLOBL c10<>(SB), RODATA|NOPTR, $64
 
-// func dotQ4KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// func dotQ4KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·dotQ4KQ8Kx4AVX2(SB), NOSPLIT, $32-48
+TEXT ·dotQ4KQ8Kx4AVX2(SB), NOSPLIT, $32-56
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
 	MOVQ         xstride+24(FP), BX
 	LEAQ         (BX)(BX*1), SI
 	LEAQ         (SI)(BX*1), DI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	MOVL         $0x0f0f0f0f, R8
-	VMOVD        R8, X4
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X4
 	VPBROADCASTD X4, Y4
-	MOVL         $0x80000000, R8
-	VMOVD        R8, X5
+	MOVL         $0x80000000, AX
+	VMOVD        AX, X5
+	MOVQ         rows+48(FP), R8
+	MOVQ         dst+32(FP), R9
+
+row7:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
 
 loop38:
 	TESTQ        AX, AX
 	JZ           done38
-	MOVL         4(CX), R8
-	MOVL         8(CX), R9
-	MOVL         12(CX), R10
-	MOVL         R10, R11
-	ANDL         $0x0f0f0f0f, R11
-	MOVL         R8, R12
-	SHRL         $0x02, R12
-	ANDL         $0x30303030, R12
-	ORL          R12, R11
-	SHRL         $0x04, R10
-	ANDL         $0x0f0f0f0f, R10
-	MOVL         R9, R12
-	SHRL         $0x02, R12
-	ANDL         $0x30303030, R12
-	ORL          R12, R10
-	ANDL         $0x3f3f3f3f, R8
-	ANDL         $0x3f3f3f3f, R9
-	VMOVD        R8, X6
-	VPINSRD      $0x01, R11, X6, X6
-	VPINSRD      $0x02, R9, X6, X6
-	VPINSRD      $0x03, R10, X6, X6
+	MOVL         4(CX), R10
+	MOVL         8(CX), R11
+	MOVL         12(CX), R12
+	MOVL         R12, R13
+	ANDL         $0x0f0f0f0f, R13
+	MOVL         R10, R14
+	SHRL         $0x02, R14
+	ANDL         $0x30303030, R14
+	ORL          R14, R13
+	SHRL         $0x04, R12
+	ANDL         $0x0f0f0f0f, R12
+	MOVL         R11, R14
+	SHRL         $0x02, R14
+	ANDL         $0x30303030, R14
+	ORL          R14, R12
+	ANDL         $0x3f3f3f3f, R10
+	ANDL         $0x3f3f3f3f, R11
+	VMOVD        R10, X6
+	VPINSRD      $0x01, R13, X6, X6
+	VPINSRD      $0x02, R11, X6, X6
+	VPINSRD      $0x03, R12, X6, X6
 	VPMOVZXBW    X6, Y6
 	VMOVD        (CX), X7
 	VCVTPH2PS    X7, X7
@@ -5103,16 +5169,16 @@ loop38:
 	JMP          loop38
 
 done38:
-	MOVQ         dst+32(FP), AX
-	MOVQ         dstride+40(FP), CX
-	VEXTRACTF128 $0x01, Y0, X4
-	VADDPS       X4, X0, X4
-	VMOVHLPS     X4, X4, X0
-	VADDPS       X0, X4, X4
-	VPSHUFD      $0x01, X4, X0
-	VADDSS       X0, X4, X4
-	VMOVSS       X4, (AX)
-	LEAQ         (AX)(CX*4), AX
+	MOVQ         R9, AX
+	MOVQ         dstride+40(FP), DX
+	VEXTRACTF128 $0x01, Y0, X6
+	VADDPS       X6, X0, X6
+	VMOVHLPS     X6, X6, X0
+	VADDPS       X0, X6, X6
+	VPSHUFD      $0x01, X6, X0
+	VADDSS       X0, X6, X6
+	VMOVSS       X6, (AX)
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VMOVHLPS     X0, X0, X1
@@ -5120,7 +5186,7 @@ done38:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
 	VMOVHLPS     X0, X0, X1
@@ -5128,7 +5194,7 @@ done38:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y3, X0
 	VADDPS       X0, X3, X0
 	VMOVHLPS     X0, X0, X1
@@ -5136,6 +5202,9 @@ done38:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
+	ADDQ         $0x04, R9
+	DECQ         R8
+	JNZ          row7
 	VZEROUPPER
 	RET
 
@@ -5418,53 +5487,59 @@ DATA q4kminidx<>+30(SB)/1, $0x0f
 DATA q4kminidx<>+31(SB)/1, $0x00
 GLOBL q4kminidx<>(SB), RODATA|NOPTR, $32
 
-// func dotQ4KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
-TEXT ·dotQ4KQ8Kx4AVX512(SB), NOSPLIT, $0-48
+// func dotQ4KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C
+TEXT ·dotQ4KQ8Kx4AVX512(SB), NOSPLIT, $0-56
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
 	MOVQ         xstride+24(FP), BX
 	LEAQ         (BX)(BX*1), SI
 	LEAQ         (SI)(BX*1), DI
-	VXORPS       Z0, Z0, Z0
-	VXORPS       Z1, Z1, Z1
-	VXORPS       Z2, Z2, Z2
-	VXORPS       Z3, Z3, Z3
-	MOVL         $0x0f0f0f0f, R8
-	VMOVD        R8, X4
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X4
 	VPBROADCASTD X4, Z4
-	MOVL         $0x80000000, R8
-	VMOVD        R8, X5
+	MOVL         $0x80000000, AX
+	VMOVD        AX, X5
 	VMOVDQU64    q4kidx0<>+0(SB), Z6
 	VMOVDQU64    q4kidx1<>+0(SB), Z7
 	VMOVDQU64    q4kidx2<>+0(SB), Z8
 	VMOVDQU64    q4kidx3<>+0(SB), Z9
+	MOVQ         rows+48(FP), R8
+	MOVQ         dst+32(FP), R9
+
+row8:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
 
 loop40:
 	TESTQ        AX, AX
 	JZ           done40
-	MOVL         4(CX), R8
-	MOVL         8(CX), R9
-	MOVL         12(CX), R10
-	MOVL         R10, R11
-	ANDL         $0x0f0f0f0f, R11
-	MOVL         R8, R12
-	SHRL         $0x02, R12
-	ANDL         $0x30303030, R12
-	ORL          R12, R11
-	SHRL         $0x04, R10
-	ANDL         $0x0f0f0f0f, R10
-	MOVL         R9, R12
-	SHRL         $0x02, R12
-	ANDL         $0x30303030, R12
-	ORL          R12, R10
-	ANDL         $0x3f3f3f3f, R8
-	ANDL         $0x3f3f3f3f, R9
-	VMOVD        R8, X10
-	VPINSRD      $0x01, R11, X10, X10
-	VPINSRD      $0x02, R9, X10, X10
-	VPINSRD      $0x03, R10, X10, X10
+	MOVL         4(CX), R10
+	MOVL         8(CX), R11
+	MOVL         12(CX), R12
+	MOVL         R12, R13
+	ANDL         $0x0f0f0f0f, R13
+	MOVL         R10, R14
+	SHRL         $0x02, R14
+	ANDL         $0x30303030, R14
+	ORL          R14, R13
+	SHRL         $0x04, R12
+	ANDL         $0x0f0f0f0f, R12
+	MOVL         R11, R14
+	SHRL         $0x02, R14
+	ANDL         $0x30303030, R14
+	ORL          R14, R12
+	ANDL         $0x3f3f3f3f, R10
+	ANDL         $0x3f3f3f3f, R11
+	VMOVD        R10, X10
+	VPINSRD      $0x01, R13, X10, X10
+	VPINSRD      $0x02, R11, X10, X10
+	VPINSRD      $0x03, R12, X10, X10
 	VPMOVZXBW    X10, Y10
 	VMOVD        (CX), X11
 	VCVTPH2PS    X11, X11
@@ -5577,18 +5652,18 @@ loop40:
 	JMP          loop40
 
 done40:
-	MOVQ          dst+32(FP), AX
-	MOVQ          dstride+40(FP), CX
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y4
-	VEXTRACTF32X4 $0x01, Y4, X0
-	VADDPS        X0, X4, X0
-	VMOVHLPS      X0, X0, X4
-	VADDPS        X4, X0, X0
-	VPSHUFD       $0x01, X0, X4
-	VADDSS        X4, X0, X0
+	MOVQ          R9, AX
+	MOVQ          dstride+40(FP), DX
+	VEXTRACTF64X4 $0x01, Z0, Y10
+	VADDPS        Y10, Y0, Y10
+	VEXTRACTF32X4 $0x01, Y10, X0
+	VADDPS        X0, X10, X0
+	VMOVHLPS      X0, X0, X10
+	VADDPS        X10, X0, X0
+	VPSHUFD       $0x01, X0, X10
+	VADDSS        X10, X0, X0
 	VMOVSS        X0, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -5598,7 +5673,7 @@ done40:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPS        Y0, Y2, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -5608,7 +5683,7 @@ done40:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z3, Y0
 	VADDPS        Y0, Y3, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -5618,6 +5693,9 @@ done40:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
+	ADDQ          $0x04, R9
+	DECQ          R8
+	JNZ           row8
 	VZEROUPPER
 	RET
 
@@ -5885,9 +5963,9 @@ DATA q4kidx3<>+62(SB)/1, $0x07
 DATA q4kidx3<>+63(SB)/1, $0x00
 GLOBL q4kidx3<>(SB), RODATA|NOPTR, $64
 
-// func dotQ4KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
-TEXT ·dotQ4KQ8Kx8AVX512(SB), NOSPLIT, $0-48
+// func dotQ4KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C
+TEXT ·dotQ4KQ8Kx8AVX512(SB), NOSPLIT, $0-56
 	MOVQ      nb+0(FP), AX
 	MOVQ      w+8(FP), CX
 	MOVQ      x+16(FP), DX
@@ -5895,45 +5973,52 @@ TEXT ·dotQ4KQ8Kx8AVX512(SB), NOSPLIT, $0-48
 	LEAQ      (BX)(BX*1), SI
 	LEAQ      (SI)(BX*1), DI
 	LEAQ      (DX)(SI*2), R8
-	VXORPS    Z0, Z0, Z0
-	VXORPS    Z1, Z1, Z1
-	VXORPS    Z2, Z2, Z2
-	VXORPS    Z3, Z3, Z3
-	VXORPS    Z4, Z4, Z4
-	VXORPS    Z5, Z5, Z5
-	VXORPS    Z6, Z6, Z6
-	VXORPS    Z7, Z7, Z7
-	MOVL      $0x80000000, R9
-	VMOVD     R9, X8
+	MOVL      $0x80000000, AX
+	VMOVD     AX, X8
 	VMOVDQU64 q4kidx0<>+0(SB), Z9
 	VMOVDQU64 q4kidx1<>+0(SB), Z10
 	VMOVDQU64 q4kidx2<>+0(SB), Z11
 	VMOVDQU64 q4kidx3<>+0(SB), Z12
+	MOVQ      rows+48(FP), R9
+	MOVQ      dst+32(FP), R10
+
+row9:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	LEAQ   (DX)(SI*2), R8
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
 
 loop41:
 	TESTQ        AX, AX
 	JZ           done41
-	MOVL         4(CX), R9
-	MOVL         8(CX), R10
-	MOVL         12(CX), R11
-	MOVL         R11, R12
-	ANDL         $0x0f0f0f0f, R12
-	MOVL         R9, R13
-	SHRL         $0x02, R13
-	ANDL         $0x30303030, R13
-	ORL          R13, R12
-	SHRL         $0x04, R11
-	ANDL         $0x0f0f0f0f, R11
-	MOVL         R10, R13
-	SHRL         $0x02, R13
-	ANDL         $0x30303030, R13
-	ORL          R13, R11
-	ANDL         $0x3f3f3f3f, R9
-	ANDL         $0x3f3f3f3f, R10
-	VMOVD        R9, X13
-	VPINSRD      $0x01, R12, X13, X13
-	VPINSRD      $0x02, R10, X13, X13
-	VPINSRD      $0x03, R11, X13, X13
+	MOVL         4(CX), R11
+	MOVL         8(CX), R12
+	MOVL         12(CX), R13
+	MOVL         R13, R14
+	ANDL         $0x0f0f0f0f, R14
+	MOVL         R11, R15
+	SHRL         $0x02, R15
+	ANDL         $0x30303030, R15
+	ORL          R15, R14
+	SHRL         $0x04, R13
+	ANDL         $0x0f0f0f0f, R13
+	MOVL         R12, R15
+	SHRL         $0x02, R15
+	ANDL         $0x30303030, R15
+	ORL          R15, R13
+	ANDL         $0x3f3f3f3f, R11
+	ANDL         $0x3f3f3f3f, R12
+	VMOVD        R11, X13
+	VPINSRD      $0x01, R14, X13, X13
+	VPINSRD      $0x02, R12, X13, X13
+	VPINSRD      $0x03, R13, X13, X13
 	VPMOVZXBW    X13, Y13
 	VMOVD        (CX), X14
 	VCVTPH2PS    X14, X14
@@ -6127,18 +6212,18 @@ loop41:
 	JMP          loop41
 
 done41:
-	MOVQ          dst+32(FP), AX
-	MOVQ          dstride+40(FP), CX
-	VEXTRACTF64X4 $0x01, Z0, Y8
-	VADDPS        Y8, Y0, Y8
-	VEXTRACTF32X4 $0x01, Y8, X0
-	VADDPS        X0, X8, X0
-	VMOVHLPS      X0, X0, X8
-	VADDPS        X8, X0, X0
-	VPSHUFD       $0x01, X0, X8
-	VADDSS        X8, X0, X0
+	MOVQ          R10, AX
+	MOVQ          dstride+40(FP), DX
+	VEXTRACTF64X4 $0x01, Z0, Y13
+	VADDPS        Y13, Y0, Y13
+	VEXTRACTF32X4 $0x01, Y13, X0
+	VADDPS        X0, X13, X0
+	VMOVHLPS      X0, X0, X13
+	VADDPS        X13, X0, X0
+	VPSHUFD       $0x01, X0, X13
+	VADDSS        X13, X0, X0
 	VMOVSS        X0, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -6148,7 +6233,7 @@ done41:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPS        Y0, Y2, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -6158,7 +6243,7 @@ done41:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z3, Y0
 	VADDPS        Y0, Y3, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -6168,7 +6253,7 @@ done41:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z4, Y0
 	VADDPS        Y0, Y4, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -6178,7 +6263,7 @@ done41:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z5, Y0
 	VADDPS        Y0, Y5, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -6188,7 +6273,7 @@ done41:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z6, Y0
 	VADDPS        Y0, Y6, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -6198,7 +6283,7 @@ done41:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z7, Y0
 	VADDPS        Y0, Y7, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -6208,6 +6293,9 @@ done41:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
+	ADDQ          $0x04, R10
+	DECQ          R9
+	JNZ           row9
 	VZEROUPPER
 	RET
 
@@ -6283,12 +6371,12 @@ TEXT ·dotQ5KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
-	VXORPS       Y0, Y0, Y0
 	MOVL         $0x0f0f0f0f, BX
 	VMOVD        BX, X1
 	VPBROADCASTD X1, Y1
 	MOVL         $0x80000000, BX
 	VMOVD        BX, X2
+	VXORPS       Y0, Y0, Y0
 
 loop42:
 	TESTQ        AX, AX
@@ -6423,49 +6511,55 @@ done42:
 	VZEROUPPER
 	RET
 
-// func dotQ5KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// func dotQ5KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·dotQ5KQ8Kx4AVX2(SB), NOSPLIT, $32-48
+TEXT ·dotQ5KQ8Kx4AVX2(SB), NOSPLIT, $32-56
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
 	MOVQ         xstride+24(FP), BX
 	LEAQ         (BX)(BX*1), SI
 	LEAQ         (SI)(BX*1), DI
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	MOVL         $0x0f0f0f0f, R8
-	VMOVD        R8, X4
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X4
 	VPBROADCASTD X4, Y4
-	MOVL         $0x80000000, R8
-	VMOVD        R8, X5
+	MOVL         $0x80000000, AX
+	VMOVD        AX, X5
+	MOVQ         rows+48(FP), R8
+	MOVQ         dst+32(FP), R9
+
+row10:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
 
 loop43:
 	TESTQ        AX, AX
 	JZ           done43
-	MOVL         4(CX), R8
-	MOVL         8(CX), R9
-	MOVL         12(CX), R10
-	MOVL         R10, R11
-	ANDL         $0x0f0f0f0f, R11
-	MOVL         R8, R12
-	SHRL         $0x02, R12
-	ANDL         $0x30303030, R12
-	ORL          R12, R11
-	SHRL         $0x04, R10
-	ANDL         $0x0f0f0f0f, R10
-	MOVL         R9, R12
-	SHRL         $0x02, R12
-	ANDL         $0x30303030, R12
-	ORL          R12, R10
-	ANDL         $0x3f3f3f3f, R8
-	ANDL         $0x3f3f3f3f, R9
-	VMOVD        R8, X6
-	VPINSRD      $0x01, R11, X6, X6
-	VPINSRD      $0x02, R9, X6, X6
-	VPINSRD      $0x03, R10, X6, X6
+	MOVL         4(CX), R10
+	MOVL         8(CX), R11
+	MOVL         12(CX), R12
+	MOVL         R12, R13
+	ANDL         $0x0f0f0f0f, R13
+	MOVL         R10, R14
+	SHRL         $0x02, R14
+	ANDL         $0x30303030, R14
+	ORL          R14, R13
+	SHRL         $0x04, R12
+	ANDL         $0x0f0f0f0f, R12
+	MOVL         R11, R14
+	SHRL         $0x02, R14
+	ANDL         $0x30303030, R14
+	ORL          R14, R12
+	ANDL         $0x3f3f3f3f, R10
+	ANDL         $0x3f3f3f3f, R11
+	VMOVD        R10, X6
+	VPINSRD      $0x01, R13, X6, X6
+	VPINSRD      $0x02, R11, X6, X6
+	VPINSRD      $0x03, R12, X6, X6
 	VPMOVZXBW    X6, Y6
 	VMOVD        (CX), X7
 	VCVTPH2PS    X7, X7
@@ -6673,16 +6767,16 @@ loop43:
 	JMP          loop43
 
 done43:
-	MOVQ         dst+32(FP), AX
-	MOVQ         dstride+40(FP), CX
-	VEXTRACTF128 $0x01, Y0, X4
-	VADDPS       X4, X0, X4
-	VMOVHLPS     X4, X4, X0
-	VADDPS       X0, X4, X4
-	VPSHUFD      $0x01, X4, X0
-	VADDSS       X0, X4, X4
-	VMOVSS       X4, (AX)
-	LEAQ         (AX)(CX*4), AX
+	MOVQ         R9, AX
+	MOVQ         dstride+40(FP), DX
+	VEXTRACTF128 $0x01, Y0, X6
+	VADDPS       X6, X0, X6
+	VMOVHLPS     X6, X6, X0
+	VADDPS       X0, X6, X6
+	VPSHUFD      $0x01, X6, X0
+	VADDSS       X0, X6, X6
+	VMOVSS       X6, (AX)
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VMOVHLPS     X0, X0, X1
@@ -6690,7 +6784,7 @@ done43:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
 	VMOVHLPS     X0, X0, X1
@@ -6698,7 +6792,7 @@ done43:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y3, X0
 	VADDPS       X0, X3, X0
 	VMOVHLPS     X0, X0, X1
@@ -6706,16 +6800,18 @@ done43:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
+	ADDQ         $0x04, R9
+	DECQ         R8
+	JNZ          row10
 	VZEROUPPER
 	RET
 
 // func dotQ5KQ8KAVX512(nb int, w *byte, x *byte) float32
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C, SSE
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C, SSE
 TEXT ·dotQ5KQ8KAVX512(SB), NOSPLIT, $0-28
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
-	VXORPS       Z0, Z0, Z0
 	MOVL         $0x0f0f0f0f, BX
 	VMOVD        BX, X1
 	VPBROADCASTD X1, Z1
@@ -6725,6 +6821,7 @@ TEXT ·dotQ5KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kidx1<>+0(SB), Z4
 	VMOVDQU64    q4kidx2<>+0(SB), Z5
 	VMOVDQU64    q4kidx3<>+0(SB), Z6
+	VPXORD       Z0, Z0, Z0
 
 loop44:
 	TESTQ           AX, AX
@@ -7091,53 +7188,59 @@ DATA q5kshr3<>+62(SB)/1, $0x03
 DATA q5kshr3<>+63(SB)/1, $0x00
 GLOBL q5kshr3<>(SB), RODATA|NOPTR, $64
 
-// func dotQ5KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
-TEXT ·dotQ5KQ8Kx4AVX512(SB), NOSPLIT, $0-48
+// func dotQ5KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C
+TEXT ·dotQ5KQ8Kx4AVX512(SB), NOSPLIT, $0-56
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
 	MOVQ         xstride+24(FP), BX
 	LEAQ         (BX)(BX*1), SI
 	LEAQ         (SI)(BX*1), DI
-	VXORPS       Z0, Z0, Z0
-	VXORPS       Z1, Z1, Z1
-	VXORPS       Z2, Z2, Z2
-	VXORPS       Z3, Z3, Z3
-	MOVL         $0x0f0f0f0f, R8
-	VMOVD        R8, X4
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X4
 	VPBROADCASTD X4, Z4
-	MOVL         $0x80000000, R8
-	VMOVD        R8, X5
+	MOVL         $0x80000000, AX
+	VMOVD        AX, X5
 	VMOVDQU64    q4kidx0<>+0(SB), Z6
 	VMOVDQU64    q4kidx1<>+0(SB), Z7
 	VMOVDQU64    q4kidx2<>+0(SB), Z8
 	VMOVDQU64    q4kidx3<>+0(SB), Z9
+	MOVQ         rows+48(FP), R8
+	MOVQ         dst+32(FP), R9
+
+row11:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
 
 loop45:
 	TESTQ           AX, AX
 	JZ              done45
-	MOVL            4(CX), R8
-	MOVL            8(CX), R9
-	MOVL            12(CX), R10
-	MOVL            R10, R11
-	ANDL            $0x0f0f0f0f, R11
-	MOVL            R8, R12
-	SHRL            $0x02, R12
-	ANDL            $0x30303030, R12
-	ORL             R12, R11
-	SHRL            $0x04, R10
-	ANDL            $0x0f0f0f0f, R10
-	MOVL            R9, R12
-	SHRL            $0x02, R12
-	ANDL            $0x30303030, R12
-	ORL             R12, R10
-	ANDL            $0x3f3f3f3f, R8
-	ANDL            $0x3f3f3f3f, R9
-	VMOVD           R8, X10
-	VPINSRD         $0x01, R11, X10, X10
-	VPINSRD         $0x02, R9, X10, X10
-	VPINSRD         $0x03, R10, X10, X10
+	MOVL            4(CX), R10
+	MOVL            8(CX), R11
+	MOVL            12(CX), R12
+	MOVL            R12, R13
+	ANDL            $0x0f0f0f0f, R13
+	MOVL            R10, R14
+	SHRL            $0x02, R14
+	ANDL            $0x30303030, R14
+	ORL             R14, R13
+	SHRL            $0x04, R12
+	ANDL            $0x0f0f0f0f, R12
+	MOVL            R11, R14
+	SHRL            $0x02, R14
+	ANDL            $0x30303030, R14
+	ORL             R14, R12
+	ANDL            $0x3f3f3f3f, R10
+	ANDL            $0x3f3f3f3f, R11
+	VMOVD           R10, X10
+	VPINSRD         $0x01, R13, X10, X10
+	VPINSRD         $0x02, R11, X10, X10
+	VPINSRD         $0x03, R12, X10, X10
 	VPMOVZXBW       X10, Y10
 	VMOVD           (CX), X11
 	VCVTPH2PS       X11, X11
@@ -7263,18 +7366,18 @@ loop45:
 	JMP             loop45
 
 done45:
-	MOVQ          dst+32(FP), AX
-	MOVQ          dstride+40(FP), CX
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y4
-	VEXTRACTF32X4 $0x01, Y4, X0
-	VADDPS        X0, X4, X0
-	VMOVHLPS      X0, X0, X4
-	VADDPS        X4, X0, X0
-	VPSHUFD       $0x01, X0, X4
-	VADDSS        X4, X0, X0
+	MOVQ          R9, AX
+	MOVQ          dstride+40(FP), DX
+	VEXTRACTF64X4 $0x01, Z0, Y10
+	VADDPS        Y10, Y0, Y10
+	VEXTRACTF32X4 $0x01, Y10, X0
+	VADDPS        X0, X10, X0
+	VMOVHLPS      X0, X0, X10
+	VADDPS        X10, X0, X0
+	VPSHUFD       $0x01, X0, X10
+	VADDSS        X10, X0, X0
 	VMOVSS        X0, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -7284,7 +7387,7 @@ done45:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPS        Y0, Y2, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -7294,7 +7397,7 @@ done45:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z3, Y0
 	VADDPS        Y0, Y3, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -7304,12 +7407,15 @@ done45:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
+	ADDQ          $0x04, R9
+	DECQ          R8
+	JNZ           row11
 	VZEROUPPER
 	RET
 
-// func dotQ5KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
-TEXT ·dotQ5KQ8Kx8AVX512(SB), NOSPLIT, $0-48
+// func dotQ5KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C
+TEXT ·dotQ5KQ8Kx8AVX512(SB), NOSPLIT, $0-56
 	MOVQ      nb+0(FP), AX
 	MOVQ      w+8(FP), CX
 	MOVQ      x+16(FP), DX
@@ -7317,45 +7423,52 @@ TEXT ·dotQ5KQ8Kx8AVX512(SB), NOSPLIT, $0-48
 	LEAQ      (BX)(BX*1), SI
 	LEAQ      (SI)(BX*1), DI
 	LEAQ      (DX)(SI*2), R8
-	VXORPS    Z0, Z0, Z0
-	VXORPS    Z1, Z1, Z1
-	VXORPS    Z2, Z2, Z2
-	VXORPS    Z3, Z3, Z3
-	VXORPS    Z4, Z4, Z4
-	VXORPS    Z5, Z5, Z5
-	VXORPS    Z6, Z6, Z6
-	VXORPS    Z7, Z7, Z7
-	MOVL      $0x80000000, R9
-	VMOVD     R9, X8
+	MOVL      $0x80000000, AX
+	VMOVD     AX, X8
 	VMOVDQU64 q4kidx0<>+0(SB), Z9
 	VMOVDQU64 q4kidx1<>+0(SB), Z10
 	VMOVDQU64 q4kidx2<>+0(SB), Z11
 	VMOVDQU64 q4kidx3<>+0(SB), Z12
+	MOVQ      rows+48(FP), R9
+	MOVQ      dst+32(FP), R10
+
+row12:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	LEAQ   (DX)(SI*2), R8
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
 
 loop46:
 	TESTQ           AX, AX
 	JZ              done46
-	MOVL            4(CX), R9
-	MOVL            8(CX), R10
-	MOVL            12(CX), R11
-	MOVL            R11, R12
-	ANDL            $0x0f0f0f0f, R12
-	MOVL            R9, R13
-	SHRL            $0x02, R13
-	ANDL            $0x30303030, R13
-	ORL             R13, R12
-	SHRL            $0x04, R11
-	ANDL            $0x0f0f0f0f, R11
-	MOVL            R10, R13
-	SHRL            $0x02, R13
-	ANDL            $0x30303030, R13
-	ORL             R13, R11
-	ANDL            $0x3f3f3f3f, R9
-	ANDL            $0x3f3f3f3f, R10
-	VMOVD           R9, X13
-	VPINSRD         $0x01, R12, X13, X13
-	VPINSRD         $0x02, R10, X13, X13
-	VPINSRD         $0x03, R11, X13, X13
+	MOVL            4(CX), R11
+	MOVL            8(CX), R12
+	MOVL            12(CX), R13
+	MOVL            R13, R14
+	ANDL            $0x0f0f0f0f, R14
+	MOVL            R11, R15
+	SHRL            $0x02, R15
+	ANDL            $0x30303030, R15
+	ORL             R15, R14
+	SHRL            $0x04, R13
+	ANDL            $0x0f0f0f0f, R13
+	MOVL            R12, R15
+	SHRL            $0x02, R15
+	ANDL            $0x30303030, R15
+	ORL             R15, R13
+	ANDL            $0x3f3f3f3f, R11
+	ANDL            $0x3f3f3f3f, R12
+	VMOVD           R11, X13
+	VPINSRD         $0x01, R14, X13, X13
+	VPINSRD         $0x02, R12, X13, X13
+	VPINSRD         $0x03, R13, X13, X13
 	VPMOVZXBW       X13, Y13
 	VMOVD           (CX), X14
 	VCVTPH2PS       X14, X14
@@ -7562,18 +7675,18 @@ loop46:
 	JMP             loop46
 
 done46:
-	MOVQ          dst+32(FP), AX
-	MOVQ          dstride+40(FP), CX
-	VEXTRACTF64X4 $0x01, Z0, Y8
-	VADDPS        Y8, Y0, Y8
-	VEXTRACTF32X4 $0x01, Y8, X0
-	VADDPS        X0, X8, X0
-	VMOVHLPS      X0, X0, X8
-	VADDPS        X8, X0, X0
-	VPSHUFD       $0x01, X0, X8
-	VADDSS        X8, X0, X0
+	MOVQ          R10, AX
+	MOVQ          dstride+40(FP), DX
+	VEXTRACTF64X4 $0x01, Z0, Y13
+	VADDPS        Y13, Y0, Y13
+	VEXTRACTF32X4 $0x01, Y13, X0
+	VADDPS        X0, X13, X0
+	VMOVHLPS      X0, X0, X13
+	VADDPS        X13, X0, X0
+	VPSHUFD       $0x01, X0, X13
+	VADDSS        X13, X0, X0
 	VMOVSS        X0, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -7583,7 +7696,7 @@ done46:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPS        Y0, Y2, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -7593,7 +7706,7 @@ done46:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z3, Y0
 	VADDPS        Y0, Y3, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -7603,7 +7716,7 @@ done46:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z4, Y0
 	VADDPS        Y0, Y4, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -7613,7 +7726,7 @@ done46:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z5, Y0
 	VADDPS        Y0, Y5, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -7623,7 +7736,7 @@ done46:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z6, Y0
 	VADDPS        Y0, Y6, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -7633,7 +7746,7 @@ done46:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z7, Y0
 	VADDPS        Y0, Y7, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -7643,6 +7756,9 @@ done46:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
+	ADDQ          $0x04, R10
+	DECQ          R9
+	JNZ           row12
 	VZEROUPPER
 	RET
 
@@ -7840,15 +7956,21 @@ DATA q6kshuf<>+30(SB)/1, $0x02
 DATA q6kshuf<>+31(SB)/1, $0x03
 GLOBL q6kshuf<>(SB), RODATA|NOPTR, $32
 
-// func dotQ6KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+// func dotQ6KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·dotQ6KQ8Kx4AVX2(SB), NOSPLIT, $32-48
+TEXT ·dotQ6KQ8Kx4AVX2(SB), NOSPLIT, $32-56
+	MOVQ nb+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ x+16(FP), DX
+	MOVQ xstride+24(FP), BX
+	LEAQ (BX)(BX*1), SI
+	LEAQ (SI)(BX*1), DI
+	MOVQ rows+48(FP), R8
+	MOVQ dst+32(FP), R9
+
+row13:
 	MOVQ   nb+0(FP), AX
-	MOVQ   w+8(FP), CX
 	MOVQ   x+16(FP), DX
-	MOVQ   xstride+24(FP), BX
-	LEAQ   (BX)(BX*1), SI
-	LEAQ   (SI)(BX*1), DI
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -8024,8 +8146,8 @@ loop48:
 	VPMADDUBSW   228(DX)(DI*1), Y9, Y9
 	VPMADDWD     Y4, Y9, Y9
 	VPADDD       Y9, Y5, Y5
-	MOVWLZX      208(CX), R8
-	VMOVD        R8, X4
+	MOVWLZX      208(CX), R10
+	VMOVD        R10, X4
 	VCVTPH2PS    X4, X4
 	VMULSS       (DX), X4, X9
 	VBROADCASTSS X9, Y9
@@ -8049,8 +8171,8 @@ loop48:
 	JMP          loop48
 
 done48:
-	MOVQ         dst+32(FP), AX
-	MOVQ         dstride+40(FP), CX
+	MOVQ         R9, AX
+	MOVQ         dstride+40(FP), DX
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X4, X0, X4
 	VMOVHLPS     X4, X4, X0
@@ -8058,7 +8180,7 @@ done48:
 	VPSHUFD      $0x01, X4, X0
 	VADDSS       X0, X4, X4
 	VMOVSS       X4, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X0
 	VMOVHLPS     X0, X0, X1
@@ -8066,7 +8188,7 @@ done48:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X0
 	VMOVHLPS     X0, X0, X1
@@ -8074,7 +8196,7 @@ done48:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
-	LEAQ         (AX)(CX*4), AX
+	LEAQ         (AX)(DX*4), AX
 	VEXTRACTF128 $0x01, Y3, X0
 	VADDPS       X0, X3, X0
 	VMOVHLPS     X0, X0, X1
@@ -8082,6 +8204,9 @@ done48:
 	VPSHUFD      $0x01, X0, X1
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (AX)
+	ADDQ         $0x04, R9
+	DECQ         R8
+	JNZ          row13
 	VZEROUPPER
 	RET
 
@@ -8316,19 +8441,15 @@ DATA q6kvnni1<>+62(SB)/1, $0x80
 DATA q6kvnni1<>+63(SB)/1, $0x0f
 GLOBL q6kvnni1<>(SB), RODATA|NOPTR, $64
 
-// func dotQ6KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
-TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-48
+// func dotQ6KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C
+TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-56
 	MOVQ      nb+0(FP), AX
 	MOVQ      w+8(FP), CX
 	MOVQ      x+16(FP), DX
 	MOVQ      xstride+24(FP), BX
 	LEAQ      (BX)(BX*1), SI
 	LEAQ      (SI)(BX*1), DI
-	VXORPS    Z0, Z0, Z0
-	VXORPS    Z1, Z1, Z1
-	VXORPS    Z2, Z2, Z2
-	VXORPS    Z3, Z3, Z3
 	VMOVDQU64 q6kidx0<>+0(SB), Z4
 	VMOVDQU64 q6kidx1<>+0(SB), Z5
 	VMOVDQU64 q6kidx2<>+0(SB), Z6
@@ -8337,6 +8458,16 @@ TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-48
 	VMOVDQU64 q6kshr<>+0(SB), Z9
 	VMOVDQU64 c0f64<>+0(SB), Z10
 	VMOVDQU64 c3064<>+0(SB), Z11
+	MOVQ      rows+48(FP), R8
+	MOVQ      dst+32(FP), R9
+
+row14:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
 
 loop50:
 	TESTQ           AX, AX
@@ -8408,8 +8539,8 @@ loop50:
 	VPDPWSSD        Z17, Z19, Z16
 	VPMADDUBSW      196(DX)(DI*1), Z18, Z18
 	VPDPWSSD        Z17, Z18, Z13
-	MOVWLZX         208(CX), R8
-	VMOVD           R8, X12
+	MOVWLZX         208(CX), R10
+	VMOVD           R10, X12
 	VCVTPH2PS       X12, X12
 	VMULSS          (DX), X12, X17
 	VBROADCASTSS    X17, Z17
@@ -8433,18 +8564,18 @@ loop50:
 	JMP             loop50
 
 done50:
-	MOVQ          dst+32(FP), AX
-	MOVQ          dstride+40(FP), CX
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y4
-	VEXTRACTF32X4 $0x01, Y4, X0
-	VADDPS        X0, X4, X0
-	VMOVHLPS      X0, X0, X4
-	VADDPS        X4, X0, X0
-	VPSHUFD       $0x01, X0, X4
-	VADDSS        X4, X0, X0
+	MOVQ          R9, AX
+	MOVQ          dstride+40(FP), DX
+	VEXTRACTF64X4 $0x01, Z0, Y12
+	VADDPS        Y12, Y0, Y12
+	VEXTRACTF32X4 $0x01, Y12, X0
+	VADDPS        X0, X12, X0
+	VMOVHLPS      X0, X0, X12
+	VADDPS        X12, X0, X0
+	VPSHUFD       $0x01, X0, X12
+	VADDSS        X12, X0, X0
 	VMOVSS        X0, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -8454,7 +8585,7 @@ done50:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPS        Y0, Y2, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -8464,7 +8595,7 @@ done50:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z3, Y0
 	VADDPS        Y0, Y3, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -8474,6 +8605,9 @@ done50:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
+	ADDQ          $0x04, R9
+	DECQ          R8
+	JNZ           row14
 	VZEROUPPER
 	RET
 
@@ -8939,9 +9073,9 @@ DATA c3064<>+62(SB)/1, $0x30
 DATA c3064<>+63(SB)/1, $0x30
 GLOBL c3064<>(SB), RODATA|NOPTR, $64
 
-// func dotQ6KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, F16C
-TEXT ·dotQ6KQ8Kx8AVX512(SB), NOSPLIT, $0-48
+// func dotQ6KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C
+TEXT ·dotQ6KQ8Kx8AVX512(SB), NOSPLIT, $0-56
 	MOVQ      nb+0(FP), AX
 	MOVQ      w+8(FP), CX
 	MOVQ      x+16(FP), DX
@@ -8949,18 +9083,25 @@ TEXT ·dotQ6KQ8Kx8AVX512(SB), NOSPLIT, $0-48
 	LEAQ      (BX)(BX*1), SI
 	LEAQ      (SI)(BX*1), DI
 	LEAQ      (DX)(SI*2), R8
-	VXORPS    Z0, Z0, Z0
-	VXORPS    Z1, Z1, Z1
-	VXORPS    Z2, Z2, Z2
-	VXORPS    Z3, Z3, Z3
-	VXORPS    Z4, Z4, Z4
-	VXORPS    Z5, Z5, Z5
-	VXORPS    Z6, Z6, Z6
-	VXORPS    Z7, Z7, Z7
 	VMOVDQU64 q6kidx0<>+0(SB), Z8
 	VMOVDQU64 q6kidx1<>+0(SB), Z9
 	VMOVDQU64 q6kidx2<>+0(SB), Z10
 	VMOVDQU64 q6kidx3<>+0(SB), Z11
+	MOVQ      rows+48(FP), R9
+	MOVQ      dst+32(FP), R10
+
+row15:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	LEAQ   (DX)(SI*2), R8
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
 
 loop51:
 	TESTQ           AX, AX
@@ -9068,8 +9209,8 @@ loop51:
 	VPDPWSSD        Z21, Z23, Z20
 	VPMADDUBSW      196(R8)(DI*1), Z22, Z22
 	VPDPWSSD        Z21, Z22, Z13
-	MOVWLZX         208(CX), R9
-	VMOVD           R9, X12
+	MOVWLZX         208(CX), R11
+	VMOVD           R11, X12
 	VCVTPH2PS       X12, X12
 	VMULSS          (DX), X12, X21
 	VBROADCASTSS    X21, Z21
@@ -9110,18 +9251,18 @@ loop51:
 	JMP             loop51
 
 done51:
-	MOVQ          dst+32(FP), AX
-	MOVQ          dstride+40(FP), CX
-	VEXTRACTF64X4 $0x01, Z0, Y8
-	VADDPS        Y8, Y0, Y8
-	VEXTRACTF32X4 $0x01, Y8, X0
-	VADDPS        X0, X8, X0
-	VMOVHLPS      X0, X0, X8
-	VADDPS        X8, X0, X0
-	VPSHUFD       $0x01, X0, X8
-	VADDSS        X8, X0, X0
+	MOVQ          R10, AX
+	MOVQ          dstride+40(FP), DX
+	VEXTRACTF64X4 $0x01, Z0, Y12
+	VADDPS        Y12, Y0, Y12
+	VEXTRACTF32X4 $0x01, Y12, X0
+	VADDPS        X0, X12, X0
+	VMOVHLPS      X0, X0, X12
+	VADDPS        X12, X0, X0
+	VPSHUFD       $0x01, X0, X12
+	VADDSS        X12, X0, X0
 	VMOVSS        X0, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z1, Y0
 	VADDPS        Y0, Y1, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -9131,7 +9272,7 @@ done51:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z2, Y0
 	VADDPS        Y0, Y2, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -9141,7 +9282,7 @@ done51:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z3, Y0
 	VADDPS        Y0, Y3, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -9151,7 +9292,7 @@ done51:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z4, Y0
 	VADDPS        Y0, Y4, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -9161,7 +9302,7 @@ done51:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z5, Y0
 	VADDPS        Y0, Y5, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -9171,7 +9312,7 @@ done51:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z6, Y0
 	VADDPS        Y0, Y6, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -9181,7 +9322,7 @@ done51:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(CX*4), AX
+	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z7, Y0
 	VADDPS        Y0, Y7, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
@@ -9191,6 +9332,9 @@ done51:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
+	ADDQ          $0x04, R10
+	DECQ          R9
+	JNZ           row15
 	VZEROUPPER
 	RET
 

@@ -17,12 +17,15 @@ type qdot struct {
 	xBytes int // bytes per activation block
 	twin   func(n int, w, x []byte) float32
 	asm    [LevelAVX512 + 1]func(nb int, w, x *byte) float32
-	// asm4 (optional) computes one weight row against 4 activation rows at
-	// x + c·xstride, storing dst[c·dstride] (c = 0..3).
-	asm4 [LevelAVX512 + 1]func(nb int, w, x *byte, xstride int, dst *float32, dstride int)
+	// asm4 (optional) computes rows >= 1 consecutive weight rows r against 4
+	// activation rows at x + c·xstride, storing dst[c·dstride + r] (c = 0..3).
+	asm4 [LevelAVX512 + 1]colsKernel
 	// asm8 (optional) is asm4 for 8 activation rows.
-	asm8 [LevelAVX512 + 1]func(nb int, w, x *byte, xstride int, dst *float32, dstride int)
+	asm8 [LevelAVX512 + 1]colsKernel
 }
+
+// colsKernel is the signature of the multi-column assembly (see asm4).
+type colsKernel func(nb int, w, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 var (
 	kQ4K   = &qdot{name: "DotQ4KQ8K", block: 256, wBytes: 144, xBytes: 292, twin: quant.DotQ4KQ8K}
@@ -117,23 +120,21 @@ func (k *qdot) tile(n int, w []byte, rows int, x []byte, cols int, dst []float32
 	// stays cache-resident while every activation column streams past it, 8
 	// or 4 columns at a time where such kernels exist.
 	f4, f8 := k.asm4[level], k.asm8[level]
-	var pad *[]byte // padded leftover columns, made once for all row blocks
+	var pad *[]byte    // padded leftover columns, made once for all row blocks
+	var out *[]float32 // their 4 result columns for one row block
 	rowBlock := max(1, tileBytes/rb)
 	for r0 := 0; r0 < rows; r0 += rowBlock {
 		r1 := min(rows, r0+rowBlock)
+		n := r1 - r0
 		c := 0
 		if f8 != nil {
 			for ; c+8 <= cols; c += 8 {
-				for r := r0; r < r1; r++ {
-					f8(nb, &w[r*rb], &x[c*xb], xb, &dst[c*ldd+r], ldd)
-				}
+				f8(nb, &w[r0*rb], &x[c*xb], xb, &dst[c*ldd+r0], ldd, n)
 			}
 		}
 		if f4 != nil {
 			for ; c+4 <= cols; c += 4 {
-				for r := r0; r < r1; r++ {
-					f4(nb, &w[r*rb], &x[c*xb], xb, &dst[c*ldd+r], ldd)
-				}
+				f4(nb, &w[r0*rb], &x[c*xb], xb, &dst[c*ldd+r0], ldd, n)
 			}
 		}
 		if f4 != nil && cols-c >= 2 {
@@ -144,13 +145,12 @@ func (k *qdot) tile(n int, w []byte, rows int, x []byte, cols int, dst []float32
 			// three 35).
 			if pad == nil {
 				pad = padColumns(x[c*xb:cols*xb], xb, 4)
+				out = tileOut(4 * min(rowBlock, rows))
 			}
-			var out [4]float32
-			for r := r0; r < r1; r++ {
-				f4(nb, &w[r*rb], &(*pad)[0], xb, &out[0], 1)
-				for j := c; j < cols; j++ {
-					dst[j*ldd+r] = out[j-c]
-				}
+			o := (*out)[:4*n]
+			f4(nb, &w[r0*rb], &(*pad)[0], xb, &o[0], n, n)
+			for j := c; j < cols; j++ {
+				copy(dst[j*ldd+r0:j*ldd+r1], o[(j-c)*n:(j-c+1)*n])
 			}
 			continue
 		}
@@ -162,7 +162,23 @@ func (k *qdot) tile(n int, w []byte, rows int, x []byte, cols int, dst []float32
 	}
 	if pad != nil {
 		padPool.Put(pad)
+		outPool.Put(out)
 	}
+}
+
+// outPool holds the padded columns' result scratch of tile.
+var outPool sync.Pool
+
+// tileOut returns a pooled scratch of at least n floats; return it to
+// outPool.
+func tileOut(n int) *[]float32 {
+	b, _ := outPool.Get().(*[]float32)
+	if b == nil || cap(*b) < n {
+		nb := make([]float32, n)
+		b = &nb
+	}
+	*b = (*b)[:cap(*b)]
+	return b
 }
 
 // padPool holds the activation scratch of padColumns.

@@ -420,9 +420,17 @@ func TestQuantDotsOffsets(t *testing.T) {
 // write nothing outside their outputs.
 func TestQuantDotRowsMat(t *testing.T) {
 	defer func(v int) { tileBytes = v }(tileBytes)
-	tileBytes = 1 // one weight row per cache block: exercises the blocking
+	// One weight row per cache block (exercises the blocking), and all 7
+	// rows in one block (the assembly's loop over rows).
+	for _, tb := range []int{1, 1 << 20} {
+		tileBytes = tb
+		testQuantDotRowsMat(t)
+	}
+}
+
+func testQuantDotRowsMat(t *testing.T) {
 	for _, c := range qcases {
-		t.Run(c.k.name, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/tile%d", c.k.name, tileBytes), func(t *testing.T) {
 			for _, l := range append([]Level{LevelGeneric}, fastLevels()...) {
 				restore := setLevel(l)
 				r := rand.New(rand.NewPCG(13, uint64(c.k.wBytes)))

@@ -146,11 +146,11 @@ func quantizeQ8KAVX2(nb int, src *float32, dst *byte)
 //go:noescape
 func dotQ8_0Q8_0AVX2(nb int, w *byte, x *byte) float32
 
-// dotQ8_0Q8_0x4AVX2 computes the dot products of one row of nb Q8_0 blocks at w with 4 Q8_0 rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ8_0Q8_0x4AVX2 computes, for rows consecutive weight rows r of nb Q8_0 blocks at w, the dot products
+// with 4 Q8_0 rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ8_0Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ8_0Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotQ8_0Q8_0AVX512 returns the dot product of nb Q8_0 blocks at w with nb Q8_0 blocks at x.
 // Block sums are exact int32: vpdpbusd(w^0x80, x) − vpdpbusd(0x80, x).
@@ -158,11 +158,11 @@ func dotQ8_0Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstr
 //go:noescape
 func dotQ8_0Q8_0AVX512(nb int, w *byte, x *byte) float32
 
-// dotQ8_0Q8_0x4AVX512 computes the dot products of one row of nb Q8_0 blocks at w with 4 Q8_0 rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ8_0Q8_0x4AVX512 computes, for rows consecutive weight rows r of nb Q8_0 blocks at w, the dot products
+// with 4 Q8_0 rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ8_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ8_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotQ5_0Q8_0AVX2 returns the dot product of nb Q5_0 blocks at w with nb Q8_0 blocks at x.
 // Exact int32 block sums: Σ(code−16)·x = Σ code·x − 16·Σx with codes 0..31 unsigned.
@@ -170,11 +170,11 @@ func dotQ8_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, ds
 //go:noescape
 func dotQ5_0Q8_0AVX2(nb int, w *byte, x *byte) float32
 
-// dotQ5_0Q8_0x4AVX2 computes the dot products of one row of nb Q5_0 blocks at w with 4 Q8_0 rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ5_0Q8_0x4AVX2 computes, for rows consecutive weight rows r of nb Q5_0 blocks at w, the dot products
+// with 4 Q8_0 rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ5_0Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ5_0Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotQ5_0Q8_0AVX512 returns the dot product of nb Q5_0 blocks at w with nb Q8_0 blocks at x.
 // Exact int32 block sums: Σ(code−16)·x = Σ code·x − 16·Σx with codes 0..31 unsigned.
@@ -182,11 +182,11 @@ func dotQ5_0Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstr
 //go:noescape
 func dotQ5_0Q8_0AVX512(nb int, w *byte, x *byte) float32
 
-// dotQ5_0Q8_0x4AVX512 computes the dot products of one row of nb Q5_0 blocks at w with 4 Q8_0 rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ5_0Q8_0x4AVX512 computes, for rows consecutive weight rows r of nb Q5_0 blocks at w, the dot products
+// with 4 Q8_0 rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ5_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ5_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotMXFP4Q8_0AVX2 returns the dot product of nb MXFP4 blocks at w with nb Q8_0 blocks at x.
 // Exact int32 block sums: Σ kv2[code]·x = Σ (kv2[code]+12)·x − 12·Σx.
@@ -194,11 +194,11 @@ func dotQ5_0Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, ds
 //go:noescape
 func dotMXFP4Q8_0AVX2(nb int, w *byte, x *byte) float32
 
-// dotMXFP4Q8_0x4AVX2 computes the dot products of one row of nb MXFP4 blocks at w with 4 Q8_0 rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotMXFP4Q8_0x4AVX2 computes, for rows consecutive weight rows r of nb MXFP4 blocks at w, the dot products
+// with 4 Q8_0 rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotMXFP4Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotMXFP4Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotMXFP4Q8_0AVX512 returns the dot product of nb MXFP4 blocks at w with nb Q8_0 blocks at x.
 // Exact int32 block sums: Σ kv2[code]·x = Σ (kv2[code]+12)·x − 12·Σx.
@@ -206,11 +206,11 @@ func dotMXFP4Q8_0x4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dst
 //go:noescape
 func dotMXFP4Q8_0AVX512(nb int, w *byte, x *byte) float32
 
-// dotMXFP4Q8_0x4AVX512 computes the dot products of one row of nb MXFP4 blocks at w with 4 Q8_0 rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotMXFP4Q8_0x4AVX512 computes, for rows consecutive weight rows r of nb MXFP4 blocks at w, the dot products
+// with 4 Q8_0 rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotMXFP4Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotMXFP4Q8_0x4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotMMFP4Q8_0AVX2 returns the dot product of ng 128-element MMFP4 groups (codes at q, fp16 scales at s)
 // with 4·ng Q8_0 blocks at x: Σ_g (scale_g/2)·Σ_s d_x·isum_s, exact int32 isum_s.
@@ -231,11 +231,11 @@ func dotMMFP4Q8_0AVX512(ng int, q *byte, s *byte, x *byte) float32
 //go:noescape
 func dotQ4KQ8KAVX2(nb int, w *byte, x *byte) float32
 
-// dotQ4KQ8Kx4AVX2 computes the dot products of one row of nb Q4_K blocks at w with 4 Q8_K rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ4KQ8Kx4AVX2 computes, for rows consecutive weight rows r of nb Q4_K blocks at w, the dot products
+// with 4 Q8_K rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ4KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ4KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotQ4KQ8KAVX512 returns the dot product of nb Q4_K blocks at w with nb Q8_K blocks at x.
 // Per block: Σ_j sc_j·(Σ q·a) in int32 (vpdpbusd, then vpdpwssd with the scales),
@@ -244,17 +244,17 @@ func dotQ4KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstrid
 //go:noescape
 func dotQ4KQ8KAVX512(nb int, w *byte, x *byte) float32
 
-// dotQ4KQ8Kx4AVX512 computes the dot products of one row of nb Q4_K blocks at w with 4 Q8_K rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ4KQ8Kx4AVX512 computes, for rows consecutive weight rows r of nb Q4_K blocks at w, the dot products
+// with 4 Q8_K rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ4KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ4KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
-// dotQ4KQ8Kx8AVX512 computes the dot products of one row of nb Q4_K blocks at w with 8 Q8_K rows
-// at x + c·xstride (c = 0..7), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ4KQ8Kx8AVX512 computes, for rows consecutive weight rows r of nb Q4_K blocks at w, the dot products
+// with 8 Q8_K rows at x + c·xstride (c = 0..7), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ4KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ4KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotQ5KQ8KAVX2 returns the dot product of nb Q5_K blocks at w with nb Q8_K blocks at x.
 // Per block: Σ_j sc_j·(Σ q·a) in int32 (maddubs, then pmaddwd with the scale),
@@ -263,11 +263,11 @@ func dotQ4KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstr
 //go:noescape
 func dotQ5KQ8KAVX2(nb int, w *byte, x *byte) float32
 
-// dotQ5KQ8Kx4AVX2 computes the dot products of one row of nb Q5_K blocks at w with 4 Q8_K rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ5KQ8Kx4AVX2 computes, for rows consecutive weight rows r of nb Q5_K blocks at w, the dot products
+// with 4 Q8_K rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ5KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ5KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotQ5KQ8KAVX512 returns the dot product of nb Q5_K blocks at w with nb Q8_K blocks at x.
 // Per block: Σ_j sc_j·(Σ q·a) in int32 (maddubs, then vpdpwssd with the scale),
@@ -276,17 +276,17 @@ func dotQ5KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstrid
 //go:noescape
 func dotQ5KQ8KAVX512(nb int, w *byte, x *byte) float32
 
-// dotQ5KQ8Kx4AVX512 computes the dot products of one row of nb Q5_K blocks at w with 4 Q8_K rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ5KQ8Kx4AVX512 computes, for rows consecutive weight rows r of nb Q5_K blocks at w, the dot products
+// with 4 Q8_K rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ5KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ5KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
-// dotQ5KQ8Kx8AVX512 computes the dot products of one row of nb Q5_K blocks at w with 8 Q8_K rows
-// at x + c·xstride (c = 0..7), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ5KQ8Kx8AVX512 computes, for rows consecutive weight rows r of nb Q5_K blocks at w, the dot products
+// with 8 Q8_K rows at x + c·xstride (c = 0..7), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ5KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ5KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotQ6KQ8KAVX2 returns the dot product of nb Q6_K blocks at w with nb Q8_K blocks at x.
 // Per block: Σ_i sc_i·(Σ q·a) − 32·Σ_i sc_i·bsums_i in int32, times d_w·d_x.
@@ -294,11 +294,11 @@ func dotQ5KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstr
 //go:noescape
 func dotQ6KQ8KAVX2(nb int, w *byte, x *byte) float32
 
-// dotQ6KQ8Kx4AVX2 computes the dot products of one row of nb Q6_K blocks at w with 4 Q8_K rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ6KQ8Kx4AVX2 computes, for rows consecutive weight rows r of nb Q6_K blocks at w, the dot products
+// with 4 Q8_K rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ6KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ6KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotQ6KQ8KAVX512 returns the dot product of nb Q6_K blocks at w with nb Q8_K blocks at x.
 // Per block: Σ_i sc_i·(Σ q·a) − 32·Σ_i sc_i·bsums_i in int32 (vpdpbusd, then
@@ -307,17 +307,17 @@ func dotQ6KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstrid
 //go:noescape
 func dotQ6KQ8KAVX512(nb int, w *byte, x *byte) float32
 
-// dotQ6KQ8Kx4AVX512 computes the dot products of one row of nb Q6_K blocks at w with 4 Q8_K rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ6KQ8Kx4AVX512 computes, for rows consecutive weight rows r of nb Q6_K blocks at w, the dot products
+// with 4 Q8_K rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ6KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ6KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
-// dotQ6KQ8Kx8AVX512 computes the dot products of one row of nb Q6_K blocks at w with 4 Q8_K rows
-// at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.
+// dotQ6KQ8Kx8AVX512 computes, for rows consecutive weight rows r of nb Q6_K blocks at w, the dot products
+// with 8 Q8_K rows at x + c·xstride (c = 0..7), storing them at dst[c·dstride + r]; each row is decoded once.
 //
 //go:noescape
-func dotQ6KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int)
+func dotQ6KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // expShiftF32AVX512 sets x[i] = e^((x[i]−shift)·scale) over len(x) elements, a multiple of 16.
 //

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -29,8 +31,8 @@ func genQ6KCols(l level, ncols int) {
 		Doc(name+" returns the dot product of nb Q6_K blocks at w with nb Q8_K blocks at x.",
 			"Per block: Σ_i sc_i·(Σ q·a) − 32·Σ_i sc_i·bsums_i in int32, times d_w·d_x.")
 	} else {
-		Doc(name+" computes the dot products of one row of nb Q6_K blocks at w with 4 Q8_K rows",
-			"at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once.")
+		Doc(fmt.Sprintf("%s computes, for rows consecutive weight rows r of nb Q6_K blocks at w, the dot products", name),
+			fmt.Sprintf("with %d Q8_K rows at x + c·xstride (c = 0..%d), storing them at dst[c·dstride + r]; each row is decoded once.", ncols, ncols-1))
 	}
 	nb := Load(Param("nb"), GP64())
 	W := Mem{Base: Load(Param("w"), GP64())}
@@ -38,7 +40,15 @@ func genQ6KCols(l level, ncols int) {
 	acc := make([]VecVirtual, ncols)
 	for c := range acc {
 		acc[c] = l.vec()
-		VXORPS(acc[c], acc[c], acc[c])
+	}
+	zeroAcc := func() {
+		for c := range acc {
+			if l.z {
+				zeroVec(acc[c])
+			} else {
+				VXORPS(acc[c], acc[c], acc[c])
+			}
+		}
 	}
 	m0f := constBytes("c0f", rep([]byte{0x0f}, 32))
 	m30 := constBytes("c30", rep([]byte{0x30}, 32))
@@ -79,6 +89,11 @@ func genQ6KCols(l level, ncols int) {
 		}
 	}
 
+	var rl rowLoop
+	if ncols > 1 {
+		rl = beginRows(nb, X)
+	}
+	zeroAcc()
 	loop, done := uniq("loop"), uniq("done")
 	Label(loop)
 	TESTQ(nb, nb)
@@ -188,7 +203,11 @@ func genQ6KCols(l level, ncols int) {
 	JMP(LabelRef(loop))
 
 	Label(done)
-	storeCols(l, acc)
+	if ncols > 1 {
+		rl.end(l, acc)
+	} else {
+		storeCols(l, acc)
+	}
 	VZEROUPPER()
 	RET()
 }

@@ -61,10 +61,15 @@ func dotBlocks32x4(name string, wBytes int, doc []string, setup func(), k kernel
 		acc[u] = make([]VecVirtual, 4)
 		for c := range acc[u] {
 			acc[u][c] = YMM()
-			VXORPS(acc[u][c], acc[u][c], acc[u][c])
 		}
 	}
 	setup()
+	rl := beginRows(nb, X)
+	for u := range acc {
+		for c := range acc[u] {
+			VXORPS(acc[u][c], acc[u][c], acc[u][c])
+		}
+	}
 	block := func(b int, acc []VecVirtual) {
 		w := W.Offset(wBytes * b)
 		st := k.prep(w)
@@ -92,11 +97,12 @@ func dotBlocks32x4(name string, wBytes int, doc []string, setup func(), k kernel
 	TESTQ(nb, nb)
 	JZ(LabelRef(done))
 	block(0, acc[0])
+	ADDQ(U32(wBytes), W.Base) // on to the next row
 	Label(done)
 	for c := range acc[0] {
 		VADDPS(acc[1][c], acc[0][c], acc[0][c])
 	}
-	storeCols(level{}, acc[0])
+	rl.end(level{}, acc[0])
 	VZEROUPPER()
 	RET()
 }
@@ -201,8 +207,8 @@ func genQ8_0() {
 }
 
 func x4doc(name, typ string) []string {
-	return []string{name + " computes the dot products of one row of nb " + typ + " blocks at w with 4 Q8_0 rows",
-		"at x + c·xstride (c = 0..3), storing them at dst[c·dstride]; the weights are decoded once."}
+	return []string{name + " computes, for rows consecutive weight rows r of nb " + typ + " blocks at w, the dot products",
+		"with 4 Q8_0 rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once."}
 }
 
 // q5_0Codes returns the 32 unsigned Q5_0 codes (0..31) of the block at w.
