@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -157,4 +158,12 @@ func streamChat(t testing.TB, url, body string) streamResult {
 	r.end = time.Now()
 	r.reasoning, r.content = reasoning.String(), content.String()
 	return r
+}
+
+// median returns the middle value of v (the upper middle one for an even
+// count); v is not modified.
+func median[T int64 | float64](v []T) T {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

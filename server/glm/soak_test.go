@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,10 +147,4 @@ loop:
 			series.name, first, last, 100*(float64(last)/float64(first)-1), lo, hi)
 		assert.InEpsilon(t, float64(first), float64(last), 0.05, "%s level drifted", series.name)
 	}
-}
-
-func median(v []int64) int64 {
-	c := append([]int64(nil), v...)
-	sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
-	return c[len(c)/2]
 }

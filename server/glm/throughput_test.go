@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -56,48 +57,64 @@ func aggregateTokPerSec(t *testing.T, url string, n, maxTokens int) (wallRate, c
 // streams on glm-tiny (CPU); the acceptance target is an aggregate of at
 // least twice one stream's tokens/s through continuous batching.
 //
+// The two are measured as interleaved pairs (one stream, then 8 streams,
+// five times) and the median of the pairs' ratios is the result: a slow
+// spell of a shared machine hits both sides of a pair, where taking the
+// best run of each side separately favours the shorter, noisier one-stream
+// runs. Each stream generates 128 tokens (EOS ignored).
+//
 // Asserted always: the 8 streams decode together (about 8 busy slots per
 // forward pass), and batching pays: tokens per process CPU-second with 8
 // streams are at least 1.25x one stream's (CPU time is not skewed by other
-// processes on a shared CI machine; measured 1.5-1.7x on 2 cores at commit
-// daed3ae, 2.1x with the earlier kernels whose single-row path was slower).
-// The 2x wall-clock target itself is asserted with GLM_ASSERT_THROUGHPUT=1
-// (on a quiet machine), since wall time on a shared machine is noise. Each
-// measurement is repeated and the best run kept; the numbers are logged
-// (and written to $GLM_BENCH_OUT when set).
+// processes on a shared CI machine). The 2x wall-clock target itself is
+// asserted with GLM_ASSERT_THROUGHPUT=1 (on a quiet machine), since wall
+// time on a shared machine is noise. The numbers are logged (and written to
+// $GLM_BENCH_OUT when set).
 func TestConcurrentStreamsThroughput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("throughput measurement skipped in -short mode")
 	}
 	_, url := startTiny(t, server.Config{MaxBatchSize: 8, MaxSeqLen: 1024})
 	aggregateTokPerSec(t, url, 1, 16) // warm-up
-	const maxTokens = 64
-	var oneWall, oneCPU, eightWall, eightCPU float64
+	const maxTokens, pairs = 128, 5
+	var wallRatio, cpuRatio, oneWall, eightWall []float64
 	var busy float64
-	for range 3 {
-		w, c := aggregateTokPerSec(t, url, 1, maxTokens)
-		oneWall, oneCPU = max(oneWall, w), max(oneCPU, c)
+	for range pairs {
+		w1, c1 := aggregateTokPerSec(t, url, 1, maxTokens)
 		_, m0 := get(t, url+"/metrics")
-		w, c = aggregateTokPerSec(t, url, 8, maxTokens)
+		w8, c8 := aggregateTokPerSec(t, url, 8, maxTokens)
 		_, m1 := get(t, url+"/metrics")
-		eightWall, eightCPU = max(eightWall, w), max(eightCPU, c)
+		oneWall, eightWall = append(oneWall, w1), append(eightWall, w8)
+		wallRatio, cpuRatio = append(wallRatio, w8/w1), append(cpuRatio, c8/c1)
 		slots := metric(t, string(m1), "llamacpp:n_busy_slots_per_decode")*metric(t, string(m1), "llamacpp:n_decode_total") -
 			metric(t, string(m0), "llamacpp:n_busy_slots_per_decode")*metric(t, string(m0), "llamacpp:n_decode_total")
 		passes := metric(t, string(m1), "llamacpp:n_decode_total") - metric(t, string(m0), "llamacpp:n_decode_total")
 		busy = max(busy, slots/passes)
 	}
-	report := fmt.Sprintf("glm-tiny Q4_K_M, CPU (%d cores), best of 3, %d tokens per stream:\n"+
-		"  wall: 1 stream %.1f tok/s, 8 concurrent streams %.1f tok/s aggregate (%.2fx)\n"+
-		"  per CPU-second: 1 stream %.1f tok/s, 8 streams %.1f tok/s (%.2fx)\n"+
+	list := func(v []float64, f string) string {
+		var b strings.Builder
+		for i, x := range v {
+			if i > 0 {
+				b.WriteString(" / ")
+			}
+			fmt.Fprintf(&b, f, x)
+		}
+		return b.String()
+	}
+	report := fmt.Sprintf("glm-tiny Q4_K_M, CPU (%d cores), %d interleaved pairs, %d tokens per stream:\n"+
+		"  1 stream:  %s tok/s\n  8 streams: %s tok/s aggregate\n"+
+		"  8 streams / 1 stream (wall): %s; median %.2fx\n"+
+		"  per CPU-second: %s; median %.2fx\n"+
 		"  busy slots per forward pass with 8 streams: %.2f\n",
-		runtime.NumCPU(), maxTokens, oneWall, eightWall, eightWall/oneWall, oneCPU, eightCPU, eightCPU/oneCPU, busy)
+		runtime.NumCPU(), pairs, maxTokens, list(oneWall, "%.0f"), list(eightWall, "%.0f"),
+		list(wallRatio, "%.2fx"), median(wallRatio), list(cpuRatio, "%.2fx"), median(cpuRatio), busy)
 	t.Log(report)
 	if p := os.Getenv("GLM_BENCH_OUT"); p != "" {
 		_ = os.WriteFile(p, []byte(report), 0o644)
 	}
 	assert.GreaterOrEqual(t, busy, 6.0, "8 concurrent streams must share forward passes")
-	assert.GreaterOrEqual(t, eightCPU, 1.25*oneCPU, "batched decoding must cost less CPU per token")
+	assert.GreaterOrEqual(t, median(cpuRatio), 1.25, "batched decoding must cost less CPU per token")
 	if os.Getenv("GLM_ASSERT_THROUGHPUT") == "1" {
-		assert.GreaterOrEqual(t, eightWall, 2*oneWall, "8 streams must reach >= 2x one stream's tokens/s")
+		assert.GreaterOrEqual(t, median(wallRatio), 2.0, "8 streams must reach >= 2x one stream's tokens/s")
 	}
 }
