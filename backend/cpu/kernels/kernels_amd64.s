@@ -4938,6 +4938,184 @@ DATA c10<>+62(SB)/1, $0x10
 DATA c10<>+63(SB)/1, $0x10
 GLOBL c10<>(SB), RODATA|NOPTR, $64
 
+// func dotQ4KQ8Kx2AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ4KQ8Kx2AVX2(SB), NOSPLIT, $32-56
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         xstride+24(FP), BX
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X2
+	VPBROADCASTD X2, Y2
+	MOVL         $0x80000000, AX
+	VMOVD        AX, X3
+	MOVQ         rows+48(FP), SI
+	MOVQ         dst+32(FP), DI
+
+row7:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+loop38:
+	TESTQ        AX, AX
+	JZ           done38
+	MOVL         4(CX), R8
+	MOVL         8(CX), R9
+	MOVL         12(CX), R10
+	MOVL         R10, R11
+	ANDL         $0x0f0f0f0f, R11
+	MOVL         R8, R12
+	SHRL         $0x02, R12
+	ANDL         $0x30303030, R12
+	ORL          R12, R11
+	SHRL         $0x04, R10
+	ANDL         $0x0f0f0f0f, R10
+	MOVL         R9, R12
+	SHRL         $0x02, R12
+	ANDL         $0x30303030, R12
+	ORL          R12, R10
+	ANDL         $0x3f3f3f3f, R8
+	ANDL         $0x3f3f3f3f, R9
+	VMOVD        R8, X4
+	VPINSRD      $0x01, R11, X4, X4
+	VPINSRD      $0x02, R9, X4, X4
+	VPINSRD      $0x03, R10, X4, X4
+	VPMOVZXBW    X4, Y4
+	VMOVD        (CX), X5
+	VCVTPH2PS    X5, X5
+	VEXTRACTI128 $0x01, Y4, X6
+	VPMOVZXWD    X6, Y6
+	VPSLLD       $0x10, Y6, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDWD     260(DX), Y6, Y7
+	VCVTDQ2PS    Y7, Y7
+	VMOVSHDUP    X5, X8
+	VMULSS       (DX), X8, X8
+	VXORPS       X3, X8, X8
+	VBROADCASTSS X8, Y8
+	VFMADD231PS  Y7, Y8, Y0
+	VPMADDWD     260(DX)(BX*1), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMOVSHDUP    X5, X7
+	VMULSS       (DX)(BX*1), X7, X7
+	VXORPS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VPXOR        Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VMOVDQU      Y4, (SP)
+	VMOVDQU      16(CX), Y4
+	VPAND        Y2, Y4, Y8
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        Y2, Y4, Y4
+	VPBROADCASTW (SP), Y9
+	VPMADDUBSW   4(DX), Y8, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   4(DX)(BX*1), Y8, Y8
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y7, Y7
+	VPBROADCASTW 2(SP), Y8
+	VPMADDUBSW   36(DX), Y4, Y9
+	VPMADDWD     Y8, Y9, Y9
+	VPADDD       Y9, Y6, Y6
+	VPMADDUBSW   36(DX)(BX*1), Y4, Y4
+	VPMADDWD     Y8, Y4, Y4
+	VPADDD       Y4, Y7, Y7
+	VMOVDQU      48(CX), Y4
+	VPAND        Y2, Y4, Y8
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        Y2, Y4, Y4
+	VPBROADCASTW 4(SP), Y9
+	VPMADDUBSW   68(DX), Y8, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   68(DX)(BX*1), Y8, Y8
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y7, Y7
+	VPBROADCASTW 6(SP), Y8
+	VPMADDUBSW   100(DX), Y4, Y9
+	VPMADDWD     Y8, Y9, Y9
+	VPADDD       Y9, Y6, Y6
+	VPMADDUBSW   100(DX)(BX*1), Y4, Y4
+	VPMADDWD     Y8, Y4, Y4
+	VPADDD       Y4, Y7, Y7
+	VMOVDQU      80(CX), Y4
+	VPAND        Y2, Y4, Y8
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        Y2, Y4, Y4
+	VPBROADCASTW 8(SP), Y9
+	VPMADDUBSW   132(DX), Y8, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   132(DX)(BX*1), Y8, Y8
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y7, Y7
+	VPBROADCASTW 10(SP), Y8
+	VPMADDUBSW   164(DX), Y4, Y9
+	VPMADDWD     Y8, Y9, Y9
+	VPADDD       Y9, Y6, Y6
+	VPMADDUBSW   164(DX)(BX*1), Y4, Y4
+	VPMADDWD     Y8, Y4, Y4
+	VPADDD       Y4, Y7, Y7
+	VMOVDQU      112(CX), Y4
+	VPAND        Y2, Y4, Y8
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        Y2, Y4, Y4
+	VPBROADCASTW 12(SP), Y9
+	VPMADDUBSW   196(DX), Y8, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   196(DX)(BX*1), Y8, Y8
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y7, Y7
+	VPBROADCASTW 14(SP), Y8
+	VPMADDUBSW   228(DX), Y4, Y9
+	VPMADDWD     Y8, Y9, Y9
+	VPADDD       Y9, Y6, Y6
+	VPMADDUBSW   228(DX)(BX*1), Y4, Y4
+	VPMADDWD     Y8, Y4, Y4
+	VPADDD       Y4, Y7, Y7
+	VMULSS       (DX), X5, X4
+	VBROADCASTSS X4, Y4
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y4, Y0
+	VMULSS       (DX)(BX*1), X5, X4
+	VBROADCASTSS X4, Y4
+	VCVTDQ2PS    Y7, Y7
+	VFMADD231PS  Y7, Y4, Y1
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          loop38
+
+done38:
+	MOVQ         DI, AX
+	MOVQ         dstride+40(FP), DX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X4
+	VMOVHLPS     X4, X4, X0
+	VADDPS       X0, X4, X4
+	VPSHUFD      $0x01, X4, X0
+	VADDSS       X0, X4, X4
+	VMOVSS       X4, (AX)
+	LEAQ         (AX)(DX*4), AX
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	ADDQ         $0x04, DI
+	DECQ         SI
+	JNZ          row7
+	VZEROUPPER
+	RET
+
 // func dotQ4KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ4KQ8Kx4AVX2(SB), NOSPLIT, $32-56
@@ -4955,7 +5133,7 @@ TEXT ·dotQ4KQ8Kx4AVX2(SB), NOSPLIT, $32-56
 	MOVQ         rows+48(FP), R8
 	MOVQ         dst+32(FP), R9
 
-row7:
+row8:
 	MOVQ   nb+0(FP), AX
 	MOVQ   x+16(FP), DX
 	VXORPS Y0, Y0, Y0
@@ -4963,9 +5141,9 @@ row7:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 
-loop38:
+loop39:
 	TESTQ        AX, AX
-	JZ           done38
+	JZ           done39
 	MOVL         4(CX), R10
 	MOVL         8(CX), R11
 	MOVL         12(CX), R12
@@ -5166,9 +5344,9 @@ loop38:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop38
+	JMP          loop39
 
-done38:
+done39:
 	MOVQ         R9, AX
 	MOVQ         dstride+40(FP), DX
 	VEXTRACTF128 $0x01, Y0, X6
@@ -5204,7 +5382,7 @@ done38:
 	VMOVSS       X0, (AX)
 	ADDQ         $0x04, R9
 	DECQ         R8
-	JNZ          row7
+	JNZ          row8
 	VZEROUPPER
 	RET
 
@@ -5227,9 +5405,9 @@ TEXT ·dotQ4KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kvnni1<>+0(SB), Z5
 	VMOVDQU16    q4kminidx<>+0(SB), Y6
 
-loop39:
+loop40:
 	TESTQ        AX, AX
-	JZ           done39
+	JZ           done40
 	PREFETCHT0   1024(CX)
 	PREFETCHT0   1088(CX)
 	PREFETCHT0   1152(CX)
@@ -5306,9 +5484,9 @@ loop39:
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop39
+	JMP          loop40
 
-done39:
+done40:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -5487,181 +5665,137 @@ DATA q4kminidx<>+30(SB)/1, $0x0f
 DATA q4kminidx<>+31(SB)/1, $0x00
 GLOBL q4kminidx<>(SB), RODATA|NOPTR, $32
 
-// func dotQ4KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+// func dotQ4KQ8Kx2AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C
-TEXT ·dotQ4KQ8Kx4AVX512(SB), NOSPLIT, $0-56
+TEXT ·dotQ4KQ8Kx2AVX512(SB), NOSPLIT, $0-56
 	MOVQ         nb+0(FP), AX
 	MOVQ         w+8(FP), CX
 	MOVQ         x+16(FP), DX
 	MOVQ         xstride+24(FP), BX
-	LEAQ         (BX)(BX*1), SI
-	LEAQ         (SI)(BX*1), DI
 	MOVL         $0x0f0f0f0f, AX
-	VMOVD        AX, X4
-	VPBROADCASTD X4, Z4
+	VMOVD        AX, X2
+	VPBROADCASTD X2, Z2
 	MOVL         $0x80000000, AX
-	VMOVD        AX, X5
-	VMOVDQU64    q4kidx0<>+0(SB), Z6
-	VMOVDQU64    q4kidx1<>+0(SB), Z7
-	VMOVDQU64    q4kidx2<>+0(SB), Z8
-	VMOVDQU64    q4kidx3<>+0(SB), Z9
-	MOVQ         rows+48(FP), R8
-	MOVQ         dst+32(FP), R9
+	VMOVD        AX, X3
+	VMOVDQU64    q4kidx0<>+0(SB), Z4
+	VMOVDQU64    q4kidx1<>+0(SB), Z5
+	VMOVDQU64    q4kidx2<>+0(SB), Z6
+	VMOVDQU64    q4kidx3<>+0(SB), Z7
+	MOVQ         rows+48(FP), SI
+	MOVQ         dst+32(FP), DI
 
-row8:
+row9:
 	MOVQ   nb+0(FP), AX
 	MOVQ   x+16(FP), DX
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
 
-loop40:
+loop41:
 	TESTQ        AX, AX
-	JZ           done40
-	MOVL         4(CX), R10
-	MOVL         8(CX), R11
-	MOVL         12(CX), R12
-	MOVL         R12, R13
-	ANDL         $0x0f0f0f0f, R13
-	MOVL         R10, R14
-	SHRL         $0x02, R14
-	ANDL         $0x30303030, R14
-	ORL          R14, R13
-	SHRL         $0x04, R12
-	ANDL         $0x0f0f0f0f, R12
-	MOVL         R11, R14
-	SHRL         $0x02, R14
-	ANDL         $0x30303030, R14
-	ORL          R14, R12
-	ANDL         $0x3f3f3f3f, R10
-	ANDL         $0x3f3f3f3f, R11
-	VMOVD        R10, X10
-	VPINSRD      $0x01, R13, X10, X10
-	VPINSRD      $0x02, R11, X10, X10
-	VPINSRD      $0x03, R12, X10, X10
-	VPMOVZXBW    X10, Y10
-	VMOVD        (CX), X11
-	VCVTPH2PS    X11, X11
-	VMOVDQU16    q4kminidx<>+0(SB), Y12
-	VPERMW       Y10, Y12, Y12
-	VPMADDWD     260(DX), Y12, Y13
-	VCVTDQ2PS    Y13, Y13
-	VMOVSHDUP    X11, X14
-	VMULSS       (DX), X14, X14
-	VXORPS       X5, X14, X14
-	VBROADCASTSS X14, Z14
-	VFMADD231PS  Z13, Z14, Z0
-	VPMADDWD     260(DX)(BX*1), Y12, Y13
-	VCVTDQ2PS    Y13, Y13
-	VMOVSHDUP    X11, X14
-	VMULSS       (DX)(BX*1), X14, X14
-	VXORPS       X5, X14, X14
-	VBROADCASTSS X14, Z14
-	VFMADD231PS  Z13, Z14, Z1
-	VPMADDWD     260(DX)(SI*1), Y12, Y13
-	VCVTDQ2PS    Y13, Y13
-	VMOVSHDUP    X11, X14
-	VMULSS       (DX)(SI*1), X14, X14
-	VXORPS       X5, X14, X14
-	VBROADCASTSS X14, Z14
-	VFMADD231PS  Z13, Z14, Z2
-	VPMADDWD     260(DX)(DI*1), Y12, Y13
-	VCVTDQ2PS    Y13, Y13
-	VMOVSHDUP    X11, X12
-	VMULSS       (DX)(DI*1), X12, X12
-	VXORPS       X5, X12, X12
-	VBROADCASTSS X12, Z14
-	VFMADD231PS  Z13, Z14, Z3
-	VPXORD       Z14, Z14, Z14
-	VPXORD       Z18, Z18, Z18
-	VPXORD       Z19, Z19, Z19
-	VPXORD       Z20, Z20, Z20
-	VMOVDQA64    Z10, Z21
-	VMOVDQU64    16(CX), Y12
-	VPSRLW       $0x04, Y12, Y10
-	VINSERTI64X4 $0x01, Y10, Z12, Z12
-	VPANDD       Z4, Z12, Z12
-	VPERMW       Z21, Z6, Z22
-	VPMADDUBSW   4(DX), Z12, Z23
-	VPDPWSSD     Z22, Z23, Z14
-	VPMADDUBSW   4(DX)(BX*1), Z12, Z23
-	VPDPWSSD     Z22, Z23, Z18
-	VPMADDUBSW   4(DX)(SI*1), Z12, Z23
-	VPDPWSSD     Z22, Z23, Z19
-	VPMADDUBSW   4(DX)(DI*1), Z12, Z23
-	VPDPWSSD     Z22, Z23, Z20
-	VMOVDQU64    48(CX), Y15
-	VPSRLW       $0x04, Y15, Y10
-	VINSERTI64X4 $0x01, Y10, Z15, Z15
-	VPANDD       Z4, Z15, Z15
-	VPERMW       Z21, Z7, Z22
-	VPMADDUBSW   68(DX), Z15, Z23
-	VPDPWSSD     Z22, Z23, Z14
-	VPMADDUBSW   68(DX)(BX*1), Z15, Z23
-	VPDPWSSD     Z22, Z23, Z18
-	VPMADDUBSW   68(DX)(SI*1), Z15, Z23
-	VPDPWSSD     Z22, Z23, Z19
-	VPMADDUBSW   68(DX)(DI*1), Z15, Z23
-	VPDPWSSD     Z22, Z23, Z20
-	VMOVDQU64    80(CX), Y16
-	VPSRLW       $0x04, Y16, Y10
-	VINSERTI64X4 $0x01, Y10, Z16, Z16
-	VPANDD       Z4, Z16, Z16
-	VPERMW       Z21, Z8, Z22
-	VPMADDUBSW   132(DX), Z16, Z23
-	VPDPWSSD     Z22, Z23, Z14
-	VPMADDUBSW   132(DX)(BX*1), Z16, Z23
-	VPDPWSSD     Z22, Z23, Z18
-	VPMADDUBSW   132(DX)(SI*1), Z16, Z23
-	VPDPWSSD     Z22, Z23, Z19
-	VPMADDUBSW   132(DX)(DI*1), Z16, Z23
-	VPDPWSSD     Z22, Z23, Z20
-	VMOVDQU64    112(CX), Y17
-	VPSRLW       $0x04, Y17, Y10
-	VINSERTI64X4 $0x01, Y10, Z17, Z17
-	VPANDD       Z4, Z17, Z17
-	VPERMW       Z21, Z9, Z21
-	VPMADDUBSW   196(DX), Z17, Z22
-	VPDPWSSD     Z21, Z22, Z14
-	VPMADDUBSW   196(DX)(BX*1), Z17, Z22
-	VPDPWSSD     Z21, Z22, Z18
-	VPMADDUBSW   196(DX)(SI*1), Z17, Z22
-	VPDPWSSD     Z21, Z22, Z19
-	VPMADDUBSW   196(DX)(DI*1), Z17, Z22
-	VPDPWSSD     Z21, Z22, Z20
-	VMULSS       (DX), X11, X10
-	VBROADCASTSS X10, Z21
-	VCVTDQ2PS    Z14, Z14
-	VFMADD231PS  Z14, Z21, Z0
-	VMULSS       (DX)(BX*1), X11, X10
-	VBROADCASTSS X10, Z14
-	VCVTDQ2PS    Z18, Z18
-	VFMADD231PS  Z18, Z14, Z1
-	VMULSS       (DX)(SI*1), X11, X10
-	VBROADCASTSS X10, Z14
-	VCVTDQ2PS    Z19, Z19
-	VFMADD231PS  Z19, Z14, Z2
-	VMULSS       (DX)(DI*1), X11, X10
-	VBROADCASTSS X10, Z11
-	VCVTDQ2PS    Z20, Z20
-	VFMADD231PS  Z20, Z11, Z3
+	JZ           done41
+	MOVL         4(CX), R8
+	MOVL         8(CX), R9
+	MOVL         12(CX), R10
+	MOVL         R10, R11
+	ANDL         $0x0f0f0f0f, R11
+	MOVL         R8, R12
+	SHRL         $0x02, R12
+	ANDL         $0x30303030, R12
+	ORL          R12, R11
+	SHRL         $0x04, R10
+	ANDL         $0x0f0f0f0f, R10
+	MOVL         R9, R12
+	SHRL         $0x02, R12
+	ANDL         $0x30303030, R12
+	ORL          R12, R10
+	ANDL         $0x3f3f3f3f, R8
+	ANDL         $0x3f3f3f3f, R9
+	VMOVD        R8, X8
+	VPINSRD      $0x01, R11, X8, X8
+	VPINSRD      $0x02, R9, X8, X8
+	VPINSRD      $0x03, R10, X8, X8
+	VPMOVZXBW    X8, Y8
+	VMOVD        (CX), X9
+	VCVTPH2PS    X9, X9
+	VMOVDQU16    q4kminidx<>+0(SB), Y10
+	VPERMW       Y8, Y10, Y10
+	VPMADDWD     260(DX), Y10, Y11
+	VCVTDQ2PS    Y11, Y11
+	VMOVSHDUP    X9, X12
+	VMULSS       (DX), X12, X12
+	VXORPS       X3, X12, X12
+	VBROADCASTSS X12, Z12
+	VFMADD231PS  Z11, Z12, Z0
+	VPMADDWD     260(DX)(BX*1), Y10, Y11
+	VCVTDQ2PS    Y11, Y11
+	VMOVSHDUP    X9, X10
+	VMULSS       (DX)(BX*1), X10, X10
+	VXORPS       X3, X10, X10
+	VBROADCASTSS X10, Z12
+	VFMADD231PS  Z11, Z12, Z1
+	VPXORD       Z12, Z12, Z12
+	VPXORD       Z16, Z16, Z16
+	VMOVDQA64    Z8, Z17
+	VMOVDQU64    16(CX), Y10
+	VPSRLW       $0x04, Y10, Y8
+	VINSERTI64X4 $0x01, Y8, Z10, Z10
+	VPANDD       Z2, Z10, Z10
+	VPERMW       Z17, Z4, Z18
+	VPMADDUBSW   4(DX), Z10, Z19
+	VPDPWSSD     Z18, Z19, Z12
+	VPMADDUBSW   4(DX)(BX*1), Z10, Z19
+	VPDPWSSD     Z18, Z19, Z16
+	VMOVDQU64    48(CX), Y13
+	VPSRLW       $0x04, Y13, Y8
+	VINSERTI64X4 $0x01, Y8, Z13, Z13
+	VPANDD       Z2, Z13, Z13
+	VPERMW       Z17, Z5, Z18
+	VPMADDUBSW   68(DX), Z13, Z19
+	VPDPWSSD     Z18, Z19, Z12
+	VPMADDUBSW   68(DX)(BX*1), Z13, Z19
+	VPDPWSSD     Z18, Z19, Z16
+	VMOVDQU64    80(CX), Y14
+	VPSRLW       $0x04, Y14, Y8
+	VINSERTI64X4 $0x01, Y8, Z14, Z14
+	VPANDD       Z2, Z14, Z14
+	VPERMW       Z17, Z6, Z18
+	VPMADDUBSW   132(DX), Z14, Z19
+	VPDPWSSD     Z18, Z19, Z12
+	VPMADDUBSW   132(DX)(BX*1), Z14, Z19
+	VPDPWSSD     Z18, Z19, Z16
+	VMOVDQU64    112(CX), Y15
+	VPSRLW       $0x04, Y15, Y8
+	VINSERTI64X4 $0x01, Y8, Z15, Z15
+	VPANDD       Z2, Z15, Z15
+	VPERMW       Z17, Z7, Z17
+	VPMADDUBSW   196(DX), Z15, Z18
+	VPDPWSSD     Z17, Z18, Z12
+	VPMADDUBSW   196(DX)(BX*1), Z15, Z18
+	VPDPWSSD     Z17, Z18, Z16
+	VMULSS       (DX), X9, X8
+	VBROADCASTSS X8, Z17
+	VCVTDQ2PS    Z12, Z12
+	VFMADD231PS  Z12, Z17, Z0
+	VMULSS       (DX)(BX*1), X9, X8
+	VBROADCASTSS X8, Z9
+	VCVTDQ2PS    Z16, Z16
+	VFMADD231PS  Z16, Z9, Z1
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop40
+	JMP          loop41
 
-done40:
-	MOVQ          R9, AX
+done41:
+	MOVQ          DI, AX
 	MOVQ          dstride+40(FP), DX
-	VEXTRACTF64X4 $0x01, Z0, Y10
-	VADDPS        Y10, Y0, Y10
-	VEXTRACTF32X4 $0x01, Y10, X0
-	VADDPS        X0, X10, X0
-	VMOVHLPS      X0, X0, X10
-	VADDPS        X10, X0, X0
-	VPSHUFD       $0x01, X0, X10
-	VADDSS        X10, X0, X0
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y8
+	VEXTRACTF32X4 $0x01, Y8, X0
+	VADDPS        X0, X8, X0
+	VMOVHLPS      X0, X0, X8
+	VADDPS        X8, X0, X0
+	VPSHUFD       $0x01, X0, X8
+	VADDSS        X8, X0, X0
 	VMOVSS        X0, (AX)
 	LEAQ          (AX)(DX*4), AX
 	VEXTRACTF64X4 $0x01, Z1, Y0
@@ -5673,29 +5807,9 @@ done40:
 	VPSHUFD       $0x01, X1, X0
 	VADDSS        X0, X1, X1
 	VMOVSS        X1, (AX)
-	LEAQ          (AX)(DX*4), AX
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X1
-	VPSHUFD       $0x01, X1, X0
-	VADDSS        X0, X1, X1
-	VMOVSS        X1, (AX)
-	LEAQ          (AX)(DX*4), AX
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X1
-	VPSHUFD       $0x01, X1, X0
-	VADDSS        X0, X1, X1
-	VMOVSS        X1, (AX)
-	ADDQ          $0x04, R9
-	DECQ          R8
-	JNZ           row8
+	ADDQ          $0x04, DI
+	DECQ          SI
+	JNZ           row9
 	VZEROUPPER
 	RET
 
@@ -5963,6 +6077,218 @@ DATA q4kidx3<>+62(SB)/1, $0x07
 DATA q4kidx3<>+63(SB)/1, $0x00
 GLOBL q4kidx3<>(SB), RODATA|NOPTR, $64
 
+// func dotQ4KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C
+TEXT ·dotQ4KQ8Kx4AVX512(SB), NOSPLIT, $0-56
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         xstride+24(FP), BX
+	LEAQ         (BX)(BX*1), SI
+	LEAQ         (SI)(BX*1), DI
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X4
+	VPBROADCASTD X4, Z4
+	MOVL         $0x80000000, AX
+	VMOVD        AX, X5
+	VMOVDQU64    q4kidx0<>+0(SB), Z6
+	VMOVDQU64    q4kidx1<>+0(SB), Z7
+	VMOVDQU64    q4kidx2<>+0(SB), Z8
+	VMOVDQU64    q4kidx3<>+0(SB), Z9
+	MOVQ         rows+48(FP), R8
+	MOVQ         dst+32(FP), R9
+
+row10:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+
+loop42:
+	TESTQ        AX, AX
+	JZ           done42
+	MOVL         4(CX), R10
+	MOVL         8(CX), R11
+	MOVL         12(CX), R12
+	MOVL         R12, R13
+	ANDL         $0x0f0f0f0f, R13
+	MOVL         R10, R14
+	SHRL         $0x02, R14
+	ANDL         $0x30303030, R14
+	ORL          R14, R13
+	SHRL         $0x04, R12
+	ANDL         $0x0f0f0f0f, R12
+	MOVL         R11, R14
+	SHRL         $0x02, R14
+	ANDL         $0x30303030, R14
+	ORL          R14, R12
+	ANDL         $0x3f3f3f3f, R10
+	ANDL         $0x3f3f3f3f, R11
+	VMOVD        R10, X10
+	VPINSRD      $0x01, R13, X10, X10
+	VPINSRD      $0x02, R11, X10, X10
+	VPINSRD      $0x03, R12, X10, X10
+	VPMOVZXBW    X10, Y10
+	VMOVD        (CX), X11
+	VCVTPH2PS    X11, X11
+	VMOVDQU16    q4kminidx<>+0(SB), Y12
+	VPERMW       Y10, Y12, Y12
+	VPMADDWD     260(DX), Y12, Y13
+	VCVTDQ2PS    Y13, Y13
+	VMOVSHDUP    X11, X14
+	VMULSS       (DX), X14, X14
+	VXORPS       X5, X14, X14
+	VBROADCASTSS X14, Z14
+	VFMADD231PS  Z13, Z14, Z0
+	VPMADDWD     260(DX)(BX*1), Y12, Y13
+	VCVTDQ2PS    Y13, Y13
+	VMOVSHDUP    X11, X14
+	VMULSS       (DX)(BX*1), X14, X14
+	VXORPS       X5, X14, X14
+	VBROADCASTSS X14, Z14
+	VFMADD231PS  Z13, Z14, Z1
+	VPMADDWD     260(DX)(SI*1), Y12, Y13
+	VCVTDQ2PS    Y13, Y13
+	VMOVSHDUP    X11, X14
+	VMULSS       (DX)(SI*1), X14, X14
+	VXORPS       X5, X14, X14
+	VBROADCASTSS X14, Z14
+	VFMADD231PS  Z13, Z14, Z2
+	VPMADDWD     260(DX)(DI*1), Y12, Y13
+	VCVTDQ2PS    Y13, Y13
+	VMOVSHDUP    X11, X12
+	VMULSS       (DX)(DI*1), X12, X12
+	VXORPS       X5, X12, X12
+	VBROADCASTSS X12, Z14
+	VFMADD231PS  Z13, Z14, Z3
+	VPXORD       Z14, Z14, Z14
+	VPXORD       Z18, Z18, Z18
+	VPXORD       Z19, Z19, Z19
+	VPXORD       Z20, Z20, Z20
+	VMOVDQA64    Z10, Z21
+	VMOVDQU64    16(CX), Y12
+	VPSRLW       $0x04, Y12, Y10
+	VINSERTI64X4 $0x01, Y10, Z12, Z12
+	VPANDD       Z4, Z12, Z12
+	VPERMW       Z21, Z6, Z22
+	VPMADDUBSW   4(DX), Z12, Z23
+	VPDPWSSD     Z22, Z23, Z14
+	VPMADDUBSW   4(DX)(BX*1), Z12, Z23
+	VPDPWSSD     Z22, Z23, Z18
+	VPMADDUBSW   4(DX)(SI*1), Z12, Z23
+	VPDPWSSD     Z22, Z23, Z19
+	VPMADDUBSW   4(DX)(DI*1), Z12, Z23
+	VPDPWSSD     Z22, Z23, Z20
+	VMOVDQU64    48(CX), Y15
+	VPSRLW       $0x04, Y15, Y10
+	VINSERTI64X4 $0x01, Y10, Z15, Z15
+	VPANDD       Z4, Z15, Z15
+	VPERMW       Z21, Z7, Z22
+	VPMADDUBSW   68(DX), Z15, Z23
+	VPDPWSSD     Z22, Z23, Z14
+	VPMADDUBSW   68(DX)(BX*1), Z15, Z23
+	VPDPWSSD     Z22, Z23, Z18
+	VPMADDUBSW   68(DX)(SI*1), Z15, Z23
+	VPDPWSSD     Z22, Z23, Z19
+	VPMADDUBSW   68(DX)(DI*1), Z15, Z23
+	VPDPWSSD     Z22, Z23, Z20
+	VMOVDQU64    80(CX), Y16
+	VPSRLW       $0x04, Y16, Y10
+	VINSERTI64X4 $0x01, Y10, Z16, Z16
+	VPANDD       Z4, Z16, Z16
+	VPERMW       Z21, Z8, Z22
+	VPMADDUBSW   132(DX), Z16, Z23
+	VPDPWSSD     Z22, Z23, Z14
+	VPMADDUBSW   132(DX)(BX*1), Z16, Z23
+	VPDPWSSD     Z22, Z23, Z18
+	VPMADDUBSW   132(DX)(SI*1), Z16, Z23
+	VPDPWSSD     Z22, Z23, Z19
+	VPMADDUBSW   132(DX)(DI*1), Z16, Z23
+	VPDPWSSD     Z22, Z23, Z20
+	VMOVDQU64    112(CX), Y17
+	VPSRLW       $0x04, Y17, Y10
+	VINSERTI64X4 $0x01, Y10, Z17, Z17
+	VPANDD       Z4, Z17, Z17
+	VPERMW       Z21, Z9, Z21
+	VPMADDUBSW   196(DX), Z17, Z22
+	VPDPWSSD     Z21, Z22, Z14
+	VPMADDUBSW   196(DX)(BX*1), Z17, Z22
+	VPDPWSSD     Z21, Z22, Z18
+	VPMADDUBSW   196(DX)(SI*1), Z17, Z22
+	VPDPWSSD     Z21, Z22, Z19
+	VPMADDUBSW   196(DX)(DI*1), Z17, Z22
+	VPDPWSSD     Z21, Z22, Z20
+	VMULSS       (DX), X11, X10
+	VBROADCASTSS X10, Z21
+	VCVTDQ2PS    Z14, Z14
+	VFMADD231PS  Z14, Z21, Z0
+	VMULSS       (DX)(BX*1), X11, X10
+	VBROADCASTSS X10, Z14
+	VCVTDQ2PS    Z18, Z18
+	VFMADD231PS  Z18, Z14, Z1
+	VMULSS       (DX)(SI*1), X11, X10
+	VBROADCASTSS X10, Z14
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z14, Z2
+	VMULSS       (DX)(DI*1), X11, X10
+	VBROADCASTSS X10, Z11
+	VCVTDQ2PS    Z20, Z20
+	VFMADD231PS  Z20, Z11, Z3
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          loop42
+
+done42:
+	MOVQ          R9, AX
+	MOVQ          dstride+40(FP), DX
+	VEXTRACTF64X4 $0x01, Z0, Y10
+	VADDPS        Y10, Y0, Y10
+	VEXTRACTF32X4 $0x01, Y10, X0
+	VADDPS        X0, X10, X0
+	VMOVHLPS      X0, X0, X10
+	VADDPS        X10, X0, X0
+	VPSHUFD       $0x01, X0, X10
+	VADDSS        X10, X0, X0
+	VMOVSS        X0, (AX)
+	LEAQ          (AX)(DX*4), AX
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(DX*4), AX
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	LEAQ          (AX)(DX*4), AX
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	ADDQ          $0x04, R9
+	DECQ          R8
+	JNZ           row10
+	VZEROUPPER
+	RET
+
 // func dotQ4KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C
 TEXT ·dotQ4KQ8Kx8AVX512(SB), NOSPLIT, $0-56
@@ -5982,7 +6308,7 @@ TEXT ·dotQ4KQ8Kx8AVX512(SB), NOSPLIT, $0-56
 	MOVQ      rows+48(FP), R9
 	MOVQ      dst+32(FP), R10
 
-row9:
+row11:
 	MOVQ   nb+0(FP), AX
 	MOVQ   x+16(FP), DX
 	LEAQ   (DX)(SI*2), R8
@@ -5995,9 +6321,9 @@ row9:
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 
-loop41:
+loop43:
 	TESTQ        AX, AX
-	JZ           done41
+	JZ           done43
 	MOVL         4(CX), R11
 	MOVL         8(CX), R12
 	MOVL         12(CX), R13
@@ -6209,9 +6535,9 @@ loop41:
 	ADDQ         $0x00000124, DX
 	ADDQ         $0x00000124, R8
 	DECQ         AX
-	JMP          loop41
+	JMP          loop43
 
-done41:
+done43:
 	MOVQ          R10, AX
 	MOVQ          dstride+40(FP), DX
 	VEXTRACTF64X4 $0x01, Z0, Y13
@@ -6295,7 +6621,7 @@ done41:
 	VMOVSS        X1, (AX)
 	ADDQ          $0x04, R10
 	DECQ          R9
-	JNZ           row9
+	JNZ           row11
 	VZEROUPPER
 	RET
 
@@ -6378,9 +6704,9 @@ TEXT ·dotQ5KQ8KAVX2(SB), NOSPLIT, $32-28
 	VMOVD        BX, X2
 	VXORPS       Y0, Y0, Y0
 
-loop42:
+loop44:
 	TESTQ        AX, AX
-	JZ           done42
+	JZ           done44
 	MOVL         4(CX), BX
 	MOVL         8(CX), SI
 	MOVL         12(CX), DI
@@ -6498,9 +6824,9 @@ loop42:
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop42
+	JMP          loop44
 
-done42:
+done44:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -6508,6 +6834,209 @@ done42:
 	VPSHUFD      $0x01, X1, X0
 	VADDSS       X0, X1, X1
 	MOVSS        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotQ5KQ8Kx2AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ5KQ8Kx2AVX2(SB), NOSPLIT, $32-56
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         xstride+24(FP), BX
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X2
+	VPBROADCASTD X2, Y2
+	MOVL         $0x80000000, AX
+	VMOVD        AX, X3
+	MOVQ         rows+48(FP), SI
+	MOVQ         dst+32(FP), DI
+
+row12:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+loop45:
+	TESTQ        AX, AX
+	JZ           done45
+	MOVL         4(CX), R8
+	MOVL         8(CX), R9
+	MOVL         12(CX), R10
+	MOVL         R10, R11
+	ANDL         $0x0f0f0f0f, R11
+	MOVL         R8, R12
+	SHRL         $0x02, R12
+	ANDL         $0x30303030, R12
+	ORL          R12, R11
+	SHRL         $0x04, R10
+	ANDL         $0x0f0f0f0f, R10
+	MOVL         R9, R12
+	SHRL         $0x02, R12
+	ANDL         $0x30303030, R12
+	ORL          R12, R10
+	ANDL         $0x3f3f3f3f, R8
+	ANDL         $0x3f3f3f3f, R9
+	VMOVD        R8, X4
+	VPINSRD      $0x01, R11, X4, X4
+	VPINSRD      $0x02, R9, X4, X4
+	VPINSRD      $0x03, R10, X4, X4
+	VPMOVZXBW    X4, Y4
+	VMOVD        (CX), X5
+	VCVTPH2PS    X5, X5
+	VEXTRACTI128 $0x01, Y4, X6
+	VPMOVZXWD    X6, Y6
+	VPSLLD       $0x10, Y6, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDWD     260(DX), Y6, Y7
+	VCVTDQ2PS    Y7, Y7
+	VMOVSHDUP    X5, X8
+	VMULSS       (DX), X8, X8
+	VXORPS       X3, X8, X8
+	VBROADCASTSS X8, Y8
+	VFMADD231PS  Y7, Y8, Y0
+	VPMADDWD     260(DX)(BX*1), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMOVSHDUP    X5, X7
+	VMULSS       (DX)(BX*1), X7, X7
+	VXORPS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VPXOR        Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VMOVDQU      Y4, (SP)
+	VMOVDQU      16(CX), Y4
+	VMOVDQU      48(CX), Y8
+	VPAND        Y2, Y8, Y9
+	VPSRLW       $0x04, Y8, Y8
+	VPAND        Y2, Y8, Y8
+	VPSLLW       $0x04, Y4, Y10
+	VPAND        c10<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSLLW       $0x03, Y4, Y10
+	VPAND        c10<>+0(SB), Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VPBROADCASTW (SP), Y10
+	VPMADDUBSW   4(DX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   4(DX)(BX*1), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y7, Y7
+	VPBROADCASTW 2(SP), Y9
+	VPMADDUBSW   36(DX), Y8, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   36(DX)(BX*1), Y8, Y8
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y7, Y7
+	VMOVDQU      80(CX), Y8
+	VPAND        Y2, Y8, Y9
+	VPSRLW       $0x04, Y8, Y8
+	VPAND        Y2, Y8, Y8
+	VPSLLW       $0x02, Y4, Y10
+	VPAND        c10<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSLLW       $0x01, Y4, Y10
+	VPAND        c10<>+0(SB), Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VPBROADCASTW 4(SP), Y10
+	VPMADDUBSW   68(DX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   68(DX)(BX*1), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y7, Y7
+	VPBROADCASTW 6(SP), Y9
+	VPMADDUBSW   100(DX), Y8, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   100(DX)(BX*1), Y8, Y8
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y7, Y7
+	VMOVDQU      112(CX), Y8
+	VPAND        Y2, Y8, Y9
+	VPSRLW       $0x04, Y8, Y8
+	VPAND        Y2, Y8, Y8
+	VMOVDQA      Y4, Y10
+	VPAND        c10<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSRLW       $0x01, Y4, Y10
+	VPAND        c10<>+0(SB), Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VPBROADCASTW 8(SP), Y10
+	VPMADDUBSW   132(DX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   132(DX)(BX*1), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y7, Y7
+	VPBROADCASTW 10(SP), Y9
+	VPMADDUBSW   164(DX), Y8, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   164(DX)(BX*1), Y8, Y8
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y7, Y7
+	VMOVDQU      144(CX), Y8
+	VPAND        Y2, Y8, Y9
+	VPSRLW       $0x04, Y8, Y8
+	VPAND        Y2, Y8, Y8
+	VPSRLW       $0x02, Y4, Y10
+	VPAND        c10<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSRLW       $0x03, Y4, Y4
+	VPAND        c10<>+0(SB), Y4, Y4
+	VPOR         Y4, Y8, Y8
+	VPBROADCASTW 12(SP), Y4
+	VPMADDUBSW   196(DX), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   196(DX)(BX*1), Y9, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y7, Y7
+	VPBROADCASTW 14(SP), Y4
+	VPMADDUBSW   228(DX), Y8, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y6, Y6
+	VPMADDUBSW   228(DX)(BX*1), Y8, Y8
+	VPMADDWD     Y4, Y8, Y8
+	VPADDD       Y8, Y7, Y7
+	VMULSS       (DX), X5, X4
+	VBROADCASTSS X4, Y4
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y4, Y0
+	VMULSS       (DX)(BX*1), X5, X4
+	VBROADCASTSS X4, Y4
+	VCVTDQ2PS    Y7, Y7
+	VFMADD231PS  Y7, Y4, Y1
+	ADDQ         $0x000000b0, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          loop45
+
+done45:
+	MOVQ         DI, AX
+	MOVQ         dstride+40(FP), DX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X4
+	VMOVHLPS     X4, X4, X0
+	VADDPS       X0, X4, X4
+	VPSHUFD      $0x01, X4, X0
+	VADDSS       X0, X4, X4
+	VMOVSS       X4, (AX)
+	LEAQ         (AX)(DX*4), AX
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VPSHUFD      $0x01, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (AX)
+	ADDQ         $0x04, DI
+	DECQ         SI
+	JNZ          row12
 	VZEROUPPER
 	RET
 
@@ -6528,7 +7057,7 @@ TEXT ·dotQ5KQ8Kx4AVX2(SB), NOSPLIT, $32-56
 	MOVQ         rows+48(FP), R8
 	MOVQ         dst+32(FP), R9
 
-row10:
+row13:
 	MOVQ   nb+0(FP), AX
 	MOVQ   x+16(FP), DX
 	VXORPS Y0, Y0, Y0
@@ -6536,9 +7065,9 @@ row10:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 
-loop43:
+loop46:
 	TESTQ        AX, AX
-	JZ           done43
+	JZ           done46
 	MOVL         4(CX), R10
 	MOVL         8(CX), R11
 	MOVL         12(CX), R12
@@ -6764,9 +7293,9 @@ loop43:
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop43
+	JMP          loop46
 
-done43:
+done46:
 	MOVQ         R9, AX
 	MOVQ         dstride+40(FP), DX
 	VEXTRACTF128 $0x01, Y0, X6
@@ -6802,7 +7331,7 @@ done43:
 	VMOVSS       X0, (AX)
 	ADDQ         $0x04, R9
 	DECQ         R8
-	JNZ          row10
+	JNZ          row13
 	VZEROUPPER
 	RET
 
@@ -6823,9 +7352,9 @@ TEXT ·dotQ5KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q4kidx3<>+0(SB), Z6
 	VPXORD       Z0, Z0, Z0
 
-loop44:
+loop47:
 	TESTQ           AX, AX
-	JZ              done44
+	JZ              done47
 	MOVL            4(CX), BX
 	MOVL            8(CX), SI
 	MOVL            12(CX), DI
@@ -6909,9 +7438,9 @@ loop44:
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop44
+	JMP             loop47
 
-done44:
+done47:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -7188,6 +7717,167 @@ DATA q5kshr3<>+62(SB)/1, $0x03
 DATA q5kshr3<>+63(SB)/1, $0x00
 GLOBL q5kshr3<>(SB), RODATA|NOPTR, $64
 
+// func dotQ5KQ8Kx2AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C
+TEXT ·dotQ5KQ8Kx2AVX512(SB), NOSPLIT, $0-56
+	MOVQ         nb+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         x+16(FP), DX
+	MOVQ         xstride+24(FP), BX
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X2
+	VPBROADCASTD X2, Z2
+	MOVL         $0x80000000, AX
+	VMOVD        AX, X3
+	VMOVDQU64    q4kidx0<>+0(SB), Z4
+	VMOVDQU64    q4kidx1<>+0(SB), Z5
+	VMOVDQU64    q4kidx2<>+0(SB), Z6
+	VMOVDQU64    q4kidx3<>+0(SB), Z7
+	MOVQ         rows+48(FP), SI
+	MOVQ         dst+32(FP), DI
+
+row14:
+	MOVQ   nb+0(FP), AX
+	MOVQ   x+16(FP), DX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+
+loop48:
+	TESTQ           AX, AX
+	JZ              done48
+	MOVL            4(CX), R8
+	MOVL            8(CX), R9
+	MOVL            12(CX), R10
+	MOVL            R10, R11
+	ANDL            $0x0f0f0f0f, R11
+	MOVL            R8, R12
+	SHRL            $0x02, R12
+	ANDL            $0x30303030, R12
+	ORL             R12, R11
+	SHRL            $0x04, R10
+	ANDL            $0x0f0f0f0f, R10
+	MOVL            R9, R12
+	SHRL            $0x02, R12
+	ANDL            $0x30303030, R12
+	ORL             R12, R10
+	ANDL            $0x3f3f3f3f, R8
+	ANDL            $0x3f3f3f3f, R9
+	VMOVD           R8, X8
+	VPINSRD         $0x01, R11, X8, X8
+	VPINSRD         $0x02, R9, X8, X8
+	VPINSRD         $0x03, R10, X8, X8
+	VPMOVZXBW       X8, Y8
+	VMOVD           (CX), X9
+	VCVTPH2PS       X9, X9
+	VMOVDQU16       q4kminidx<>+0(SB), Y10
+	VPERMW          Y8, Y10, Y10
+	VPMADDWD        260(DX), Y10, Y11
+	VCVTDQ2PS       Y11, Y11
+	VMOVSHDUP       X9, X12
+	VMULSS          (DX), X12, X12
+	VXORPS          X3, X12, X12
+	VBROADCASTSS    X12, Z12
+	VFMADD231PS     Z11, Z12, Z0
+	VPMADDWD        260(DX)(BX*1), Y10, Y11
+	VCVTDQ2PS       Y11, Y11
+	VMOVSHDUP       X9, X10
+	VMULSS          (DX)(BX*1), X10, X10
+	VXORPS          X3, X10, X10
+	VBROADCASTSS    X10, Z12
+	VFMADD231PS     Z11, Z12, Z1
+	VPXORD          Z12, Z12, Z12
+	VPXORD          Z16, Z16, Z16
+	VMOVDQA64       Z8, Z17
+	VBROADCASTI64X4 16(CX), Z18
+	VMOVDQU64       48(CX), Y10
+	VPSRLW          $0x04, Y10, Y8
+	VINSERTI64X4    $0x01, Y8, Z10, Z10
+	VPANDD          Z2, Z10, Z10
+	VPSLLVW         q5kshl0<>+0(SB), Z18, Z19
+	VPANDD          c10<>+0(SB), Z19, Z19
+	VPORD           Z19, Z10, Z10
+	VPERMW          Z17, Z4, Z19
+	VPMADDUBSW      4(DX), Z10, Z20
+	VPDPWSSD        Z19, Z20, Z12
+	VPMADDUBSW      4(DX)(BX*1), Z10, Z20
+	VPDPWSSD        Z19, Z20, Z16
+	VMOVDQU64       80(CX), Y13
+	VPSRLW          $0x04, Y13, Y8
+	VINSERTI64X4    $0x01, Y8, Z13, Z13
+	VPANDD          Z2, Z13, Z13
+	VPSLLVW         q5kshl1<>+0(SB), Z18, Z19
+	VPANDD          c10<>+0(SB), Z19, Z19
+	VPORD           Z19, Z13, Z13
+	VPERMW          Z17, Z5, Z19
+	VPMADDUBSW      68(DX), Z13, Z20
+	VPDPWSSD        Z19, Z20, Z12
+	VPMADDUBSW      68(DX)(BX*1), Z13, Z20
+	VPDPWSSD        Z19, Z20, Z16
+	VMOVDQU64       112(CX), Y14
+	VPSRLW          $0x04, Y14, Y8
+	VINSERTI64X4    $0x01, Y8, Z14, Z14
+	VPANDD          Z2, Z14, Z14
+	VPSRLVW         q5kshr2<>+0(SB), Z18, Z19
+	VPANDD          c10<>+0(SB), Z19, Z19
+	VPORD           Z19, Z14, Z14
+	VPERMW          Z17, Z6, Z19
+	VPMADDUBSW      132(DX), Z14, Z20
+	VPDPWSSD        Z19, Z20, Z12
+	VPMADDUBSW      132(DX)(BX*1), Z14, Z20
+	VPDPWSSD        Z19, Z20, Z16
+	VMOVDQU64       144(CX), Y15
+	VPSRLW          $0x04, Y15, Y8
+	VINSERTI64X4    $0x01, Y8, Z15, Z15
+	VPANDD          Z2, Z15, Z15
+	VPSRLVW         q5kshr3<>+0(SB), Z18, Z18
+	VPANDD          c10<>+0(SB), Z18, Z18
+	VPORD           Z18, Z15, Z15
+	VPERMW          Z17, Z7, Z17
+	VPMADDUBSW      196(DX), Z15, Z18
+	VPDPWSSD        Z17, Z18, Z12
+	VPMADDUBSW      196(DX)(BX*1), Z15, Z18
+	VPDPWSSD        Z17, Z18, Z16
+	VMULSS          (DX), X9, X8
+	VBROADCASTSS    X8, Z17
+	VCVTDQ2PS       Z12, Z12
+	VFMADD231PS     Z12, Z17, Z0
+	VMULSS          (DX)(BX*1), X9, X8
+	VBROADCASTSS    X8, Z9
+	VCVTDQ2PS       Z16, Z16
+	VFMADD231PS     Z16, Z9, Z1
+	ADDQ            $0x000000b0, CX
+	ADDQ            $0x00000124, DX
+	DECQ            AX
+	JMP             loop48
+
+done48:
+	MOVQ          DI, AX
+	MOVQ          dstride+40(FP), DX
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y8
+	VEXTRACTF32X4 $0x01, Y8, X0
+	VADDPS        X0, X8, X0
+	VMOVHLPS      X0, X0, X8
+	VADDPS        X8, X0, X0
+	VPSHUFD       $0x01, X0, X8
+	VADDSS        X8, X0, X0
+	VMOVSS        X0, (AX)
+	LEAQ          (AX)(DX*4), AX
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VPSHUFD       $0x01, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
+	ADDQ          $0x04, DI
+	DECQ          SI
+	JNZ           row14
+	VZEROUPPER
+	RET
+
 // func dotQ5KQ8Kx4AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C
 TEXT ·dotQ5KQ8Kx4AVX512(SB), NOSPLIT, $0-56
@@ -7209,7 +7899,7 @@ TEXT ·dotQ5KQ8Kx4AVX512(SB), NOSPLIT, $0-56
 	MOVQ         rows+48(FP), R8
 	MOVQ         dst+32(FP), R9
 
-row11:
+row15:
 	MOVQ   nb+0(FP), AX
 	MOVQ   x+16(FP), DX
 	VPXORD Z0, Z0, Z0
@@ -7217,9 +7907,9 @@ row11:
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
 
-loop45:
+loop49:
 	TESTQ           AX, AX
-	JZ              done45
+	JZ              done49
 	MOVL            4(CX), R10
 	MOVL            8(CX), R11
 	MOVL            12(CX), R12
@@ -7363,9 +8053,9 @@ loop45:
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop45
+	JMP             loop49
 
-done45:
+done49:
 	MOVQ          R9, AX
 	MOVQ          dstride+40(FP), DX
 	VEXTRACTF64X4 $0x01, Z0, Y10
@@ -7409,7 +8099,7 @@ done45:
 	VMOVSS        X1, (AX)
 	ADDQ          $0x04, R9
 	DECQ          R8
-	JNZ           row11
+	JNZ           row15
 	VZEROUPPER
 	RET
 
@@ -7432,7 +8122,7 @@ TEXT ·dotQ5KQ8Kx8AVX512(SB), NOSPLIT, $0-56
 	MOVQ      rows+48(FP), R9
 	MOVQ      dst+32(FP), R10
 
-row12:
+row16:
 	MOVQ   nb+0(FP), AX
 	MOVQ   x+16(FP), DX
 	LEAQ   (DX)(SI*2), R8
@@ -7445,9 +8135,9 @@ row12:
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 
-loop46:
+loop50:
 	TESTQ           AX, AX
-	JZ              done46
+	JZ              done50
 	MOVL            4(CX), R11
 	MOVL            8(CX), R12
 	MOVL            12(CX), R13
@@ -7672,9 +8362,9 @@ loop46:
 	ADDQ            $0x00000124, DX
 	ADDQ            $0x00000124, R8
 	DECQ            AX
-	JMP             loop46
+	JMP             loop50
 
-done46:
+done50:
 	MOVQ          R10, AX
 	MOVQ          dstride+40(FP), DX
 	VEXTRACTF64X4 $0x01, Z0, Y13
@@ -7758,7 +8448,7 @@ done46:
 	VMOVSS        X1, (AX)
 	ADDQ          $0x04, R10
 	DECQ          R9
-	JNZ           row12
+	JNZ           row16
 	VZEROUPPER
 	RET
 
@@ -7770,9 +8460,9 @@ TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $32-28
 	MOVQ   x+16(FP), DX
 	VXORPS Y0, Y0, Y0
 
-loop47:
+loop51:
 	TESTQ        AX, AX
-	JZ           done47
+	JZ           done51
 	VPMOVSXBW    192(CX), Y1
 	VPSLLW       $0x05, Y1, Y2
 	VPXOR        Y3, Y3, Y3
@@ -7875,9 +8565,9 @@ loop47:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop47
+	JMP          loop51
 
-done47:
+done51:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X1
 	VMOVHLPS     X1, X1, X0
@@ -7968,7 +8658,7 @@ TEXT ·dotQ6KQ8Kx4AVX2(SB), NOSPLIT, $32-56
 	MOVQ rows+48(FP), R8
 	MOVQ dst+32(FP), R9
 
-row13:
+row17:
 	MOVQ   nb+0(FP), AX
 	MOVQ   x+16(FP), DX
 	VXORPS Y0, Y0, Y0
@@ -7976,9 +8666,9 @@ row13:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 
-loop48:
+loop52:
 	TESTQ        AX, AX
-	JZ           done48
+	JZ           done52
 	VPMOVSXBW    192(CX), Y4
 	VPSLLW       $0x05, Y4, Y5
 	VPXOR        Y6, Y6, Y6
@@ -8168,9 +8858,9 @@ loop48:
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          loop48
+	JMP          loop52
 
-done48:
+done52:
 	MOVQ         R9, AX
 	MOVQ         dstride+40(FP), DX
 	VEXTRACTF128 $0x01, Y0, X4
@@ -8206,7 +8896,7 @@ done48:
 	VMOVSS       X0, (AX)
 	ADDQ         $0x04, R9
 	DECQ         R8
-	JNZ          row13
+	JNZ          row17
 	VZEROUPPER
 	RET
 
@@ -8229,9 +8919,9 @@ TEXT ·dotQ6KQ8KAVX512(SB), NOSPLIT, $0-28
 	VMOVDQU64    q6kvnni0<>+0(SB), Z4
 	VMOVDQU64    q6kvnni1<>+0(SB), Z5
 
-loop49:
+loop53:
 	TESTQ           AX, AX
-	JZ              done49
+	JZ              done53
 	PREFETCHT0      1024(CX)
 	PREFETCHT0      1088(CX)
 	PREFETCHT0      1152(CX)
@@ -8294,9 +8984,9 @@ loop49:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop49
+	JMP             loop53
 
-done49:
+done53:
 	VEXTRACTF64X4 $0x01, Z0, Y1
 	VADDPS        Y1, Y0, Y1
 	VEXTRACTF32X4 $0x01, Y1, X0
@@ -8461,7 +9151,7 @@ TEXT ·dotQ6KQ8Kx4AVX512(SB), NOSPLIT, $0-56
 	MOVQ      rows+48(FP), R8
 	MOVQ      dst+32(FP), R9
 
-row14:
+row18:
 	MOVQ   nb+0(FP), AX
 	MOVQ   x+16(FP), DX
 	VPXORD Z0, Z0, Z0
@@ -8469,9 +9159,9 @@ row14:
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
 
-loop50:
+loop54:
 	TESTQ           AX, AX
-	JZ              done50
+	JZ              done54
 	VPMOVSXBW       192(CX), Y12
 	VPSLLW          $0x05, Y12, Y13
 	VPXORD          Y14, Y14, Y14
@@ -8561,9 +9251,9 @@ loop50:
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000124, DX
 	DECQ            AX
-	JMP             loop50
+	JMP             loop54
 
-done50:
+done54:
 	MOVQ          R9, AX
 	MOVQ          dstride+40(FP), DX
 	VEXTRACTF64X4 $0x01, Z0, Y12
@@ -8607,7 +9297,7 @@ done50:
 	VMOVSS        X1, (AX)
 	ADDQ          $0x04, R9
 	DECQ          R8
-	JNZ           row14
+	JNZ           row18
 	VZEROUPPER
 	RET
 
@@ -9090,7 +9780,7 @@ TEXT ·dotQ6KQ8Kx8AVX512(SB), NOSPLIT, $0-56
 	MOVQ      rows+48(FP), R9
 	MOVQ      dst+32(FP), R10
 
-row15:
+row19:
 	MOVQ   nb+0(FP), AX
 	MOVQ   x+16(FP), DX
 	LEAQ   (DX)(SI*2), R8
@@ -9103,9 +9793,9 @@ row15:
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 
-loop51:
+loop55:
 	TESTQ           AX, AX
-	JZ              done51
+	JZ              done55
 	VPMOVSXBW       192(CX), Y12
 	VPSLLW          $0x05, Y12, Y13
 	VPXORD          Y14, Y14, Y14
@@ -9248,9 +9938,9 @@ loop51:
 	ADDQ            $0x00000124, DX
 	ADDQ            $0x00000124, R8
 	DECQ            AX
-	JMP             loop51
+	JMP             loop55
 
-done51:
+done55:
 	MOVQ          R10, AX
 	MOVQ          dstride+40(FP), DX
 	VEXTRACTF64X4 $0x01, Z0, Y12
@@ -9334,7 +10024,7 @@ done51:
 	VMOVSS        X1, (AX)
 	ADDQ          $0x04, R10
 	DECQ          R9
-	JNZ           row15
+	JNZ           row19
 	VZEROUPPER
 	RET
 
@@ -9360,9 +10050,9 @@ TEXT ·expShiftF32AVX512(SB), NOSPLIT, $0-32
 	VBROADCASTSS expP5<>+0(SB), Z12
 	VBROADCASTSS expOne<>+0(SB), Z13
 
-loop52:
+loop56:
 	TESTQ        CX, CX
-	JZ           done52
+	JZ           done56
 	VMOVUPS      (AX), Z14
 	VSUBPS       Z1, Z14, Z14
 	VMULPS       Z0, Z14, Z14
@@ -9385,9 +10075,9 @@ loop52:
 	VMOVUPS      Z14, (AX)
 	ADDQ         $0x40, AX
 	SUBQ         $0x10, CX
-	JMP          loop52
+	JMP          loop56
 
-done52:
+done56:
 	VZEROUPPER
 	RET
 
@@ -9486,9 +10176,9 @@ TEXT ·swigluF32AVX512(SB), NOSPLIT, $0-72
 	VMOVD        SI, X12
 	VPBROADCASTD X12, Z12
 
-loop53:
+loop57:
 	TESTQ        BX, BX
-	JZ           done53
+	JZ           done57
 	VMOVUPS      (CX), Z13
 	VXORPS       Z12, Z13, Z14
 	VMAXPS       Z14, Z0, Z14
@@ -9515,8 +10205,8 @@ loop53:
 	ADDQ         $0x40, CX
 	ADDQ         $0x40, DX
 	SUBQ         $0x10, BX
-	JMP          loop53
+	JMP          loop57
 
-done53:
+done57:
 	VZEROUPPER
 	RET

@@ -22,6 +22,9 @@ type qdot struct {
 	asm4 [LevelAVX512 + 1]colsKernel
 	// asm8 (optional) is asm4 for 8 activation rows.
 	asm8 [LevelAVX512 + 1]colsKernel
+	// asm2 (optional) is asm4 for 2 activation rows: the MoE experts of a
+	// small batch often get two tokens.
+	asm2 [LevelAVX512 + 1]colsKernel
 }
 
 // colsKernel is the signature of the multi-column assembly (see asm4).
@@ -119,7 +122,7 @@ func (k *qdot) tile(n int, w []byte, rows int, x []byte, cols int, dst []float32
 	// Cache blocking: a block of weight rows (about tileBytes of weights)
 	// stays cache-resident while every activation column streams past it, 8
 	// or 4 columns at a time where such kernels exist.
-	f4, f8 := k.asm4[level], k.asm8[level]
+	f2, f4, f8 := k.asm2[level], k.asm4[level], k.asm8[level]
 	var pad *[]byte    // padded leftover columns, made once for all row blocks
 	var out *[]float32 // their 4 result columns for one row block
 	rowBlock := max(1, tileBytes/rb)
@@ -137,12 +140,16 @@ func (k *qdot) tile(n int, w []byte, rows int, x []byte, cols int, dst []float32
 				f4(nb, &w[r0*rb], &x[c*xb], xb, &dst[c*ldd+r0], ldd, n)
 			}
 		}
+		if f2 != nil && cols-c == 2 {
+			f2(nb, &w[r0*rb], &x[c*xb], xb, &dst[c*ldd+r0], ldd, n)
+			continue
+		}
 		if f4 != nil && cols-c >= 2 {
-			// 2 or 3 columns left: one 4-column pass over a padded copy
-			// decodes each weight row once instead of 2-3 times (glm-tiny's
-			// 8-stream step, experts with 2-3 tokens: the 4-column Q4_K
-			// kernel over 256 rows costs 18 µs, two single-column passes 23,
-			// three 35).
+			// 3 columns (or 2 without a 2-column kernel) left: one
+			// 4-column pass over a padded copy decodes each weight row once
+			// instead of 2-3 times (glm-tiny's 8-stream step, experts with
+			// 2-3 tokens: the 4-column Q4_K kernel over 256 rows costs 18
+			// µs, two single-column passes 23, three 35).
 			if pad == nil {
 				pad = padColumns(x[c*xb:cols*xb], xb, 4)
 				out = tileOut(4 * min(rowBlock, rows))

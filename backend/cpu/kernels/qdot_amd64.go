@@ -3,6 +3,8 @@ package kernels
 func init() {
 	mmfp4Asm[LevelAVX2], mmfp4Asm[LevelAVX512] = dotMMFP4Q8_0AVX2, dotMMFP4Q8_0AVX512
 	kQ4K.asm[LevelAVX2], kQ4K.asm[LevelAVX512] = dotQ4KQ8KAVX2, dotQ4KQ8KAVX512
+	kQ4K.asm2[LevelAVX2], kQ4K.asm2[LevelAVX512] = dotQ4KQ8Kx2AVX2, dotQ4KQ8Kx2AVX512
+	kQ5K.asm2[LevelAVX2], kQ5K.asm2[LevelAVX512] = dotQ5KQ8Kx2AVX2, dotQ5KQ8Kx2AVX512
 	kQ4K.asm4[LevelAVX2], kQ4K.asm4[LevelAVX512] = dotQ4KQ8Kx4AVX2, dotQ4KQ8Kx4AVX512
 	kQ5K.asm[LevelAVX2], kQ5K.asm[LevelAVX512] = dotQ5KQ8KAVX2, dotQ5KQ8KAVX512
 	kQ5K.asm4[LevelAVX2], kQ5K.asm4[LevelAVX512] = dotQ5KQ8Kx4AVX2, dotQ5KQ8Kx4AVX512

@@ -440,8 +440,9 @@ func testQuantDotRowsMat(t *testing.T) {
 				}
 				n := nb * c.k.block
 				for _, cols := range []int{14, 15, 13} {
-					// 8-column and 4-column groups, then 2 or 3 columns through the
-					// 4-column kernel on a padded copy, or 1 single column
+					// 8-column and 4-column groups, then 2 columns (the 2-column
+					// kernel where the format has one, else the 4-column kernel
+					// on a padded copy), 3 (padded), or 1 single column
 					const rows, ldd = 7, 9
 					var w, x []byte
 					for i := 0; i < rows; i++ {

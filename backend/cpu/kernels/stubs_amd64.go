@@ -231,6 +231,12 @@ func dotMMFP4Q8_0AVX512(ng int, q *byte, s *byte, x *byte) float32
 //go:noescape
 func dotQ4KQ8KAVX2(nb int, w *byte, x *byte) float32
 
+// dotQ4KQ8Kx2AVX2 computes, for rows consecutive weight rows r of nb Q4_K blocks at w, the dot products
+// with 2 Q8_K rows at x + c·xstride (c = 0..1), storing them at dst[c·dstride + r]; each row is decoded once.
+//
+//go:noescape
+func dotQ4KQ8Kx2AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+
 // dotQ4KQ8Kx4AVX2 computes, for rows consecutive weight rows r of nb Q4_K blocks at w, the dot products
 // with 4 Q8_K rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
@@ -243,6 +249,12 @@ func dotQ4KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstrid
 //
 //go:noescape
 func dotQ4KQ8KAVX512(nb int, w *byte, x *byte) float32
+
+// dotQ4KQ8Kx2AVX512 computes, for rows consecutive weight rows r of nb Q4_K blocks at w, the dot products
+// with 2 Q8_K rows at x + c·xstride (c = 0..1), storing them at dst[c·dstride + r]; each row is decoded once.
+//
+//go:noescape
+func dotQ4KQ8Kx2AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotQ4KQ8Kx4AVX512 computes, for rows consecutive weight rows r of nb Q4_K blocks at w, the dot products
 // with 4 Q8_K rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
@@ -263,6 +275,12 @@ func dotQ4KQ8Kx8AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstr
 //go:noescape
 func dotQ5KQ8KAVX2(nb int, w *byte, x *byte) float32
 
+// dotQ5KQ8Kx2AVX2 computes, for rows consecutive weight rows r of nb Q5_K blocks at w, the dot products
+// with 2 Q8_K rows at x + c·xstride (c = 0..1), storing them at dst[c·dstride + r]; each row is decoded once.
+//
+//go:noescape
+func dotQ5KQ8Kx2AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
+
 // dotQ5KQ8Kx4AVX2 computes, for rows consecutive weight rows r of nb Q5_K blocks at w, the dot products
 // with 4 Q8_K rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.
 //
@@ -275,6 +293,12 @@ func dotQ5KQ8Kx4AVX2(nb int, w *byte, x *byte, xstride int, dst *float32, dstrid
 //
 //go:noescape
 func dotQ5KQ8KAVX512(nb int, w *byte, x *byte) float32
+
+// dotQ5KQ8Kx2AVX512 computes, for rows consecutive weight rows r of nb Q5_K blocks at w, the dot products
+// with 2 Q8_K rows at x + c·xstride (c = 0..1), storing them at dst[c·dstride + r]; each row is decoded once.
+//
+//go:noescape
+func dotQ5KQ8Kx2AVX512(nb int, w *byte, x *byte, xstride int, dst *float32, dstride int, rows int)
 
 // dotQ5KQ8Kx4AVX512 computes, for rows consecutive weight rows r of nb Q5_K blocks at w, the dot products
 // with 4 Q8_K rows at x + c·xstride (c = 0..3), storing them at dst[c·dstride + r]; each row is decoded once.

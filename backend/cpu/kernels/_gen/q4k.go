@@ -90,6 +90,7 @@ func genQ4K() {
 			} else {
 				genQ4KCols(l, 1, q5)
 			}
+			genQ4KCols(l, 2, q5)
 			genQ4KCols(l, 4, q5)
 		}
 		genQ4KCols(avx512, 8, q5)
@@ -109,6 +110,9 @@ func colPtrs(ncols int) []Mem {
 		return cols
 	}
 	xs := Load(Param("xstride"), GP64())
+	if ncols == 2 {
+		return append(cols, Mem{Base: X, Index: xs, Scale: 1})
+	}
 	xs2, xs3 := GP64(), GP64()
 	LEAQ(Mem{Base: xs, Index: xs, Scale: 1}, xs2)
 	LEAQ(Mem{Base: xs2, Index: xs, Scale: 1}, xs3)
