@@ -188,18 +188,25 @@ func TestBenchKernels(t *testing.T) {
 		report("swiglu 4x1536", timeGraph(100, func(int) error { return c.SwiGLU(logits, logits, y, 6144) }), 0)
 
 		for _, tc := range []struct {
-			nkv          int
-			cores, nopip bool
-			splitsPerSM  int
+			nkv               int
+			cores, nopip, f16 bool
+			splitsPerSM       int
 		}{
-			{512, false, false, 2}, {4096, false, false, 2}, {32768, false, false, 2}, {131072, false, false, 2},
-			{4096, false, false, 1}, {32768, false, false, 1}, {131072, false, false, 1},
-			{512, false, true, 2}, {4096, false, true, 2}, {32768, false, true, 2},
-			{4096, true, false, 2}, {32768, true, false, 2},
+			// The decode fast path (f16 Q and P) at the short contexts of
+			// a chat's first tokens.
+			{16, false, false, true, 2}, {128, false, false, true, 2}, {512, false, false, true, 2}, {4096, false, false, true, 2},
+			{16, false, false, true, -16}, {128, false, false, true, -16}, {16, false, false, true, -1},
+			{512, false, false, false, 2}, {4096, false, false, false, 2}, {32768, false, false, false, 2}, {131072, false, false, false, 2},
+			{4096, false, false, false, 1}, {32768, false, false, false, 1}, {131072, false, false, false, 1},
+			{512, false, true, false, 2}, {4096, false, true, false, 2}, {32768, false, true, false, 2},
+			{4096, true, false, false, 2}, {32768, true, false, false, 2},
 		} {
 			const hh, dd, dv = 20, 576, 512
 			nkv := tc.nkv
 			splits := tc.splitsPerSM * info.SMs
+			if tc.splitsPerSM < 0 {
+				splits = -tc.splitsPerSM // an absolute count
+			}
 			cache := k.alloc(int64(2 * dd * nkv))
 			k.check(c.Fill32(cache, 0x3c003c00))
 			q := k.f32(gauss(r, hh*dd, 0.1))
@@ -208,7 +215,7 @@ func TestBenchKernels(t *testing.T) {
 			out := k.alloc(4 * hh * dv)
 			a := cuda.MLADecode{Q: q, QStride: dd, H: hh, D: dd, Dv: dv, KV: cache, KVStride: dd,
 				NKV: nb, Scale: 0.0625, Splits: splits, Scratch: scratch, Out: out, OutStride: dv,
-				CUDACores: tc.cores, NoPipeline: tc.nopip}
+				CUDACores: tc.cores, NoPipeline: tc.nopip, F16QP: tc.f16}
 			us := timeGraph(20, func(int) error { return c.MLADecode(a) })
 			report(fmt.Sprintf("mla n_kv=%d %d splits %s", nkv, splits, cuda.MLAKernel(a)), us, int64(2*dd*nkv))
 			_ = c.Free(cache)
