@@ -276,7 +276,7 @@ func (j *job) row(r int, scratch *[]float32, maxCols int) error {
 	case j.W.Type == gguf.TypeBF16 || j.W.Type == gguf.TypeF16:
 		// Exact: half-precision weights widen to float32 exactly, so the
 		// float32 dot over the raw row equals dequantize-then-dot. The row is
-		// widened once per 4 activation rows.
+		// widened once per group of activation rows (DotF16F32Cols).
 		half := kernels.DotBF16F32Cols
 		if j.W.Type == gguf.TypeF16 {
 			half = kernels.DotF16F32Cols
