@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 
 	"github.com/glmrun/glmrun/backend/cpu"
@@ -103,7 +104,11 @@ type gpuRunner struct {
 	tiles        cuda.Buffer // int32: the experts' 64-row tile list (cuda.ExpertSort)
 	maxTiles     int
 	mlaSplitTok  int // token·split pairs the scratch holds
-	decodeSplits int
+	decodeSplits int // the MLA splits of a one-token pass at depth (2 per SM)
+	// decodeSplitsFixed: GLMRUN_CUDA_MLA_SPLITS_PER_SM set decodeSplits for
+	// every depth (an A/B knob); otherwise short contexts use one per SM
+	// (decodeSplitsFor).
+	decodeSplitsFixed bool
 
 	graphs map[graphKey]*cuda.Graph
 	prof   *profiler
@@ -113,6 +118,25 @@ type graphKey struct {
 	c      *Cache
 	head   bool
 	argmax bool
+	splits int // MLA splits baked into the graph (decodeSplitsFor)
+}
+
+// mlaLongContext is the key count from which a one-token pass splits its
+// MLA attention two blocks per SM instead of one.
+const mlaLongContext = 16384
+
+// decodeSplitsFor returns the MLA splits of a one-token pass whose longest
+// sequence holds maxKV keys. One per SM up to mlaLongContext keys: fewer
+// partial outputs to write and merge (H200, 47-layer Q4_K_M, tg128 at depth
+// 0 +2.5%, at 8192 +5%); two per SM beyond, where more blocks keep the long
+// key streams in flight (one per SM was 2.2% slower at 32768). The captured
+// decode graph of a cache is per split count, so a sequence that grows past
+// the threshold gets a second graph.
+func (g *gpuRunner) decodeSplitsFor(maxKV int) int {
+	if g.decodeSplitsFixed || maxKV >= mlaLongContext {
+		return g.decodeSplits
+	}
+	return max(g.decodeSplits/2, 1)
 }
 
 // gpuWeight is a weight on the device: nexp experts of rows x cols, experts
@@ -508,6 +532,10 @@ func (g *gpuRunner) allocActs(c *cuda.Ctx) error {
 	}
 	g.mlaPerTok = os.Getenv("GLMRUN_CUDA_MLA_PERTOK") == "1"
 	g.decodeSplits = max(2*g.info.SMs, 1)
+	if v, err := strconv.Atoi(os.Getenv("GLMRUN_CUDA_MLA_SPLITS_PER_SM")); err == nil && v > 0 {
+		g.decodeSplitsFixed = true
+		g.decodeSplits = max(v*g.info.SMs, 1)
+	}
 	g.mlaSplitK = os.Getenv("GLMRUN_CUDA_MLA_SK") != "0"
 	g.mlaLazy = os.Getenv("GLMRUN_CUDA_MLA_SK") == "2"
 	g.mlaWaves = os.Getenv("GLMRUN_CUDA_MLA_WAVES") != "0"

@@ -513,7 +513,7 @@ func (g *gpuRunner) inputs(c *cuda.Ctx, rows []rowRef, tokens []int32, want []in
 		}
 	}
 	if n == 1 {
-		p.splits = g.decodeSplits
+		p.splits = g.decodeSplitsFor(maxKV)
 	} else {
 		// 16 key tiles per split, bounded by the scratch (4 tiles measured
 		// slower: pp512 4453 vs 4645 t/s on an H200)
@@ -570,12 +570,12 @@ func (g *gpuRunner) run(rows []rowRef, tokens []int32, want []int) ([]float32, e
 }
 
 // launch enqueues pass p: a one-token pass through a CUDA graph captured
-// once per (cache, head, argmax), anything else directly.
+// once per (cache, head, argmax, MLA splits), anything else directly.
 func (g *gpuRunner) launch(c *cuda.Ctx, p pass, cache *Cache) error {
 	if p.n != 1 || g.prof != nil {
 		return g.enqueue(c, p)
 	}
-	key := graphKey{c: cache, head: p.nWant > 0, argmax: p.argmax}
+	key := graphKey{c: cache, head: p.nWant > 0, argmax: p.argmax, splits: p.splits}
 	gr, ok := g.graphs[key]
 	if !ok {
 		if err := c.BeginCapture(); err != nil {
