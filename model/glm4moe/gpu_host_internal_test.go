@@ -48,3 +48,25 @@ func TestHostF32MMFP4(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeSplitsFor: one MLA split per SM for one-token passes below
+// mlaLongContext keys, two per SM from there, and the knob's fixed count at
+// every depth.
+func TestDecodeSplitsFor(t *testing.T) {
+	g := &gpuRunner{decodeSplits: 264} // 132 SMs
+	for _, c := range []struct{ kv, want int }{{1, 132}, {8192, 132}, {mlaLongContext - 1, 132}, {mlaLongContext, 264}, {131072, 264}} {
+		if got := g.decodeSplitsFor(c.kv); got != c.want {
+			t.Errorf("decodeSplitsFor(%d) = %d, want %d", c.kv, got, c.want)
+		}
+	}
+	g = &gpuRunner{decodeSplits: 1}
+	if got := g.decodeSplitsFor(10); got != 1 {
+		t.Errorf("one SM: decodeSplitsFor(10) = %d, want 1", got)
+	}
+	g = &gpuRunner{decodeSplits: 396, decodeSplitsFixed: true}
+	for _, kv := range []int{1, 100000} {
+		if got := g.decodeSplitsFor(kv); got != 396 {
+			t.Errorf("fixed: decodeSplitsFor(%d) = %d, want 396", kv, got)
+		}
+	}
+}
