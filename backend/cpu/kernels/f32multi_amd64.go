@@ -35,31 +35,37 @@ func dotF32Cols(a, b []float32, cols int, dst []float32, ldd int) {
 // colsHalf is the signature of the half-precision multi-column assembly.
 type colsHalf func(a []byte, n int, b *float32, bstride int, dst *float32, dstride int)
 
+// halfCols is one half-precision format's multi-column dot: its assembly
+// per level, the single-column dispatch (leftover columns) and the twin
+// (row tails).
+type halfCols struct {
+	avx2, avx512 colsHalf
+	one, twin    func(w []byte, x []float32) float32
+}
+
+var (
+	f16Cols  = halfCols{dotF16F32ColsAVX2, dotF16F32ColsAVX512, dotF16F32, dotF16F32Generic}
+	bf16Cols = halfCols{dotBF16F32ColsAVX2, dotBF16F32ColsAVX512, dotBF16F32, dotBF16F32Generic}
+)
+
 func dotF16F32Cols(w []byte, b []float32, cols int, dst []float32, ldd int) {
-	switch level {
-	case LevelAVX512:
-		dotHalfCols(dotF16F32ColsAVX512, 4, 16, dotF16F32, dotF16F32Generic, w, b, cols, dst, ldd)
-	case LevelAVX2:
-		dotHalfCols(dotF16F32ColsAVX2, 2, 8, dotF16F32, dotF16F32Generic, w, b, cols, dst, ldd)
-	default:
-		dotHalfColsGeneric(dotF16F32Generic, w, b, cols, dst, ldd)
-	}
+	f16Cols.run(w, b, cols, dst, ldd)
 }
 
 func dotBF16F32Cols(w []byte, b []float32, cols int, dst []float32, ldd int) {
-	switch level {
-	case LevelAVX512:
-		dotHalfCols(dotBF16F32ColsAVX512, 4, 16, dotBF16F32, dotBF16F32Generic, w, b, cols, dst, ldd)
-	case LevelAVX2:
-		dotHalfCols(dotBF16F32ColsAVX2, 2, 8, dotBF16F32, dotBF16F32Generic, w, b, cols, dst, ldd)
-	default:
-		dotHalfColsGeneric(dotBF16F32Generic, w, b, cols, dst, ldd)
-	}
+	bf16Cols.run(w, b, cols, dst, ldd)
 }
 
-// dotHalfCols runs f, g columns a call, on the vector-width prefix; twin
-// adds the tails, one (the single-column dispatch) the leftover columns.
-func dotHalfCols(f colsHalf, g, lanes int, one, twin func(w []byte, x []float32) float32, w []byte, b []float32, cols int, dst []float32, ldd int) {
+// run computes the columns as dotF32Cols does for float32 rows.
+func (k halfCols) run(w []byte, b []float32, cols int, dst []float32, ldd int) {
+	f, g, lanes := k.avx2, 2, 8
+	switch level {
+	case LevelAVX512:
+		f, g, lanes = k.avx512, 4, 16
+	case LevelGeneric:
+		dotHalfColsGeneric(k.twin, w, b, cols, dst, ldd)
+		return
+	}
 	n := len(w) / 2
 	m := n &^ (lanes - 1)
 	c := 0
@@ -67,14 +73,14 @@ func dotHalfCols(f colsHalf, g, lanes int, one, twin func(w []byte, x []float32)
 		for ; c+g <= cols; c += g {
 			f(w[:2*m], m, &b[c*n], 4*n, &dst[c*ldd], ldd)
 			if m < n {
-				for k := c; k < c+g; k++ {
-					dst[k*ldd] += twin(w[2*m:2*n], b[k*n+m:(k+1)*n])
+				for j := c; j < c+g; j++ {
+					dst[j*ldd] += k.twin(w[2*m:2*n], b[j*n+m:(j+1)*n])
 				}
 			}
 		}
 	}
 	for ; c < cols; c++ {
-		dst[c*ldd] = one(w[:2*n], b[c*n:(c+1)*n])
+		dst[c*ldd] = k.one(w[:2*n], b[c*n:(c+1)*n])
 	}
 }
 

@@ -16,39 +16,15 @@ func TestF32Cols(t *testing.T) {
 			for _, cols := range []int{0, 1, 3, 4, 5, 8, 9, 20} {
 				a := randF32(r, n, 1)
 				b := randF32(r, cols*n, 1)
-				const ldd = 3
-				dstLen := 0
-				if cols > 0 {
-					dstLen = (cols-1)*ldd + 1
-				}
-				dst, buf := guardedF32(dstLen, n%16)
-				for i := range dst {
-					dst[i] = -7 // gaps between outputs must stay
-				}
-				DotF32Cols(a, b, cols, dst, ldd)
-				checkGuardF32(t, buf, guardLen+n%16, dstLen)
-				for i := range dst {
-					c := i / ldd
-					if i%ldd != 0 {
-						if dst[i] != -7 {
-							t.Fatalf("n=%d cols=%d: gap %d written", n, cols, i)
+				checkDotCols(t, "F32", n, cols, func(dst []float32, ldd int) { DotF32Cols(a, b, cols, dst, ldd) },
+					func(c int) (twin, tol, one float32) {
+						bc := b[c*n : (c+1)*n]
+						var abs float32
+						for k := range a {
+							abs += absF32(a[k] * bc[k])
 						}
-						continue
-					}
-					bc := b[c*n : (c+1)*n]
-					var abs float32
-					for k := range a {
-						abs += absF32(a[k] * bc[k])
-					}
-					if want := dotF32Generic(a, bc); !closeTo(dst[i], want, reduceTol(n, abs)) {
-						t.Fatalf("n=%d cols=%d c=%d: %v, twin %v", n, cols, c, dst[i], want)
-					}
-					// Batching must not change a product: bit-identical to
-					// the single-column kernel at this level.
-					if one := DotF32(a, bc); math.Float32bits(one) != math.Float32bits(dst[i]) {
-						t.Fatalf("n=%d cols=%d c=%d: %v, single-column kernel %v", n, cols, c, dst[i], one)
-					}
-				}
+						return dotF32Generic(a, bc), reduceTol(n, abs), DotF32(a, bc)
+					})
 
 				const astride = 2
 				alpha := randF32(r, max(1, 2*cols), 1)
@@ -68,6 +44,42 @@ func TestF32Cols(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkDotCols runs a multi-column dot of cols columns of n elements into
+// outputs ldd = 3 apart (in a guarded buffer whose gaps hold -7) and checks
+// that nothing outside the outputs was written and that column c is within
+// tol of the twin's value and bit-identical to the single-column kernel's
+// (batching must not change a product), as want(c) gives them.
+func checkDotCols(t *testing.T, name string, n, cols int, run func(dst []float32, ldd int), want func(c int) (twin, tol, one float32)) {
+	t.Helper()
+	const ldd = 3
+	dstLen := 0
+	if cols > 0 {
+		dstLen = (cols-1)*ldd + 1
+	}
+	dst, buf := guardedF32(dstLen, n%16)
+	for i := range dst {
+		dst[i] = -7
+	}
+	run(dst, ldd)
+	checkGuardF32(t, buf, guardLen+n%16, dstLen)
+	for i := range dst {
+		if i%ldd != 0 {
+			if dst[i] != -7 {
+				t.Fatalf("%s n=%d cols=%d: gap %d written", name, n, cols, i)
+			}
+			continue
+		}
+		c := i / ldd
+		twin, tol, one := want(c)
+		if !closeTo(dst[i], twin, tol) {
+			t.Fatalf("%s n=%d cols=%d c=%d: %v, twin %v", name, n, cols, c, dst[i], twin)
+		}
+		if math.Float32bits(one) != math.Float32bits(dst[i]) {
+			t.Fatalf("%s n=%d cols=%d c=%d: %v, single-column kernel %v", name, n, cols, c, dst[i], one)
+		}
+	}
 }
 
 func TestF32ColsBadShapesPanic(t *testing.T) {
@@ -183,37 +195,15 @@ func TestHalfF32Cols(t *testing.T) {
 					}
 					wb := bytesAt(w, n%64)
 					b := randF32(r, cols*n, 1)
-					const ldd = 3
-					dstLen := 0
-					if cols > 0 {
-						dstLen = (cols-1)*ldd + 1
-					}
-					dst, buf := guardedF32(dstLen, n%16)
-					for i := range dst {
-						dst[i] = -7
-					}
-					k.fast(wb, b, cols, dst, ldd)
-					checkGuardF32(t, buf, guardLen+n%16, dstLen)
-					for i := range dst {
-						if i%ldd != 0 {
-							if dst[i] != -7 {
-								t.Fatalf("%s n=%d cols=%d: gap %d written", k.name, n, cols, i)
+					checkDotCols(t, k.name, n, cols, func(dst []float32, ldd int) { k.fast(wb, b, cols, dst, ldd) },
+						func(c int) (twin, tol, one float32) {
+							bc := b[c*n : (c+1)*n]
+							var abs float32
+							for j := range bc {
+								abs += absF32(k.twin(w[2*j:2*j+2], bc[j:j+1]))
 							}
-							continue
-						}
-						c := i / ldd
-						bc := b[c*n : (c+1)*n]
-						var abs float32
-						for j := range bc {
-							abs += absF32(k.twin(w[2*j:2*j+2], bc[j:j+1]))
-						}
-						if want := k.twin(w, bc); !closeTo(dst[i], want, reduceTol(n, abs)) {
-							t.Fatalf("%s n=%d cols=%d c=%d: %v, twin %v", k.name, n, cols, c, dst[i], want)
-						}
-						if one := k.one(w, bc); math.Float32bits(one) != math.Float32bits(dst[i]) {
-							t.Fatalf("%s n=%d cols=%d c=%d: %v, single-column kernel %v", k.name, n, cols, c, dst[i], one)
-						}
-					}
+							return k.twin(w, bc), reduceTol(n, abs), k.one(w, bc)
+						})
 				}
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/mmcloughlin/avo/operand"
 
 	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/reg"
 )
 
 func main() {
@@ -49,4 +50,16 @@ func zeroVec(v operand.Op) {
 		Operands: []operand.Op{v, v, v},
 		Outputs:  []operand.Op{v},
 	})
+}
+
+// zeroVecs zeroes vs before a level l accumulation: VPXORD in AVX-512
+// code (any of the 32 registers), VXORPS in AVX2 code.
+func zeroVecs(l level, vs []VecVirtual) {
+	for _, v := range vs {
+		if l.z {
+			zeroVec(v)
+		} else {
+			VXORPS(v, v, v)
+		}
+	}
 }

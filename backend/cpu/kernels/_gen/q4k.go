@@ -231,15 +231,6 @@ func genQ4KCols(l level, ncols int, q5 bool) {
 	for c := range acc {
 		acc[c] = l.vec()
 	}
-	zeroAcc := func() {
-		for c := range acc {
-			if l.z {
-				zeroVec(acc[c])
-			} else {
-				VXORPS(acc[c], acc[c], acc[c])
-			}
-		}
-	}
 	var mask VecVirtual
 	if ncols <= 4 {
 		mask = l.vec()
@@ -272,7 +263,7 @@ func genQ4KCols(l level, ncols int, q5 bool) {
 	if ncols > 1 {
 		rl = beginRows(nb, X)
 	}
-	zeroAcc()
+	zeroVecs(l, acc)
 	loop, done := uniq("loop"), uniq("done")
 	Label(loop)
 	TESTQ(nb, nb)

@@ -41,15 +41,6 @@ func genQ6KCols(l level, ncols int) {
 	for c := range acc {
 		acc[c] = l.vec()
 	}
-	zeroAcc := func() {
-		for c := range acc {
-			if l.z {
-				zeroVec(acc[c])
-			} else {
-				VXORPS(acc[c], acc[c], acc[c])
-			}
-		}
-	}
 	m0f := constBytes("c0f", rep([]byte{0x0f}, 32))
 	m30 := constBytes("c30", rep([]byte{0x30}, 32))
 	shuf := constBytes("q6kshuf", append(rep([]byte{0, 1}, 16), rep([]byte{2, 3}, 16)...))
@@ -93,7 +84,7 @@ func genQ6KCols(l level, ncols int) {
 	if ncols > 1 {
 		rl = beginRows(nb, X)
 	}
-	zeroAcc()
+	zeroVecs(l, acc)
 	loop, done := uniq("loop"), uniq("done")
 	Label(loop)
 	TESTQ(nb, nb)
