@@ -8,19 +8,27 @@ import (
 	"github.com/glmrun/glmrun/internal/testdata"
 )
 
-// TestAttentionScoreForms checks that scoring a span head by head (one
-// call per head over all rows) and row by row give the same logits:
-// the same dot products, so equal up to float32 summation order.
-func TestAttentionScoreForms(t *testing.T) {
+// openTinyQ4 loads glm-tiny's Q4_K_M file on the CPU with 2 threads (the
+// file is closed when the test ends).
+func openTinyQ4(t *testing.T) *Model {
+	t.Helper()
 	f, err := gguf.Open(testdata.GLMTiny(t, "glm-tiny-q4_k_m.gguf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	m, err := Load(f, Options{Quiet: true, Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// TestAttentionScoreForms checks that scoring a span head by head (one
+// call per head over all rows) and row by row give the same logits:
+// the same dot products, so equal up to float32 summation order.
+func TestAttentionScoreForms(t *testing.T) {
+	m := openTinyQ4(t)
 	toks := make([]int32, 200)
 	for i := range toks {
 		toks[i] = int32((i*37 + 11) % 2000)
@@ -56,15 +64,7 @@ func TestAttentionScoreForms(t *testing.T) {
 // sequences, MoE experts with several tokens) stay bit-identical, so no
 // caller reads a slice before writing it.
 func TestScratchNotRead(t *testing.T) {
-	f, err := gguf.Open(testdata.GLMTiny(t, "glm-tiny-q4_k_m.gguf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := Load(f, Options{Quiet: true, Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := openTinyQ4(t)
 	run := func() []float32 {
 		var all []float32
 		caches := make([]*Cache, 8)
