@@ -163,9 +163,9 @@ func argmaxLogits(l []float32) int32 {
 // them): when that holds at least k, the k best are all among them, and
 // sorting a few dozen beats a heap pass (glm-tiny's reference logits, 256
 // consecutive rows of 2304, k = 40: 7.6-10.0 µs a row against 16.7-22.5;
-// 154880 normal logits: 161-164 µs against 248-289). Otherwise, or without a previous draw, it falls
-// back to topKHeap. The margin halves when a guess collects more than 2k
-// and doubles when it misses.
+// 154880 normal logits: 161-164 µs against 248-289). Otherwise, or without
+// a previous draw, it falls back to topKHeap. The margin halves when a
+// guess collects more than 2k and doubles when it misses.
 func (s *Sampler) topK(logits []float32, k int) []Candidate {
 	g := &s.guess
 	if g.ok {
@@ -185,7 +185,7 @@ func (s *Sampler) topK(logits []float32, k int) []Candidate {
 		default:
 			g.margin = max(g.margin/2, 1e-4) // too many
 		}
-		s.cands = c
+		s.cands = c // keep the storage collectAtLeast may have grown
 	}
 	c := topKHeap(logits, k, s.cands[:0])
 	lo, hi := c[k-1].Logit, c[0].Logit
