@@ -34,13 +34,15 @@ mkdir -p "$out"
 carry=$root/.device-carry
 steps=${STEPS:-build cuda model synth bench glmbench}
 has() { case " $steps " in *" $1 "*) return 0 ;; esac; return 1; }
+# the steps that read the synthetic files
+files_needed() { has synth || has bench || has profile || has glmbench || has serve; }
 nvidia-smi --query-gpu=name,memory.total,driver_version,power.draw --format=csv,noheader
 files=()
 for t in ${TYPES:-q4_k_m}; do files+=("/tmp/synth-${t//_/}.gguf"); done
 model=${files[0]}
 # The synthetic files are made once per machine (a later invocation in the
 # same device call reuses them), in the background while the tests run.
-if has synth || has bench || has profile || has glmbench || has serve; then
+if files_needed; then
 	for t in ${TYPES:-q4_k_m}; do
 		f=/tmp/synth-${t//_/}.gguf
 		[ -s "$f" ] || (time "$carry/synth" -o "$f" --type "$t" --threads 6 -q) >"$out/synth-$t.tmp" 2>&1 &
@@ -69,7 +71,7 @@ wait
 for t in ${TYPES:-q4_k_m}; do
 	[ -f "$out/synth-$t.tmp" ] && { echo "synth $t:"; tail -4 "$out/synth-$t.tmp"; rm -f "$out/synth-$t.tmp"; }
 done
-if has synth || has bench || has profile || has glmbench || has serve; then ls -la "${files[@]}"; fi
+if files_needed; then ls -la "${files[@]}"; fi
 if has profile; then
 	for f in "${files[@]}"; do
 		(cd "$root/model/glm4moe" && GLMRUN_GPU_MODEL=$f GLMRUN_GPU_REPS=1 timeout ${PROFILE_TIMEOUT:-200} "$carry/glm4moe.test" \
